@@ -1,0 +1,215 @@
+//! The API's wire types: what a successful answer carries, as far as this
+//! server needs it. Unknown fields are ignored; a missing required field
+//! fails decoding, which the client reports as an unexpected answer.
+
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+/// The top level of every answer. The paging fields are only present on the
+/// codes endpoint; `error`/`errors` only on failures.
+#[derive(Debug, Deserialize)]
+pub struct Reply<D> {
+    #[serde(default)]
+    pub success: Option<bool>,
+    #[serde(default = "Option::default")]
+    pub data: Option<D>,
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    pub matched: Option<u64>,
+    #[serde(default)]
+    pub matched_limited: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    pub skip: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    pub limit: Option<u64>,
+    #[serde(default)]
+    pub error: Option<Value>,
+    #[serde(default)]
+    pub errors: Option<Value>,
+}
+
+/// A voucher pool as listed.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct PoolSummary {
+    pub id: String,
+    pub name: String,
+    #[serde(deserialize_with = "lenient_u64")]
+    pub total: u64,
+    #[serde(deserialize_with = "lenient_u64")]
+    pub available: u64,
+}
+
+/// One voucher pool in full.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Pool {
+    pub id: String,
+    pub name: String,
+    #[serde(deserialize_with = "lenient_u64")]
+    pub total: u64,
+    #[serde(deserialize_with = "lenient_u64")]
+    pub available: u64,
+    /// The project the pool belongs to; filled with the requested project
+    /// when the API leaves it out.
+    #[serde(default)]
+    pub company_id: Option<String>,
+    /// Campaigns and other resources that draw from the pool, as given.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub used_by: Vec<Value>,
+}
+
+/// One voucher code.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Code {
+    pub code: String,
+    pub status: String,
+    #[serde(default)]
+    pub assigned_time: Option<f64>,
+    #[serde(default)]
+    pub redeemed_time: Option<f64>,
+}
+
+/// A page of codes with the paging facts the API reported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CodesPage {
+    pub codes: Vec<Code>,
+    pub matched: Option<u64>,
+    pub matched_limited: Option<bool>,
+    /// The skip the API applied (the one asked for when it does not say).
+    pub skip: u64,
+    /// The limit the API applied (the count asked for when it does not say).
+    pub limit: u64,
+}
+
+/// The statuses a code can have, as the API spells them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeStatus {
+    Available,
+    Assigned,
+    Redeemed,
+}
+
+impl CodeStatus {
+    pub const ALL: [CodeStatus; 3] = [Self::Available, Self::Assigned, Self::Redeemed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::Assigned => "assigned",
+            Self::Redeemed => "redeemed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// Accepts a non-negative integer, also when written as an integral float.
+fn lenient_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let value = serde_json::Number::deserialize(deserializer)?;
+    number_to_u64(&value).ok_or_else(|| {
+        serde::de::Error::custom(format!("expected a non-negative integer, got {value}"))
+    })
+}
+
+fn lenient_opt_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let value = Option::<serde_json::Number>::deserialize(deserializer)?;
+    match value {
+        None => Ok(None),
+        Some(n) => number_to_u64(&n).map(Some).ok_or_else(|| {
+            serde::de::Error::custom(format!("expected a non-negative integer, got {n}"))
+        }),
+    }
+}
+
+fn number_to_u64(n: &serde_json::Number) -> Option<u64> {
+    if let Some(v) = n.as_u64() {
+        return Some(v);
+    }
+    let f = n.as_f64()?;
+    (f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 1.8e19).then_some(f as u64)
+}
+
+fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Value>, D::Error> {
+    Ok(Option::<Vec<Value>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pool_reply_decodes_and_ignores_unknown_fields() {
+        let reply: Reply<Pool> = serde_json::from_value(json!({
+            "success": true,
+            "data": {"id": "p1", "name": "SUMMER20", "total": 1000, "available": 742.0,
+                     "company_id": "proj", "used_by": [{"type": "campaign", "id": "c9"}],
+                     "extra": {"nested": true}}
+        }))
+        .unwrap();
+        assert_eq!(
+            reply.data.unwrap(),
+            Pool {
+                id: "p1".into(),
+                name: "SUMMER20".into(),
+                total: 1000,
+                available: 742,
+                company_id: Some("proj".into()),
+                used_by: vec![json!({"type": "campaign", "id": "c9"})],
+            }
+        );
+    }
+
+    #[test]
+    fn missing_required_field_fails() {
+        let r = serde_json::from_value::<Reply<Vec<PoolSummary>>>(json!({
+            "success": true, "data": [{"id": "p1", "name": "x", "total": 3}]
+        }));
+        assert!(r.unwrap_err().to_string().contains("available"));
+    }
+
+    #[test]
+    fn negative_or_fractional_counts_fail() {
+        for bad in [json!(-1), json!(1.5), json!("3")] {
+            let r = serde_json::from_value::<PoolSummary>(
+                json!({"id": "p", "name": "n", "total": bad, "available": 0}),
+            );
+            assert!(r.is_err());
+        }
+    }
+
+    #[test]
+    fn codes_reply_reads_paging_and_null_times() {
+        let reply: Reply<Vec<Code>> = serde_json::from_value(json!({
+            "success": true,
+            "data": [{"code": "A", "status": "assigned", "assigned_time": 1718000000.5, "redeemed_time": null},
+                     {"code": "B", "status": "mystery"}],
+            "matched": 2, "matched_limited": false, "skip": 0, "limit": 20, "total": 2
+        }))
+        .unwrap();
+        let codes = reply.data.unwrap();
+        assert_eq!(codes[0].assigned_time, Some(1718000000.5));
+        assert_eq!(codes[1].redeemed_time, None);
+        assert_eq!(codes[1].status, "mystery");
+        assert_eq!(
+            (reply.matched, reply.matched_limited, reply.skip, reply.limit),
+            (Some(2), Some(false), Some(0), Some(20))
+        );
+    }
+
+    #[test]
+    fn used_by_null_becomes_empty() {
+        let pool: Pool = serde_json::from_value(
+            json!({"id": "p", "name": "n", "total": 0, "available": 0, "used_by": null}),
+        )
+        .unwrap();
+        assert!(pool.used_by.is_empty());
+        assert_eq!(pool.company_id, None);
+    }
+
+    #[test]
+    fn status_parses_only_the_three_names() {
+        assert_eq!(CodeStatus::parse("redeemed"), Some(CodeStatus::Redeemed));
+        assert_eq!(CodeStatus::parse("used"), None);
+    }
+}

@@ -1,0 +1,459 @@
+//! Settings, read once at start from flags and environment variables and
+//! checked before the server serves anything.
+//!
+//! Every setting is both a flag and an environment variable; the flag wins.
+//! A setting that cannot work (a malformed URL, plain HTTP to a remote host,
+//! a zero timeout) is a [`ConfigError`], which `main` reports as one line on
+//! stderr before exiting with status 2. Missing credentials are *not* an
+//! error here: the server still starts, so that an assistant can show the
+//! user which settings to add.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use reqwest::Url;
+
+/// Where the Bloomreach Engagement API lives unless told otherwise.
+pub const DEFAULT_BASE_URL: &str = "https://api.exponea.com";
+/// Seconds allowed for one HTTP attempt unless told otherwise.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// The log filter unless told otherwise: this server at info (one line per
+/// tool call), the MCP library at warn.
+pub const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
+/// The longest timeout accepted, in seconds.
+pub const MAX_TIMEOUT_SECS: u64 = 600;
+
+/// The environment variable names, shared by the flags and by messages that
+/// tell a person what to set.
+pub mod env {
+    pub const BASE_URL: &str = "BLOOMREACH_API_BASE_URL";
+    pub const KEY_ID: &str = "BLOOMREACH_API_KEY_ID";
+    pub const SECRET: &str = "BLOOMREACH_API_SECRET";
+    pub const TIMEOUT: &str = "BLOOMREACH_TIMEOUT_SECS";
+    pub const PROJECT_TOKEN: &str = "BLOOMREACH_PROJECT_TOKEN";
+    pub const LOG: &str = "RUST_LOG";
+}
+
+/// The command line. `--help` lists every setting with its variable; the
+/// values of the credential variables are never shown.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bloomreach-vouchers-mcp",
+    version,
+    about = "An MCP server (stdio) that lets AI assistants read Bloomreach voucher pools and codes.",
+    long_about = "An MCP server that lets AI assistants read Bloomreach voucher pools and voucher codes.\n\n\
+        With no subcommand it speaks MCP (JSON-RPC) on stdin/stdout; an assistant starts it and talks to it.\n\
+        Try it without an account: `bloomreach-vouchers-mcp --demo call list_voucher_pools project_id=demo`."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do. Serving MCP on stdio is the default.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve MCP on stdin/stdout (the default when no subcommand is given).
+    Serve,
+    /// List the tools with their arguments.
+    Tools,
+    /// Run one tool and print its result envelope, e.g. `call list_voucher_codes project_id=demo pool_id=summer20 count=5`.
+    Call(CallArgs),
+}
+
+/// Arguments of the `call` subcommand.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The tool to run (see `tools`).
+    pub tool: String,
+    /// Tool arguments as key=value pairs.
+    #[arg(value_name = "KEY=VALUE")]
+    pub pairs: Vec<String>,
+    /// Tool arguments as one JSON object (key=value pairs are merged over it).
+    #[arg(long, value_name = "JSON")]
+    pub json: Option<String>,
+}
+
+/// Every setting, as read from flags and the environment.
+#[derive(Clone, Args)]
+pub struct Settings {
+    /// Base URL of the Bloomreach Engagement API; may carry a path prefix.
+    /// `https://`, or `http://` to a loopback host only.
+    #[arg(long, env = env::BASE_URL, default_value = DEFAULT_BASE_URL, global = true)]
+    pub api_base_url: String,
+
+    /// API key ID of a private-access API key.
+    #[arg(long, env = env::KEY_ID, hide_env_values = true, global = true)]
+    pub api_key_id: Option<String>,
+
+    /// API key secret. Prefer the environment variable: flags show up in process lists.
+    #[arg(long, env = env::SECRET, hide_env_values = true, global = true)]
+    pub api_secret: Option<String>,
+
+    /// Seconds allowed for one HTTP attempt, from sending the request to the last byte of the answer.
+    #[arg(long, env = env::TIMEOUT, default_value_t = DEFAULT_TIMEOUT_SECS.to_string(), global = true)]
+    pub timeout_secs: String,
+
+    /// Projects for list_projects: `token[=Display name]`, comma-separated. The first is the default.
+    #[arg(long, env = env::PROJECT_TOKEN, global = true)]
+    pub project_token: Option<String>,
+
+    /// Log filter for stderr (tracing's EnvFilter syntax), e.g. `info`, `debug`, `bloomreach_vouchers_mcp=trace`.
+    /// The default logs one line per tool call, plus warnings and errors.
+    #[arg(long = "log", env = env::LOG, default_value = DEFAULT_LOG_FILTER, global = true)]
+    pub log_filter: String,
+
+    /// Serve a built-in sample dataset (project `demo`) instead of calling the API. No credentials or network needed.
+    #[arg(long, global = true)]
+    pub demo: bool,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("api_base_url", &self.api_base_url)
+            .field("api_key_id", &self.api_key_id)
+            .field("api_secret", &self.api_secret.as_ref().map(|_| Secret::REDACTED))
+            .field("timeout_secs", &self.timeout_secs)
+            .field("project_token", &self.project_token)
+            .field("log_filter", &self.log_filter)
+            .field("demo", &self.demo)
+            .finish()
+    }
+}
+
+/// A string that never shows itself in `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    const REDACTED: &'static str = "[redacted]";
+
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is put on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(Self::REDACTED)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(Self::REDACTED)
+    }
+}
+
+/// An API key: its ID and its secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub key_id: String,
+    pub secret: Secret,
+}
+
+/// One project the server is configured for, as listed by `list_projects`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectEntry {
+    pub id: String,
+    pub name: String,
+}
+
+/// The checked settings the server runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub base_url: Url,
+    /// `None` when either half is missing: tools then answer an error naming both settings.
+    pub credentials: Option<Credentials>,
+    pub timeout: Duration,
+    pub projects: Vec<ProjectEntry>,
+    pub demo: bool,
+}
+
+/// A setting that cannot work, with the words to say why.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{variable} (--{flag}) {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub flag: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, flag: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            flag,
+            problem: problem.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks the settings and turns them into a [`Config`].
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        let base_url = parse_base_url(&settings.api_base_url)?;
+        let timeout = parse_timeout(&settings.timeout_secs)?;
+        let credentials = match (
+            non_blank(settings.api_key_id.as_deref()),
+            non_blank(settings.api_secret.as_deref()),
+        ) {
+            (Some(key_id), Some(secret)) => Some(Credentials {
+                key_id: key_id.to_owned(),
+                secret: Secret::new(secret),
+            }),
+            _ => None,
+        };
+        let projects = parse_projects(settings.project_token.as_deref().unwrap_or(""))?;
+        Ok(Self {
+            base_url,
+            credentials,
+            timeout,
+            projects,
+            demo: settings.demo,
+        })
+    }
+}
+
+fn non_blank(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Parses and checks the base URL: absolute, `https`, or `http` to a
+/// loopback host; no credentials, query or fragment of its own.
+pub fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
+    let err = |problem: String| ConfigError::new(env::BASE_URL, "api-base-url", problem);
+    let trimmed = raw.trim();
+    let url = Url::parse(trimmed)
+        .map_err(|e| err(format!("is not a valid URL ({e}): {trimmed:?}")))?;
+    let host = match url.host_str() {
+        Some(h) if !h.is_empty() => h.to_owned(),
+        _ => return Err(err(format!("has no host: {trimmed:?}"))),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&host) => {}
+        "http" => {
+            return Err(err(format!(
+                "uses plain http:// to {host}, which is not a loopback host; use https://"
+            )))
+        }
+        other => {
+            return Err(err(format!(
+                "must start with https:// (or http:// to a loopback host), not {other}://"
+            )))
+        }
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(err(
+            "must not carry credentials; set BLOOMREACH_API_KEY_ID and BLOOMREACH_API_SECRET instead"
+                .to_owned(),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(err(format!(
+            "must not carry a query or fragment: {trimmed:?}"
+        )));
+    }
+    Ok(url)
+}
+
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.eq_ignore_ascii_case("localhost") || bare.to_ascii_lowercase().ends_with(".localhost") {
+        return true;
+    }
+    bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Parses the per-attempt timeout: whole seconds, 1 to [`MAX_TIMEOUT_SECS`].
+pub fn parse_timeout(raw: &str) -> Result<Duration, ConfigError> {
+    let err = |problem: String| ConfigError::new(env::TIMEOUT, "timeout-secs", problem);
+    let trimmed = raw.trim();
+    let secs: u64 = trimmed
+        .parse()
+        .map_err(|_| err(format!("must be a whole number of seconds (got {trimmed:?})")))?;
+    if secs == 0 || secs > MAX_TIMEOUT_SECS {
+        return Err(err(format!(
+            "must be between 1 and {MAX_TIMEOUT_SECS} seconds (got {secs})"
+        )));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Parses `token[=Display name]` entries, comma-separated. Blank entries are
+/// skipped; a token given twice is listed once.
+pub fn parse_projects(raw: &str) -> Result<Vec<ProjectEntry>, ConfigError> {
+    let mut projects: Vec<ProjectEntry> = Vec::new();
+    for entry in raw.split(',') {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let (id, name) = match entry.split_once('=') {
+            Some((id, name)) => (id.trim(), name.trim()),
+            None => (entry, ""),
+        };
+        if id.is_empty() {
+            return Err(ConfigError::new(
+                env::PROJECT_TOKEN,
+                "project-token",
+                format!("has an entry without a token: {entry:?}"),
+            ));
+        }
+        if id.contains('/') || id == "." || id == ".." {
+            return Err(ConfigError::new(
+                env::PROJECT_TOKEN,
+                "project-token",
+                format!("has a token that is not a project id: {id:?}"),
+            ));
+        }
+        if projects.iter().any(|p| p.id == id) {
+            continue;
+        }
+        let name = if name.is_empty() { id } else { name };
+        projects.push(ProjectEntry {
+            id: id.to_owned(),
+            name: name.to_owned(),
+        });
+    }
+    Ok(projects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            api_base_url: DEFAULT_BASE_URL.to_owned(),
+            api_key_id: Some("key-id".to_owned()),
+            api_secret: Some("s3cr3t-value".to_owned()),
+            timeout_secs: "30".to_owned(),
+            project_token: None,
+            log_filter: "info".to_owned(),
+            demo: false,
+        }
+    }
+
+    #[test]
+    fn defaults_give_https_exponea_and_thirty_seconds() {
+        let config = Config::from_settings(&settings()).unwrap();
+        assert_eq!(config.base_url.as_str(), "https://api.exponea.com/");
+        assert_eq!(config.timeout, Duration::from_secs(30));
+        assert_eq!(
+            config.credentials,
+            Some(Credentials {
+                key_id: "key-id".to_owned(),
+                secret: Secret::new("s3cr3t-value")
+            })
+        );
+    }
+
+    #[test]
+    fn missing_or_blank_half_of_the_key_means_no_credentials() {
+        let mut s = settings();
+        s.api_secret = None;
+        assert_eq!(Config::from_settings(&s).unwrap().credentials, None);
+        let mut s = settings();
+        s.api_key_id = Some("   ".to_owned());
+        assert_eq!(Config::from_settings(&s).unwrap().credentials, None);
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let s = settings();
+        let config = Config::from_settings(&s).unwrap();
+        let shown = format!("{s:?} {config:?} {:?}", config.credentials);
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn base_url_accepts_https_with_prefix_and_loopback_http() {
+        assert_eq!(
+            parse_base_url("https://gateway.example.com/bloomreach/").unwrap().path(),
+            "/bloomreach/"
+        );
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:9000/api",
+            "http://127.9.9.9",
+        ] {
+            assert!(parse_base_url(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn base_url_rejects_remote_http_and_junk_with_one_line() {
+        let e = parse_base_url("http://api.example.com").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "BLOOMREACH_API_BASE_URL (--api-base-url) uses plain http:// to api.example.com, which is not a loopback host; use https://"
+        );
+        for bad in [
+            "not a url",
+            "ftp://x.example",
+            "https://u:p@x.example",
+            "https://x.example/?a=1",
+            "http://10.0.0.1",
+        ] {
+            let e = parse_base_url(bad).unwrap_err();
+            assert_eq!(e.variable, env::BASE_URL, "{bad}");
+            assert!(!e.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn timeout_must_be_whole_positive_seconds() {
+        assert_eq!(parse_timeout("5").unwrap(), Duration::from_secs(5));
+        assert_eq!(
+            parse_timeout("0").unwrap_err().to_string(),
+            "BLOOMREACH_TIMEOUT_SECS (--timeout-secs) must be between 1 and 600 seconds (got 0)"
+        );
+        assert_eq!(
+            parse_timeout("1.5").unwrap_err().to_string(),
+            "BLOOMREACH_TIMEOUT_SECS (--timeout-secs) must be a whole number of seconds (got \"1.5\")"
+        );
+        assert!(parse_timeout("-3").is_err());
+        assert!(parse_timeout("601").is_err());
+    }
+
+    #[test]
+    fn project_tokens_parse_with_optional_names() {
+        let projects =
+            parse_projects(" abc-123 = Main store ,def-456,, abc-123=dup ,ghi=").unwrap();
+        assert_eq!(
+            projects,
+            vec![
+                ProjectEntry {
+                    id: "abc-123".into(),
+                    name: "Main store".into()
+                },
+                ProjectEntry {
+                    id: "def-456".into(),
+                    name: "def-456".into()
+                },
+                ProjectEntry {
+                    id: "ghi".into(),
+                    name: "ghi".into()
+                },
+            ]
+        );
+        assert_eq!(parse_projects("").unwrap(), vec![]);
+        assert!(parse_projects("=Name only").is_err());
+        assert!(parse_projects("a/b").is_err());
+    }
+}

@@ -1,0 +1,98 @@
+//! Unix timestamps as RFC 3339 text, for the readable `*_at` fields.
+
+/// Formats seconds since the Unix epoch as an RFC 3339 UTC timestamp,
+/// e.g. `1718000000.5` as `2024-06-10T06:13:20.5Z`.
+///
+/// The fraction is kept to the microsecond, without trailing zeros.
+/// Returns `None` for values that are not finite or fall outside the years
+/// 0000 to 9999.
+pub fn rfc3339_utc(epoch_seconds: f64) -> Option<String> {
+    if !epoch_seconds.is_finite() {
+        return None;
+    }
+    // 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z.
+    const MIN: f64 = -62_167_219_200.0;
+    const MAX: f64 = 253_402_300_800.0;
+    if !(MIN..MAX).contains(&epoch_seconds) {
+        return None;
+    }
+    let micros_total = (epoch_seconds * 1_000_000.0).round() as i64;
+    let secs = micros_total.div_euclid(1_000_000);
+    let micros = micros_total.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let of_day = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) {
+        return None;
+    }
+    let mut out = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    );
+    if micros != 0 {
+        let fraction = format!("{micros:06}");
+        out.push('.');
+        out.push_str(fraction.trim_end_matches('0'));
+    }
+    out.push('Z');
+    Some(out)
+}
+
+/// Year, month and day of the proleptic Gregorian calendar for a count of
+/// days since 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339_utc;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(rfc3339_utc(0.0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(
+            rfc3339_utc(1_718_000_000.5).as_deref(),
+            Some("2024-06-10T06:13:20.5Z")
+        );
+        assert_eq!(
+            rfc3339_utc(951_782_400.0).as_deref(),
+            Some("2000-02-29T00:00:00Z")
+        );
+        assert_eq!(
+            rfc3339_utc(1_735_689_599.25).as_deref(),
+            Some("2024-12-31T23:59:59.25Z")
+        );
+        assert_eq!(
+            rfc3339_utc(-1.5).as_deref(),
+            Some("1969-12-31T23:59:58.5Z")
+        );
+        assert_eq!(
+            rfc3339_utc(1_700_000_000.123456).as_deref(),
+            Some("2023-11-14T22:13:20.123456Z")
+        );
+        assert_eq!(
+            rfc3339_utc(253_402_300_799.0).as_deref(),
+            Some("9999-12-31T23:59:59Z")
+        );
+    }
+
+    #[test]
+    fn refuses_what_rfc3339_cannot_say() {
+        assert_eq!(rfc3339_utc(f64::NAN), None);
+        assert_eq!(rfc3339_utc(f64::INFINITY), None);
+        assert_eq!(rfc3339_utc(1e20), None);
+        assert_eq!(rfc3339_utc(-1e12), None);
+    }
+}

@@ -1,0 +1,130 @@
+//! The `{success, data, error}` envelope every tool answers with, and its
+//! conversion to an MCP result: the same JSON as `structuredContent` and as
+//! a text block, with `isError` set on failure.
+
+use rmcp::model::CallToolResult;
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::records::{ProjectRecord, VoucherCode, VoucherPool, VoucherPoolSummary};
+
+/// The result of a tool that returns one kind of data.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct Envelope<T> {
+    /// Whether the call succeeded.
+    pub success: bool,
+    /// The records asked for; empty (or null for a single record) when the call failed.
+    pub data: T,
+    /// Why the call failed, in a sentence for a person; null on success.
+    pub error: Option<String>,
+}
+
+/// `list_projects`.
+pub type ProjectsEnvelope = Envelope<Vec<ProjectRecord>>;
+/// `list_voucher_pools`.
+pub type PoolsEnvelope = Envelope<Vec<VoucherPoolSummary>>;
+/// `get_voucher_pool`.
+pub type PoolEnvelope = Envelope<Option<VoucherPool>>;
+
+/// The result of `list_voucher_codes`: the envelope plus paging facts.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct CodesEnvelope {
+    /// Whether the call succeeded.
+    pub success: bool,
+    /// The codes on this page; empty when the call failed.
+    pub data: Vec<VoucherCode>,
+    /// How many codes in the pool match the request (all codes, or those of the requested status); null when unknown or on failure.
+    pub matched: Option<u64>,
+    /// Whether `matched` was capped by a Bloomreach limit (so the true number may be larger); null when unknown.
+    pub matched_limited: Option<bool>,
+    /// The offset that was applied (on failure, the one asked for).
+    pub skip: i64,
+    /// The page size that was applied (on failure, the count asked for).
+    pub limit: i64,
+    /// Why the call failed, in a sentence for a person; null on success.
+    pub error: Option<String>,
+}
+
+impl<T> Envelope<T> {
+    pub fn ok(data: T) -> Self {
+        Self {
+            success: true,
+            data,
+            error: None,
+        }
+    }
+
+    pub fn failed(data: T, error: impl Into<String>) -> Self {
+        Self {
+            success: false,
+            data,
+            error: Some(error.into()),
+        }
+    }
+}
+
+/// A finished tool call: the envelope as JSON, and whether it is a failure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolOutcome {
+    pub envelope: Value,
+    pub is_error: bool,
+}
+
+impl ToolOutcome {
+    /// Serializes an envelope; `is_error` follows its `success` field.
+    pub fn new<T: Serialize>(envelope: &T) -> Self {
+        let envelope = serde_json::to_value(envelope).unwrap_or_else(|e| {
+            serde_json::json!({"success": false, "data": null, "error": format!("internal error: {e}")})
+        });
+        let is_error = envelope.get("success") != Some(&Value::Bool(true));
+        Self { envelope, is_error }
+    }
+
+    /// The error sentence, on failure.
+    pub fn error(&self) -> Option<&str> {
+        self.envelope.get("error").and_then(Value::as_str)
+    }
+
+    /// The MCP result: `structuredContent` and an identical text block.
+    pub fn into_call_result(self) -> CallToolResult {
+        if self.is_error {
+            CallToolResult::structured_error(self.envelope)
+        } else {
+            CallToolResult::structured(self.envelope)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn failure_keeps_every_field_with_nulls() {
+        let outcome = ToolOutcome::new(&PoolEnvelope::failed(None, "nope"));
+        assert!(outcome.is_error);
+        assert_eq!(
+            outcome.envelope,
+            json!({"success": false, "data": null, "error": "nope"})
+        );
+        let result = outcome.into_call_result();
+        assert_eq!(result.is_error, Some(true));
+        let text = result.content[0].as_text().unwrap().text.clone();
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap(),
+            result.structured_content.unwrap()
+        );
+    }
+
+    #[test]
+    fn success_sends_error_null() {
+        let outcome = ToolOutcome::new(&PoolsEnvelope::ok(vec![]));
+        assert!(!outcome.is_error);
+        assert_eq!(
+            outcome.envelope,
+            json!({"success": true, "data": [], "error": null})
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! JSON Schemas for the tools, from the schemars derives, made portable.
+//!
+//! Some MCP clients are strict about what they accept in a tool's schema.
+//! Input schemas here are plain: no `$schema`, no `$ref`/`$defs` (every
+//! subschema is inlined), no `format: uint64`-style annotations, no `type`
+//! arrays and no `anyOf` with `null` (an optional argument is simply not
+//! required). Output schemas keep `null` alternatives, which the envelope
+//! needs, and lose the rest of that noise too.
+
+use std::sync::Arc;
+
+use rmcp::model::JsonObject;
+use schemars::generate::SchemaSettings;
+use schemars::JsonSchema;
+use serde_json::Value;
+
+/// Which side of a tool a schema describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Face {
+    Input,
+    Output,
+}
+
+/// The portable schema of `T`.
+pub fn schema_for<T: JsonSchema>(face: Face) -> Arc<JsonObject> {
+    let generator = SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.meta_schema = None;
+            s.inline_subschemas = true;
+        })
+        .into_generator();
+    let mut value = generator.into_root_schema_for::<T>().to_value();
+    if let Value::Object(root) = &mut value {
+        root.remove("title");
+        root.remove("description");
+        root.remove("$defs");
+        root.remove("definitions");
+    }
+    clean(&mut value, face);
+    let mut object = match value {
+        Value::Object(map) => map,
+        _ => JsonObject::new(),
+    };
+    if face == Face::Input && !object.contains_key("properties") {
+        object.insert("properties".into(), Value::Object(JsonObject::new()));
+    }
+    object.insert("type".into(), Value::String("object".into()));
+    Arc::new(object)
+}
+
+/// Cleans one schema and, through the keywords that hold subschemas, all
+/// of those below it.
+fn clean(schema: &mut Value, face: Face) {
+    let Value::Object(map) = schema else { return };
+    map.remove("$schema");
+    if map
+        .get("format")
+        .and_then(Value::as_str)
+        .is_some_and(is_numeric_format)
+    {
+        map.remove("format");
+    }
+    if face == Face::Input {
+        drop_null_alternatives(map);
+    } else {
+        require_every_property(map);
+    }
+    for key in ["items", "additionalProperties", "not", "contains"] {
+        if let Some(sub) = map.get_mut(key) {
+            clean(sub, face);
+        }
+    }
+    for key in ["anyOf", "oneOf", "allOf", "prefixItems"] {
+        if let Some(Value::Array(subs)) = map.get_mut(key) {
+            subs.iter_mut().for_each(|s| clean(s, face));
+        }
+    }
+    if let Some(Value::Object(props)) = map.get_mut("properties") {
+        props.values_mut().for_each(|s| clean(s, face));
+    }
+}
+
+/// Output records always carry every field (null where there is no value),
+/// so the schema says so.
+fn require_every_property(map: &mut JsonObject) {
+    if let Some(Value::Object(props)) = map.get("properties") {
+        let names: Vec<Value> = props.keys().cloned().map(Value::String).collect();
+        map.insert("required".into(), Value::Array(names));
+    }
+}
+
+fn is_numeric_format(format: &str) -> bool {
+    format.starts_with("int") || format.starts_with("uint") || format == "float" || format == "double"
+}
+
+/// `type: [X, "null"]` becomes `type: X`; `anyOf: [S, {type: null}]`
+/// becomes S (keeping the outer description and default); `null` leaves
+/// an `enum`.
+fn drop_null_alternatives(map: &mut JsonObject) {
+    if let Some(Value::Array(types)) = map.get("type") {
+        let non_null: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+        if non_null.len() == 1 {
+            map.insert("type".into(), non_null[0].clone());
+        }
+    }
+    if let Some(Value::Array(values)) = map.get_mut("enum") {
+        values.retain(|v| !v.is_null());
+    }
+    for key in ["anyOf", "oneOf"] {
+        let Some(Value::Array(branches)) = map.get(key) else {
+            continue;
+        };
+        let kept: Vec<Value> = branches
+            .iter()
+            .filter(|b| b.get("type") != Some(&Value::String("null".into())))
+            .cloned()
+            .collect();
+        if kept.len() == 1 && kept.len() < branches.len() {
+            map.remove(key);
+            if let Value::Object(inner) = &kept[0] {
+                for (k, v) in inner {
+                    map.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+    }
+}
