@@ -59,7 +59,11 @@ pub fn call_arguments(json: Option<&str>, pairs: &[String]) -> Result<Map<String
         None => Map::new(),
         Some(text) => match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(map)) => map,
-            Ok(_) => return Err("--json must be a JSON object, e.g. '{\"project_id\": \"demo\"}'".to_owned()),
+            Ok(_) => {
+                return Err(
+                    "--json must be a JSON object, e.g. '{\"project_id\": \"demo\"}'".to_owned(),
+                )
+            }
             Err(e) => return Err(format!("--json is not valid JSON: {e}")),
         },
     };
@@ -98,7 +102,11 @@ mod tests {
     fn pairs_are_strings_and_win_over_json() {
         let args = call_arguments(
             Some(r#"{"project_id": "x", "count": 5}"#),
-            &["project_id=demo".into(), "skip=10".into(), "note=a=b".into()],
+            &[
+                "project_id=demo".into(),
+                "skip=10".into(),
+                "note=a=b".into(),
+            ],
         )
         .unwrap();
         assert_eq!(
@@ -113,14 +121,21 @@ mod tests {
             call_arguments(None, &["project_id".into()]).unwrap_err(),
             "arguments are key=value pairs; \"project_id\" has no '='"
         );
-        assert!(call_arguments(Some("[1]"), &[]).unwrap_err().starts_with("--json must be a JSON object"));
-        assert!(call_arguments(Some("{"), &[]).unwrap_err().starts_with("--json is not valid JSON"));
+        assert!(call_arguments(Some("[1]"), &[])
+            .unwrap_err()
+            .starts_with("--json must be a JSON object"));
+        assert!(call_arguments(Some("{"), &[])
+            .unwrap_err()
+            .starts_with("--json is not valid JSON"));
     }
 
     #[test]
     fn render_is_compact_or_pretty() {
         let v = json!({"success": true, "data": [], "error": null});
-        assert_eq!(render(&v, false), r#"{"success":true,"data":[],"error":null}"#);
+        assert_eq!(
+            render(&v, false),
+            r#"{"success":true,"data":[],"error":null}"#
+        );
         assert!(render(&v, true).contains("\n  \"success\": true"));
     }
 }

@@ -118,7 +118,10 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("api_base_url", &self.api_base_url)
             .field("api_key_id", &self.api_key_id)
-            .field("api_secret", &self.api_secret.as_ref().map(|_| Secret::REDACTED))
+            .field(
+                "api_secret",
+                &self.api_secret.as_ref().map(|_| Secret::REDACTED),
+            )
             .field("timeout_secs", &self.timeout_secs)
             .field("project_token", &self.project_token)
             .field("log_filter", &self.log_filter)
@@ -235,8 +238,8 @@ fn non_blank(value: Option<&str>) -> Option<&str> {
 pub fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
     let err = |problem: String| ConfigError::new(env::BASE_URL, "api-base-url", problem);
     let trimmed = raw.trim();
-    let url = Url::parse(trimmed)
-        .map_err(|e| err(format!("is not a valid URL ({e}): {trimmed:?}")))?;
+    let url =
+        Url::parse(trimmed).map_err(|e| err(format!("is not a valid URL ({e}): {trimmed:?}")))?;
     let host = match url.host_str() {
         Some(h) if !h.is_empty() => h.to_owned(),
         _ => return Err(err(format!("has no host: {trimmed:?}"))),
@@ -281,9 +284,11 @@ fn is_loopback(host: &str) -> bool {
 pub fn parse_timeout(raw: &str) -> Result<Duration, ConfigError> {
     let err = |problem: String| ConfigError::new(env::TIMEOUT, "timeout-secs", problem);
     let trimmed = raw.trim();
-    let secs: u64 = trimmed
-        .parse()
-        .map_err(|_| err(format!("must be a whole number of seconds (got {trimmed:?})")))?;
+    let secs: u64 = trimmed.parse().map_err(|_| {
+        err(format!(
+            "must be a whole number of seconds (got {trimmed:?})"
+        ))
+    })?;
     if secs == 0 || secs > MAX_TIMEOUT_SECS {
         return Err(err(format!(
             "must be between 1 and {MAX_TIMEOUT_SECS} seconds (got {secs})"
@@ -383,7 +388,9 @@ mod tests {
     #[test]
     fn base_url_accepts_https_with_prefix_and_loopback_http() {
         assert_eq!(
-            parse_base_url("https://gateway.example.com/bloomreach/").unwrap().path(),
+            parse_base_url("https://gateway.example.com/bloomreach/")
+                .unwrap()
+                .path(),
             "/bloomreach/"
         );
         for ok in [

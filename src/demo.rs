@@ -111,7 +111,9 @@ impl DemoData {
         let pools = SPECS
             .iter()
             .map(|spec| {
-                let codes: Vec<Code> = (0..spec.size).map(|i| make_code(spec, i, &mut rng)).collect();
+                let codes: Vec<Code> = (0..spec.size)
+                    .map(|i| make_code(spec, i, &mut rng))
+                    .collect();
                 let available = codes.iter().filter(|c| c.status == "available").count() as u64;
                 DemoPool {
                     pool: Pool {
@@ -209,8 +211,7 @@ fn make_code(spec: &PoolSpec, index: usize, rng: &mut SplitMix64) -> Code {
     // Codes are handed out roughly in order over 90 days; millisecond precision.
     let progress = index as f64 / spec.size.max(1) as f64;
     let day = (spec.start_day + (progress * 90.0).floor()) as i64;
-    let assigned_ms =
-        SEASON_START_MS + day * DAY_MS + (rng.next() % DAY_MS as u64) as i64;
+    let assigned_ms = SEASON_START_MS + day * DAY_MS + (rng.next() % DAY_MS as u64) as i64;
     let assigned_at = assigned_ms as f64 / 1000.0;
     let (status, assigned, redeemed) = if roll < spec.redeemed_pct {
         let delay_ms = 600_000 + (rng.next() % (14 * DAY_MS as u64)) as i64;
@@ -247,7 +248,12 @@ impl SplitMix64 {
 mod tests {
     use super::*;
 
-    fn query<'a>(pool: &'a str, skip: u64, count: u64, status: Option<CodeStatus>) -> CodesQuery<'a> {
+    fn query<'a>(
+        pool: &'a str,
+        skip: u64,
+        count: u64,
+        status: Option<CodeStatus>,
+    ) -> CodesQuery<'a> {
         CodesQuery {
             project_id: PROJECT_ID,
             pool_id: pool,
@@ -267,15 +273,21 @@ mod tests {
         assert!(pools.iter().any(|p| p.total == 0));
         assert!(pools.iter().any(|p| !p.name.is_ascii()));
         for pool in &pools {
-            let page = demo.list_codes(&query(&pool.id, 0, 1000, Some(CodeStatus::Available))).unwrap();
+            let page = demo
+                .list_codes(&query(&pool.id, 0, 1000, Some(CodeStatus::Available)))
+                .unwrap();
             assert_eq!(page.matched, Some(pool.available), "{}", pool.id);
         }
     }
 
     #[test]
     fn the_same_data_every_time() {
-        let a = DemoData::new().list_codes(&query("summer20", 100, 5, None)).unwrap();
-        let b = DemoData::new().list_codes(&query("summer20", 100, 5, None)).unwrap();
+        let a = DemoData::new()
+            .list_codes(&query("summer20", 100, 5, None))
+            .unwrap();
+        let b = DemoData::new()
+            .list_codes(&query("summer20", 100, 5, None))
+            .unwrap();
         assert_eq!(a, b);
         assert_eq!(a.codes.len(), 5);
     }
@@ -300,7 +312,9 @@ mod tests {
     #[test]
     fn status_filter_and_paging() {
         let demo = DemoData::new();
-        let page = demo.list_codes(&query("summer20", 10, 20, Some(CodeStatus::Redeemed))).unwrap();
+        let page = demo
+            .list_codes(&query("summer20", 10, 20, Some(CodeStatus::Redeemed)))
+            .unwrap();
         assert_eq!(page.codes.len(), 20);
         assert!(page.codes.iter().all(|c| c.status == "redeemed"));
         assert_eq!((page.skip, page.limit), (10, 20));
@@ -313,11 +327,17 @@ mod tests {
         let demo = DemoData::new();
         assert!(matches!(
             demo.list_pools("other"),
-            Err(ApiError::NotFound { subject: Subject::Project { .. }, .. })
+            Err(ApiError::NotFound {
+                subject: Subject::Project { .. },
+                ..
+            })
         ));
         assert!(matches!(
             demo.get_pool("demo", "nope"),
-            Err(ApiError::NotFound { subject: Subject::Pool { .. }, .. })
+            Err(ApiError::NotFound {
+                subject: Subject::Pool { .. },
+                ..
+            })
         ));
     }
 }

@@ -74,10 +74,7 @@ mod tests {
             rfc3339_utc(1_735_689_599.25).as_deref(),
             Some("2024-12-31T23:59:59.25Z")
         );
-        assert_eq!(
-            rfc3339_utc(-1.5).as_deref(),
-            Some("1969-12-31T23:59:58.5Z")
-        );
+        assert_eq!(rfc3339_utc(-1.5).as_deref(), Some("1969-12-31T23:59:58.5Z"));
         assert_eq!(
             rfc3339_utc(1_700_000_000.123456).as_deref(),
             Some("2023-11-14T22:13:20.123456Z")

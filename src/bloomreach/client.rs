@@ -377,7 +377,13 @@ impl BloomreachClient {
                         }
                     }
                     if !is_retryable(status) || retries >= policy.max_retries {
-                        return Err(self.status_error(status, retry_after, &body, subject, retries));
+                        return Err(self.status_error(
+                            status,
+                            retry_after,
+                            &body,
+                            subject,
+                            retries,
+                        ));
                     }
                     let reason = if status == StatusCode::TOO_MANY_REQUESTS {
                         RetryReason::RateLimited
@@ -664,15 +670,16 @@ fn transport_detail(error: &reqwest::Error) -> String {
     }
     let cause = innermost.to_string();
     let lower = cause.to_ascii_lowercase();
-    let what = if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
-        "the TLS handshake failed"
-    } else if error.is_connect() {
-        "the connection could not be made"
-    } else if error.is_body() || error.is_decode() {
-        "the connection broke while the answer was being read"
-    } else {
-        "the request failed"
-    };
+    let what =
+        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+            "the TLS handshake failed"
+        } else if error.is_connect() {
+            "the connection could not be made"
+        } else if error.is_body() || error.is_decode() {
+            "the connection broke while the answer was being read"
+        } else {
+            "the request failed"
+        };
     if cause == error.to_string() {
         what.to_owned()
     } else {
@@ -691,7 +698,12 @@ fn collect_text(value: &Value, out: &mut Vec<String>) {
 
 fn looks_like_html(text: &str) -> bool {
     let head = text.trim_start();
-    head.starts_with('<') && head.get(..64).unwrap_or(head).to_ascii_lowercase().contains("html")
+    head.starts_with('<')
+        && head
+            .get(..64)
+            .unwrap_or(head)
+            .to_ascii_lowercase()
+            .contains("html")
         || head.to_ascii_lowercase().starts_with("<!doctype")
 }
 
@@ -774,7 +786,9 @@ mod tests {
             "https://gateway.example.com/bloomreach/data/v2/projects/p%201/vouchers/pools/..%2Fx/codes?skip=0&count=20"
         );
         assert_eq!(
-            c.endpoint_url(&["a/b?c#d%2F", "é\r\n"], &[]).unwrap().path(),
+            c.endpoint_url(&["a/b?c#d%2F", "é\r\n"], &[])
+                .unwrap()
+                .path(),
             "/bloomreach/data/v2/projects/a%2Fb%3Fc%23d%252F/vouchers/pools/%C3%A9%0D%0A"
         );
     }
@@ -812,7 +826,10 @@ mod tests {
         for retry in 1..=6 {
             let full = (p.base_delay * (1 << (retry - 1))).min(p.max_delay);
             let d = p.backoff(retry);
-            assert!(d >= full / 2 && d <= full, "retry {retry}: {d:?} vs {full:?}");
+            assert!(
+                d >= full / 2 && d <= full,
+                "retry {retry}: {d:?} vs {full:?}"
+            );
         }
     }
 
@@ -846,7 +863,10 @@ mod tests {
     #[test]
     fn quotes_are_short_and_scrubbed() {
         let c = client("https://api.exponea.com");
-        let long = format!(r#"{{"error": "{} topsecret a2lkOnRvcHNlY3JldA=="}}"#, "x".repeat(1000));
+        let long = format!(
+            r#"{{"error": "{} topsecret a2lkOnRvcHNlY3JldA=="}}"#,
+            "x".repeat(1000)
+        );
         let m = c.body_message(long.as_bytes()).unwrap();
         assert!(m.chars().count() <= MAX_QUOTE_CHARS + 1);
         let m = c
@@ -859,13 +879,17 @@ mod tests {
     fn decode_turns_success_false_and_junk_into_errors() {
         let c = client("https://api.exponea.com");
         let e = c
-            .decode::<Vec<PoolSummary>>(br#"{"success": false, "errors": {"_global": ["project is locked"]}}"#)
+            .decode::<Vec<PoolSummary>>(
+                br#"{"success": false, "errors": {"_global": ["project is locked"]}}"#,
+            )
             .unwrap_err();
         assert_eq!(
             e.to_string(),
             "Bloomreach could not complete the request: project is locked"
         );
-        let e = c.decode::<Vec<PoolSummary>>(b"<html>oops</html>").unwrap_err();
+        let e = c
+            .decode::<Vec<PoolSummary>>(b"<html>oops</html>")
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "The Bloomreach API answered unexpectedly: the answer is not JSON: oops"
@@ -877,7 +901,9 @@ mod tests {
             e.to_string().starts_with("The Bloomreach API answered unexpectedly: a required field is missing or has the wrong type (missing field `name`)"),
             "{e}"
         );
-        let e = c.decode::<Vec<PoolSummary>>(br#"{"success": true}"#).unwrap_err();
+        let e = c
+            .decode::<Vec<PoolSummary>>(br#"{"success": true}"#)
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "The Bloomreach API answered unexpectedly: the answer has no data field"

@@ -5,5 +5,7 @@ pub mod client;
 pub mod error;
 pub mod model;
 
-pub use client::{BloomreachClient, ClientOptions, CodesQuery, RetryNotice, RetryObserver, RetryPolicy};
+pub use client::{
+    BloomreachClient, ClientOptions, CodesQuery, RetryNotice, RetryObserver, RetryPolicy,
+};
 pub use error::{ApiError, Subject};

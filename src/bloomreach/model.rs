@@ -192,7 +192,12 @@ mod tests {
         assert_eq!(codes[1].redeemed_time, None);
         assert_eq!(codes[1].status, "mystery");
         assert_eq!(
-            (reply.matched, reply.matched_limited, reply.skip, reply.limit),
+            (
+                reply.matched,
+                reply.matched_limited,
+                reply.skip,
+                reply.limit
+            ),
             (Some(2), Some(false), Some(0), Some(20))
         );
     }

@@ -166,8 +166,11 @@ fn given<'a>(args: &'a RawArgs, name: &str) -> Option<&'a Value> {
 }
 
 fn id(args: &RawArgs, name: &str) -> Result<String, ArgError> {
-    let value = given(args, name)
-        .ok_or_else(|| ArgError(format!("{name} is required and must be a non-empty string (got nothing)")))?;
+    let value = given(args, name).ok_or_else(|| {
+        ArgError(format!(
+            "{name} is required and must be a non-empty string (got nothing)"
+        ))
+    })?;
     let Value::String(text) = value else {
         return Err(ArgError(format!(
             "{name} must be a non-empty string (got {})",
@@ -324,7 +327,10 @@ mod tests {
 
     #[test]
     fn ids_are_required_strings_that_are_not_blank_or_dots() {
-        assert_eq!(project_id(&raw(json!({"project_id": "abc"}))).unwrap(), "abc");
+        assert_eq!(
+            project_id(&raw(json!({"project_id": "abc"}))).unwrap(),
+            "abc"
+        );
         assert_eq!(
             project_id(&raw(json!({}))).unwrap_err().0,
             "project_id is required and must be a non-empty string (got nothing)"
@@ -342,16 +348,22 @@ mod tests {
             "project_id must be a non-empty string, not blank (got \"\")"
         );
         assert_eq!(
-            project_id(&raw(json!({"project_id": " \t"}))).unwrap_err().0,
+            project_id(&raw(json!({"project_id": " \t"})))
+                .unwrap_err()
+                .0,
             "project_id must be a non-empty string, not blank (got \" \\t\")"
         );
         assert_eq!(
-            pool_args(&raw(json!({"project_id": "p", "pool_id": ".."}))).unwrap_err().0,
+            pool_args(&raw(json!({"project_id": "p", "pool_id": ".."})))
+                .unwrap_err()
+                .0,
             "pool_id must be an id, not a path segment like \"..\" (got \"..\")"
         );
         assert!(pool_args(&raw(json!({"project_id": "p", "pool_id": "."}))).is_err());
         assert_eq!(
-            project_id(&raw(json!({"project_id": "x".repeat(2000)}))).unwrap_err().0,
+            project_id(&raw(json!({"project_id": "x".repeat(2000)})))
+                .unwrap_err()
+                .0,
             "project_id must be at most 1024 characters long (got 2000 characters)"
         );
     }
@@ -377,7 +389,9 @@ mod tests {
                 status: None
             }
         );
-        let (_, args) = codes(json!({"project_id": "p", "pool_id": "q", "skip": null, "count": null, "status": null, "other": 1}));
+        let (_, args) = codes(
+            json!({"project_id": "p", "pool_id": "q", "skip": null, "count": null, "status": null, "other": 1}),
+        );
         assert_eq!(args.unwrap().count, 20);
     }
 
@@ -401,7 +415,9 @@ mod tests {
     fn each_rule_names_argument_rule_and_value() {
         let base = |extra: Value| {
             let mut v = json!({"project_id": "p", "pool_id": "q"});
-            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
             v
         };
         assert_eq!(
@@ -460,12 +476,25 @@ mod tests {
 
     #[test]
     fn failures_echo_readable_paging_and_defaults_otherwise() {
-        let (asked, _) = codes(json!({"project_id": "p", "pool_id": "q", "skip": 7, "count": 5000}));
-        assert_eq!(asked, AskedPaging { skip: 7, count: 5000 });
+        let (asked, _) =
+            codes(json!({"project_id": "p", "pool_id": "q", "skip": 7, "count": 5000}));
+        assert_eq!(
+            asked,
+            AskedPaging {
+                skip: 7,
+                count: 5000
+            }
+        );
         let (asked, _) = codes(json!({"project_id": "", "skip": "x", "count": "50"}));
         assert_eq!(asked, AskedPaging { skip: 0, count: 50 });
         let (asked, _) = codes(json!({"skip": -4, "count": 1e300}));
-        assert_eq!(asked, AskedPaging { skip: -4, count: 20 });
+        assert_eq!(
+            asked,
+            AskedPaging {
+                skip: -4,
+                count: 20
+            }
+        );
     }
 
     #[test]

@@ -80,14 +80,18 @@ impl VoucherServer {
         let source = &self.inner.source;
         let outcome = match name {
             LIST_PROJECTS => ToolOutcome::new(&ProjectsEnvelope::ok(
-                self.inner.projects.iter().map(ProjectRecord::from).collect(),
+                self.inner
+                    .projects
+                    .iter()
+                    .map(ProjectRecord::from)
+                    .collect(),
             )),
             LIST_VOUCHER_POOLS => ToolOutcome::new(&match args::project_id(&args) {
                 Err(e) => PoolsEnvelope::failed(Vec::new(), e.to_string()),
                 Ok(project_id) => match source.list_pools(&project_id, on_retry).await {
-                    Ok(pools) => PoolsEnvelope::ok(
-                        pools.into_iter().map(VoucherPoolSummary::from).collect(),
-                    ),
+                    Ok(pools) => {
+                        PoolsEnvelope::ok(pools.into_iter().map(VoucherPoolSummary::from).collect())
+                    }
                     Err(e) => PoolsEnvelope::failed(Vec::new(), e.to_string()),
                 },
             }),
@@ -158,10 +162,7 @@ fn instructions(projects: &[ProjectEntry], source: &Source) -> String {
          Every tool answers {success, data, error}; when success is false, error says what to fix.",
     );
     match (projects.first(), source) {
-        (Some(p), _) => text.push_str(&format!(
-            " The default project is {:?} ({}).",
-            p.id, p.name
-        )),
+        (Some(p), _) => text.push_str(&format!(" The default project is {:?} ({}).", p.id, p.name)),
         (None, Source::Demo(_)) => text.push_str(&format!(
             " This server runs on built-in demo data: use project_id {:?}.",
             crate::demo::PROJECT_ID

@@ -51,6 +51,10 @@ pub fn schema_for<T: JsonSchema>(face: Face) -> Arc<JsonObject> {
 /// Cleans one schema and, through the keywords that hold subschemas, all
 /// of those below it.
 fn clean(schema: &mut Value, face: Face) {
+    if schema == &Value::Bool(true) || schema.as_object().is_some_and(|m| m.is_empty()) {
+        *schema = any_value();
+        return;
+    }
     let Value::Object(map) = schema else { return };
     map.remove("$schema");
     if map
@@ -64,6 +68,7 @@ fn clean(schema: &mut Value, face: Face) {
         drop_null_alternatives(map);
     } else {
         require_every_property(map);
+        split_nullable_type(map);
     }
     for key in ["items", "additionalProperties", "not", "contains"] {
         if let Some(sub) = map.get_mut(key) {
@@ -80,6 +85,57 @@ fn clean(schema: &mut Value, face: Face) {
     }
 }
 
+/// "Any JSON value", spelled out type by type: some clients refuse a bare
+/// `true` or an empty schema.
+fn any_value() -> Value {
+    let branches = ["object", "array", "string", "number", "boolean", "null"]
+        .iter()
+        .map(|t| {
+            let mut branch = JsonObject::new();
+            branch.insert("type".into(), Value::String((*t).into()));
+            Value::Object(branch)
+        })
+        .collect();
+    let mut map = JsonObject::new();
+    map.insert("anyOf".into(), Value::Array(branches));
+    Value::Object(map)
+}
+
+/// `type: [X, "null"]` becomes `anyOf: [{type: X, ...}, {type: "null"}]`,
+/// which single-`type` dialects read; the keywords that belong to X move
+/// into its branch, the description stays outside.
+fn split_nullable_type(map: &mut JsonObject) {
+    let Some(Value::Array(types)) = map.get("type") else {
+        return;
+    };
+    let non_null: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+    if non_null.len() != 1 || non_null.len() == types.len() {
+        return;
+    }
+    map.remove("type");
+    let mut branch = JsonObject::new();
+    branch.insert("type".into(), non_null[0].clone());
+    let keys: Vec<String> = map
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "description" | "title" | "default" | "examples"))
+        .cloned()
+        .collect();
+    for key in keys {
+        if let Some(v) = map.remove(&key) {
+            branch.insert(key, v);
+        }
+    }
+    if let Some(Value::Array(values)) = branch.get_mut("enum") {
+        values.retain(|v| !v.is_null());
+    }
+    let mut null = JsonObject::new();
+    null.insert("type".into(), Value::String("null".into()));
+    map.insert(
+        "anyOf".into(),
+        Value::Array(vec![Value::Object(branch), Value::Object(null)]),
+    );
+}
+
 /// Output records always carry every field (null where there is no value),
 /// so the schema says so.
 fn require_every_property(map: &mut JsonObject) {
@@ -90,7 +146,10 @@ fn require_every_property(map: &mut JsonObject) {
 }
 
 fn is_numeric_format(format: &str) -> bool {
-    format.starts_with("int") || format.starts_with("uint") || format == "float" || format == "double"
+    format.starts_with("int")
+        || format.starts_with("uint")
+        || format == "float"
+        || format == "double"
 }
 
 /// `type: [X, "null"]` becomes `type: X`; `anyOf: [S, {type: null}]`
