@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, InitializeRequestParams,
-    InitializeResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, Implementation,
+    InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -207,6 +207,31 @@ impl ServerHandler for VoucherServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         Ok(ListToolsResult::with_all_items(self.inner.tools.clone()))
+    }
+
+    /// A request for a known method whose params did not fit its shape
+    /// (say, `tools/call` with `arguments` that is not an object) arrives
+    /// here; it gets -32602 invalid params rather than -32601.
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, McpError> {
+        match request.method.as_str() {
+            "tools/call" => Err(McpError::invalid_params(
+                "tools/call needs params {name: string, arguments: object}",
+                None,
+            )),
+            "tools/list" | "initialize" | "ping" => Err(McpError::invalid_params(
+                format!("{} was sent with params of the wrong shape", request.method),
+                None,
+            )),
+            other => Err(McpError::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                format!("method not found: {other}"),
+                None,
+            )),
+        }
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
