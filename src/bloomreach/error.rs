@@ -106,7 +106,7 @@ pub enum ApiError {
     #[error("The Bloomreach API answer is larger than {} MiB, the most this server reads; ask for fewer records (a smaller count)", .limit / (1024 * 1024))]
     BodyTooLarge { limit: usize },
 
-    #[error("The Bloomreach API at {host} did not answer within {} s (the {} setting)", .timeout.as_secs(), env::TIMEOUT)]
+    #[error("The request to the Bloomreach API at {host} timed out: no complete answer within {} s (the {} setting)", .timeout.as_secs(), env::TIMEOUT)]
     Timeout { host: String, timeout: Duration },
 
     #[error("Could not reach the Bloomreach API at {host}: {detail}{}", after_retries(*.retries))]
