@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod logging;
 pub mod source;
+pub mod stdio;
 pub mod time;
 pub mod tools;
 

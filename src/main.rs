@@ -8,9 +8,11 @@ use clap::Parser;
 use rmcp::ServiceExt;
 
 use bloomreach_vouchers_mcp::cli;
+use bloomreach_vouchers_mcp::config::ProjectEntry;
 use bloomreach_vouchers_mcp::config::{CallArgs, Cli, Command, Config};
 use bloomreach_vouchers_mcp::logging;
 use bloomreach_vouchers_mcp::source::Source;
+use bloomreach_vouchers_mcp::stdio::EofSignalling;
 use bloomreach_vouchers_mcp::tools::VoucherServer;
 
 fn main() -> ExitCode {
@@ -35,12 +37,11 @@ fn main() -> ExitCode {
     };
     let mut projects = config.projects.clone();
     if config.demo && projects.is_empty() {
-        projects.push(bloomreach_vouchers_mcp::config::ProjectEntry {
+        projects.push(ProjectEntry {
             id: bloomreach_vouchers_mcp::demo::PROJECT_ID.to_owned(),
             name: bloomreach_vouchers_mcp::demo::PROJECT_NAME.to_owned(),
         });
     }
-    let server = VoucherServer::new(source, projects);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -54,15 +55,18 @@ fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
-        None | Some(Command::Serve) => runtime.block_on(serve(server, &config)),
+        None | Some(Command::Serve) => runtime.block_on(serve(source, projects, &config)),
         Some(Command::Tools) => {
+            let server = VoucherServer::new(source, projects);
             let mut out = std::io::stdout().lock();
             match cli::print_tools(&server, &mut out) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(_) => ExitCode::FAILURE,
             }
         }
-        Some(Command::Call(call)) => runtime.block_on(run_call(server, call)),
+        Some(Command::Call(call)) => {
+            runtime.block_on(run_call(VoucherServer::new(source, projects), call))
+        }
     };
     // Do not wait for threads blocked on stdin: the work is done.
     runtime.shutdown_background();
@@ -70,7 +74,11 @@ fn main() -> ExitCode {
 }
 
 /// Serves MCP on stdin/stdout until stdin closes or a signal arrives.
-async fn serve(server: VoucherServer, config: &Config) -> ExitCode {
+async fn serve(source: Source, projects: Vec<ProjectEntry>, config: &Config) -> ExitCode {
+    // Listen for signals before anything else, so that one arriving during
+    // the handshake also ends the process cleanly.
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
     if std::io::stdin().is_terminal() {
         eprintln!(
             "bloomreach-vouchers-mcp speaks MCP (JSON-RPC) on stdin/stdout and is meant to be started by an AI assistant.\n\
@@ -90,11 +98,19 @@ async fn serve(server: VoucherServer, config: &Config) -> ExitCode {
             "no API key configured: set BLOOMREACH_API_KEY_ID and BLOOMREACH_API_SECRET; tools will answer with an error until then"
         );
     }
-    let transport = rmcp::transport::stdio_pipes();
-    let running = match server.serve(transport).await {
-        Ok(running) => running,
-        Err(e) => {
-            tracing::info!(reason = %e, "session ended before it started");
+    let (reader, writer) = rmcp::transport::stdio_pipes();
+    let (reader, stdin_closed) = EofSignalling::new(reader);
+    let server = VoucherServer::with_stdin_signal(source, projects, stdin_closed);
+    let running = tokio::select! {
+        started = server.serve((reader, writer)) => match started {
+            Ok(running) => running,
+            Err(e) => {
+                tracing::info!(reason = %e, "session ended before it started");
+                return ExitCode::SUCCESS;
+            }
+        },
+        signal = &mut signal => {
+            tracing::info!(signal, "stopping");
             return ExitCode::SUCCESS;
         }
     };
@@ -103,7 +119,7 @@ async fn serve(server: VoucherServer, config: &Config) -> ExitCode {
         reason = running.waiting() => {
             tracing::info!(reason = ?reason.ok(), "session ended");
         }
-        signal = shutdown_signal() => {
+        signal = &mut signal => {
             tracing::info!(signal, "stopping");
             stop.cancel();
         }

@@ -23,6 +23,8 @@ use crate::config::Credentials;
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// How much of an error answer is read to quote from it.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+/// Same-origin redirects followed before giving up.
+const MAX_REDIRECTS: usize = 5;
 /// The longest quote taken from an answer.
 const MAX_QUOTE_CHARS: usize = 300;
 
@@ -185,6 +187,7 @@ enum Attempt {
     Redirect {
         location: String,
     },
+    RedirectLoop,
     TooLarge,
     Transport(reqwest::Error),
 }
@@ -206,7 +209,7 @@ impl BloomreachClient {
 
         let origin = options.base_url.clone();
         let redirect = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > 5 {
+            if attempt.previous().len() > MAX_REDIRECTS {
                 attempt.error("too many redirects")
             } else if same_origin(attempt.url(), &origin) {
                 attempt.follow()
@@ -363,14 +366,21 @@ impl BloomreachClient {
                         location,
                     })
                 }
+                Attempt::RedirectLoop => {
+                    return Err(ApiError::RedirectLoop {
+                        host: inner.host.clone(),
+                        max: MAX_REDIRECTS,
+                    })
+                }
                 Attempt::Status {
                     status,
                     retry_after,
                     body,
                 } => {
-                    if status == StatusCode::TOO_MANY_REQUESTS {
+                    if is_retryable(status) {
                         if let Some(wait) = retry_after.filter(|w| *w > policy.max_retry_after) {
                             return Err(ApiError::RetryAfterTooLong {
+                                status: status.as_u16(),
                                 wait,
                                 until: SystemTime::now() + wait,
                             });
@@ -423,6 +433,7 @@ impl BloomreachClient {
         let inner = &*self.inner;
         let response = match inner.http.get(url.clone()).send().await {
             Ok(r) => r,
+            Err(e) if e.is_redirect() => return Attempt::RedirectLoop,
             Err(e) => return Attempt::Transport(e),
         };
         let status = response.status();

@@ -72,11 +72,16 @@ pub enum ApiError {
     },
 
     #[error(
-        "The Bloomreach API is rate limiting requests (HTTP 429) and asked to wait {} s, longer than this server waits; try again after {}",
+        "The Bloomreach API {} and asked to wait {} s, longer than this server waits; try again after {}",
+        busy(*.status),
         .wait.as_secs(),
         httpdate::fmt_http_date(*.until)
     )]
-    RetryAfterTooLong { wait: Duration, until: SystemTime },
+    RetryAfterTooLong {
+        status: u16,
+        wait: Duration,
+        until: SystemTime,
+    },
 
     #[error("The Bloomreach API failed with HTTP {status} (still failing after {retries} retries){}", quoted(.excerpt))]
     Server {
@@ -93,6 +98,12 @@ pub enum ApiError {
 
     #[error("The Bloomreach API redirected to another host ({location}); the redirect was not followed so that credentials stay with {host}. Check {}", env::BASE_URL)]
     Redirect { host: String, location: String },
+
+    #[error(
+        "The Bloomreach API at {host} redirected in a loop (more than {max} redirects); check {}",
+        env::BASE_URL
+    )]
+    RedirectLoop { host: String, max: usize },
 
     #[error("Bloomreach could not complete the request: {message}")]
     Api { message: String },
@@ -121,6 +132,14 @@ fn quoted(message: &Option<String>) -> String {
     match message {
         Some(m) if !m.is_empty() => format!(": {m}"),
         _ => String::new(),
+    }
+}
+
+fn busy(status: u16) -> String {
+    if status == 429 {
+        "is rate limiting requests (HTTP 429)".to_owned()
+    } else {
+        format!("is unavailable (HTTP {status})")
     }
 }
 
@@ -174,6 +193,7 @@ mod tests {
         assert_eq!(e.to_string(), "The Bloomreach API is rate limiting requests (HTTP 429, still limited after 3 retries); try again in 2 s");
         let until = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let e = ApiError::RetryAfterTooLong {
+            status: 429,
             wait: Duration::from_secs(120),
             until,
         };

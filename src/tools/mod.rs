@@ -26,6 +26,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use crate::bloomreach::{CodesQuery, RetryNotice};
 use crate::config::ProjectEntry;
 use crate::source::Source;
+use crate::stdio::StdinClosed;
 use args::RawArgs;
 use catalog::{GET_VOUCHER_POOL, LIST_PROJECTS, LIST_VOUCHER_CODES, LIST_VOUCHER_POOLS};
 use envelope::{CodesEnvelope, PoolEnvelope, PoolsEnvelope, ProjectsEnvelope, ToolOutcome};
@@ -39,6 +40,7 @@ pub struct VoucherServer {
 
 struct State {
     source: Source,
+    stdin_closed: StdinClosed,
     projects: Vec<ProjectEntry>,
     tools: Vec<Tool>,
     instructions: String,
@@ -47,10 +49,21 @@ struct State {
 impl VoucherServer {
     /// A server over `source`, listing `projects` in `list_projects`.
     pub fn new(source: Source, projects: Vec<ProjectEntry>) -> Self {
+        Self::with_stdin_signal(source, projects, StdinClosed::never())
+    }
+
+    /// A server that gives up on calls in flight shortly after stdin
+    /// closes (see [`crate::stdio`]).
+    pub fn with_stdin_signal(
+        source: Source,
+        projects: Vec<ProjectEntry>,
+        stdin_closed: StdinClosed,
+    ) -> Self {
         let instructions = instructions(&projects, &source);
         Self {
             inner: Arc::new(State {
                 source,
+                stdin_closed,
                 projects,
                 tools: catalog::tools(),
                 instructions,
@@ -263,6 +276,10 @@ impl ServerHandler for VoucherServer {
             _ = context.ct.cancelled() => {
                 tracing::info!(tool = %name, outcome = "cancelled", duration_ms = started.elapsed().as_millis() as u64, "tool call");
                 return Err(McpError::internal_error("the call was cancelled", None));
+            }
+            _ = self.inner.stdin_closed.then_grace() => {
+                tracing::info!(tool = %name, outcome = "abandoned: stdin closed", duration_ms = started.elapsed().as_millis() as u64, "tool call");
+                return Err(McpError::internal_error("the client closed the session", None));
             }
         };
         let Some(outcome) = outcome else {

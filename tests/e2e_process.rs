@@ -1,0 +1,459 @@
+//! The process as a whole: how it starts, stops and fails, its command line
+//! for people, and what it never lets out (the API secret).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+use wiremock::matchers::{path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use common::*;
+
+// ---------------------------------------------------------------------------
+// Stopping
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn exits_within_two_seconds_after_stdin_closes() {
+    let mut s = RawSession::start(&["--demo"], &[]);
+    s.initialize("2025-11-25").await;
+    s.assert_ping(1).await;
+    s.close_stdin();
+    let started = Instant::now();
+    let status = s
+        .wait_exit(Duration::from_secs(2))
+        .await
+        .expect("exited within 2 s of stdin closing");
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn exits_after_stdin_closes_even_before_initialize() {
+    let mut s = RawSession::start(&["--demo"], &[]);
+    s.close_stdin();
+    let status = s
+        .wait_exit(Duration::from_secs(2))
+        .await
+        .expect("exited within 2 s of stdin closing");
+    assert!(status.success(), "{status:?}");
+}
+
+/// A session with one `list_voucher_pools` call waiting on a slow API.
+async fn session_with_a_call_in_flight(api: &MockServer) -> RawSession {
+    let a = api_args(api);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut s = RawSession::start(&a, &api_env());
+    s.initialize("2025-11-25").await;
+    s.request(
+        3,
+        "tools/call",
+        call_params("list_voucher_pools", json!({"project_id": PROJECT})),
+    )
+    .await;
+    for _ in 0..100 {
+        if !requests(api).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(requests(api).await.len(), 1, "the call reached the API");
+    s
+}
+
+async fn slow_api() -> MockServer {
+    fake_api_answering(
+        ResponseTemplate::new(200)
+            .set_delay(Duration::from_secs(30))
+            .set_body_json(pools_body()),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn exits_within_a_second_after_stdin_closes_with_a_call_in_flight() {
+    let api = slow_api().await;
+    let mut s = session_with_a_call_in_flight(&api).await;
+    s.close_stdin();
+    let status = s.wait_exit(Duration::from_secs(1)).await;
+    assert!(
+        status.is_some(),
+        "still running 1 s after stdin closed with a slow call in flight"
+    );
+}
+
+#[tokio::test]
+async fn exits_promptly_on_sigterm() {
+    let mut s = RawSession::start(&["--demo"], &[]);
+    s.initialize("2025-11-25").await;
+    s.assert_ping(1).await;
+    sigterm(s.pid());
+    let status = s
+        .wait_exit(Duration::from_secs(2))
+        .await
+        .expect("exited within 2 s of SIGTERM");
+    assert_eq!(status.code(), Some(0), "a clean exit: {status:?}");
+}
+
+fn sigterm(pid: u32) {
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(kill.success());
+}
+
+#[tokio::test]
+async fn exits_promptly_on_sigterm_before_initialize() {
+    let mut s = RawSession::start(&["--demo"], &[]);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sigterm(s.pid());
+    let status = s.wait_exit(Duration::from_secs(2)).await;
+    assert!(status.is_some(), "exited within 2 s of SIGTERM");
+}
+
+#[tokio::test]
+async fn exits_promptly_on_sigterm_with_a_call_in_flight() {
+    let api = slow_api().await;
+    let mut s = session_with_a_call_in_flight(&api).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sigterm(s.pid());
+    let status = s
+        .wait_exit(Duration::from_secs(2))
+        .await
+        .expect("exited within 2 s of SIGTERM");
+    assert_eq!(status.code(), Some(0), "a clean exit: {status:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Bad configuration
+// ---------------------------------------------------------------------------
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std_command(args, env);
+    let started = Instant::now();
+    let out = cmd.output().expect("run the binary");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    out
+}
+
+/// Arguments, environment, and the setting the error must name.
+type BadConfigCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
+#[test]
+fn bad_configuration_exits_2_with_one_line_naming_the_setting() {
+    let cases: [BadConfigCase; 5] = [
+        (
+            &["--api-base-url", "http://example.com"],
+            &[],
+            "BLOOMREACH_API_BASE_URL",
+        ),
+        (
+            &["--api-base-url", "not a url"],
+            &[],
+            "BLOOMREACH_API_BASE_URL",
+        ),
+        (&["--timeout-secs", "0"], &[], "BLOOMREACH_TIMEOUT_SECS"),
+        (
+            &[],
+            &[("BLOOMREACH_TIMEOUT_SECS", "soon")],
+            "BLOOMREACH_TIMEOUT_SECS",
+        ),
+        (
+            &[],
+            &[("BLOOMREACH_PROJECT_TOKEN", "a/b")],
+            "BLOOMREACH_PROJECT_TOKEN",
+        ),
+    ];
+    for (args, env, setting) in cases {
+        let out = run(args, env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{args:?} {env:?}: one line: {stderr:?}"
+        );
+        assert!(stderr.contains(setting), "{args:?} {env:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "nothing on stdout");
+    }
+    // The flag spelling is named too.
+    let out = run(&["--timeout-secs", "0"], &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout-secs"));
+}
+
+#[test]
+fn help_does_not_show_the_secret() {
+    let secret = "help-secret-Wm3xQ";
+    let out = run(
+        &["--help"],
+        &[
+            ("BLOOMREACH_API_SECRET", secret),
+            ("BLOOMREACH_API_KEY_ID", "help-key-id"),
+        ],
+    );
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("BLOOMREACH_API_SECRET"), "{stdout}");
+    assert!(!stdout.contains(secret), "{stdout}");
+    assert!(!stderr.contains(secret), "{stderr}");
+    let out = run(&["call", "--help"], &[("BLOOMREACH_API_SECRET", secret)]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
+}
+
+// ---------------------------------------------------------------------------
+// The command line
+// ---------------------------------------------------------------------------
+
+#[test]
+fn cli_call_prints_one_compact_envelope_and_exits_0() {
+    let out = run(
+        &["--demo", "call", "list_voucher_pools", "project_id=demo"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "compact, on one line: {stdout}");
+    assert!(stdout.starts_with("{\"success\":true,"), "{stdout}");
+    let envelope: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(envelope["error"], Value::Null);
+    let ids: Vec<&str> = envelope["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["summer20", "welcome10", "ete-bienvenue", "black-friday"]
+    );
+}
+
+#[test]
+fn cli_call_reads_integers_from_pairs_and_json() {
+    let out = run(
+        &[
+            "--demo",
+            "call",
+            "list_voucher_codes",
+            "--json",
+            r#"{"project_id": "demo", "count": 3}"#,
+            "pool_id=summer20",
+            "skip=5",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(envelope["data"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        (envelope["skip"].clone(), envelope["limit"].clone()),
+        (json!(5), json!(3))
+    );
+}
+
+#[test]
+fn cli_failing_call_prints_the_failure_envelope_and_exits_1() {
+    let out = run(
+        &[
+            "--demo",
+            "call",
+            "get_voucher_pool",
+            "project_id=demo",
+            "pool_id=nope",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(envelope["success"], false);
+    assert_eq!(envelope["data"], Value::Null);
+    assert!(envelope["error"].as_str().unwrap().contains("\"nope\""));
+
+    let out = run(
+        &[
+            "--demo",
+            "call",
+            "list_voucher_codes",
+            "project_id=demo",
+            "pool_id=summer20",
+            "count=5000",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(envelope["error"]
+        .as_str()
+        .unwrap()
+        .contains("count must be between 1 and 1000 (got 5000)"));
+}
+
+#[test]
+fn cli_tools_lists_the_four_tools() {
+    let out = run(&["--demo", "tools"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let listed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.starts_with(' ') && !l.is_empty())
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(listed, TOOL_NAMES);
+}
+
+// ---------------------------------------------------------------------------
+// Secrets
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_secret_never_appears_on_stdout_or_stderr_even_at_trace() {
+    let secret = "Sup3r-Distinctive-S3cret-7781";
+    let key_id = "trace-key-id";
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{key_id}:{secret}"));
+
+    let api = MockServer::start().await;
+    // Success.
+    Mock::given(path(pools_path("ok")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(pools_body()))
+        .mount(&api)
+        .await;
+    // An API that quotes the credentials back in its error.
+    Mock::given(path(pools_path("echo")))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "success": false,
+            "error": format!("bad header Authorization: Basic {basic} (secret {secret})")
+        })))
+        .mount(&api)
+        .await;
+    Mock::given(path(pools_path("refused")))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_string(format!("key {key_id}:{secret} refused; Basic {basic}")),
+        )
+        .mount(&api)
+        .await;
+    Mock::given(path(pools_path("broken")))
+        .respond_with(
+            ResponseTemplate::new(503)
+                .insert_header("Retry-After", "0")
+                .set_body_string(format!("<html><body>upstream said {secret}</body></html>")),
+        )
+        .mount(&api)
+        .await;
+    Mock::given(path(pools_path("junk")))
+        .respond_with(ResponseTemplate::new(200).set_body_string(format!("not json {basic}")))
+        .mount(&api)
+        .await;
+    Mock::given(path_regex(r"/codes$"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "success": false, "errors": [format!("not authorized {secret}")]
+        })))
+        .mount(&api)
+        .await;
+
+    let uri = api.uri();
+    let mut s = RawSession::start(
+        &["--api-base-url", &uri, "--api-key-id", key_id],
+        &[("BLOOMREACH_API_SECRET", secret), ("RUST_LOG", "trace")],
+    );
+    s.initialize("2025-11-25").await;
+    let mut id = 1;
+    let mut outcomes = Vec::new();
+    for project in ["ok", "echo", "refused", "broken", "junk"] {
+        let response = s
+            .roundtrip(
+                id,
+                "tools/call",
+                call_params("list_voucher_pools", json!({"project_id": project})),
+            )
+            .await;
+        outcomes.push((project, structured(&response)["success"].clone()));
+        id += 1;
+    }
+    let response = s
+        .roundtrip(
+            id,
+            "tools/call",
+            call_params(
+                "list_voucher_codes",
+                json!({"project_id": "x", "pool_id": "y"}),
+            ),
+        )
+        .await;
+    outcomes.push(("codes", structured(&response)["success"].clone()));
+    assert_eq!(
+        outcomes,
+        vec![
+            ("ok", json!(true)),
+            ("echo", json!(false)),
+            ("refused", json!(false)),
+            ("broken", json!(false)),
+            ("junk", json!(false)),
+            ("codes", json!(false)),
+        ]
+    );
+    let (stdout, stderr) = s.finish().await;
+    assert!(
+        stderr.len() > 1000,
+        "trace logging wrote something: {stderr}"
+    );
+    let mut outputs = vec![
+        ("serve stdout".to_owned(), stdout),
+        ("serve stderr".to_owned(), stderr),
+    ];
+
+    // The command line, through the same paths, and a bad configuration.
+    let env = [("BLOOMREACH_API_SECRET", secret), ("RUST_LOG", "trace")];
+    for project in ["ok", "echo", "refused", "broken", "junk"] {
+        let pair = format!("project_id={project}");
+        let out = run(
+            &[
+                "--api-base-url",
+                &uri,
+                "--api-key-id",
+                key_id,
+                "call",
+                "list_voucher_pools",
+                &pair,
+            ],
+            &env,
+        );
+        let expected = if project == "ok" { 0 } else { 1 };
+        assert_eq!(out.status.code(), Some(expected), "{project}");
+        for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            outputs.push((
+                format!("call {project} {stream}"),
+                String::from_utf8_lossy(bytes).into_owned(),
+            ));
+        }
+    }
+    let out = run(
+        &[
+            "--api-base-url",
+            "http://example.com",
+            "--api-key-id",
+            key_id,
+            "--api-secret",
+            secret,
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    outputs.push((
+        "bad config stderr".to_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ));
+
+    for (name, text) in &outputs {
+        assert!(!text.contains(secret), "the secret is on {name}:\n{text}");
+        assert!(
+            !text.contains(&basic),
+            "the Basic token is on {name}:\n{text}"
+        );
+    }
+}
