@@ -1,0 +1,202 @@
+//! The command line as a person meets it: a terminal gets a hint and pretty
+//! output, usage errors exit 2, and projects come from
+//! `BLOOMREACH_PROJECT_TOKEN`.
+//!
+//! The terminal cases run the binary under `script`, which gives it a
+//! pseudo-terminal; they are skipped with a message where `script` is
+//! missing.
+
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{json, Value};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_bloomreach-vouchers-mcp");
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(BINARY);
+    command.args(args).stdin(Stdio::null());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("BLOOMREACH_") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("run the binary")
+}
+
+/// Runs the binary on a pseudo-terminal; `None` when `script` is missing.
+fn run_on_terminal(args: &str) -> Option<String> {
+    let probe = Command::new("script").arg("--version").output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: `script` (util-linux) is not installed, so no terminal can be faked");
+        return None;
+    }
+    let output = Command::new("script")
+        .args(["-qec", &format!("{BINARY} {args}"), "/dev/null"])
+        .env("RUST_LOG", "off")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script");
+    Some(String::from_utf8_lossy(&output.stdout).replace('\r', ""))
+}
+
+fn stdout_json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).expect("one JSON document on stdout")
+}
+
+#[test]
+fn serving_on_a_terminal_says_how_to_use_it() {
+    let Some(screen) = run_on_terminal("--demo") else {
+        return;
+    };
+    assert!(
+        screen.contains(
+            "speaks MCP (JSON-RPC) on stdin/stdout and is meant to be started by an AI assistant"
+        ),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("bloomreach-vouchers-mcp --demo call list_voucher_pools project_id=demo"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn call_on_a_terminal_prints_indented_json() {
+    let Some(screen) =
+        run_on_terminal("--demo call get_voucher_pool project_id=demo pool_id=welcome10")
+    else {
+        return;
+    };
+    assert!(
+        screen.starts_with("{\n  \"success\": true,\n  \"data\": {\n    \"id\": \"welcome10\""),
+        "{screen}"
+    );
+    let parsed: Value = serde_json::from_str(&screen).expect("the screen holds the JSON");
+    assert_eq!(parsed["data"]["name"], "WELCOME10");
+}
+
+#[test]
+fn a_piped_call_prints_one_line() {
+    let output = run(&["--demo", "call", "list_projects"], &[]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "{\"success\":true,\"data\":[{\"id\":\"demo\",\"name\":\"Demo store (sample data)\"}],\"error\":null}\n"
+    );
+}
+
+#[test]
+fn an_unknown_tool_is_a_usage_error() {
+    let output = run(&["--demo", "call", "list_vouchers"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: unknown tool \"list_vouchers\"; the tools are list_projects, list_voucher_pools, get_voucher_pool, list_voucher_codes\n"
+    );
+}
+
+#[test]
+fn malformed_arguments_are_usage_errors() {
+    let output = run(&["--demo", "call", "list_voucher_pools", "project_id"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: arguments are key=value pairs; \"project_id\" has no '='\n"
+    );
+    let output = run(
+        &["--demo", "call", "list_voucher_pools", "--json", "[1]"],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).starts_with("error: --json must be a JSON object")
+    );
+}
+
+#[test]
+fn projects_come_from_the_project_token_setting() {
+    let output = run(
+        &["call", "list_projects"],
+        &[("BLOOMREACH_PROJECT_TOKEN", "abc-123=Main store, def-456 ,,")],
+    );
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        stdout_json(&output),
+        json!({"success": true, "data": [
+            {"id": "abc-123", "name": "Main store"},
+            {"id": "def-456", "name": "def-456"}
+        ], "error": null})
+    );
+    let output = run(
+        &["--project-token", "flag-wins", "call", "list_projects"],
+        &[("BLOOMREACH_PROJECT_TOKEN", "from-env")],
+    );
+    assert_eq!(
+        stdout_json(&output)["data"],
+        json!([{"id": "flag-wins", "name": "flag-wins"}])
+    );
+}
+
+#[test]
+fn without_projects_list_projects_succeeds_empty() {
+    let output = run(&["call", "list_projects"], &[]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        stdout_json(&output),
+        json!({"success": true, "data": [], "error": null})
+    );
+}
+
+#[test]
+fn without_credentials_a_call_names_both_settings_and_exits_1() {
+    let output = run(&["call", "list_voucher_pools", "project_id=abc"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let envelope = stdout_json(&output);
+    assert_eq!(envelope["success"], false);
+    assert_eq!(envelope["data"], json!([]));
+    let error = envelope["error"].as_str().unwrap();
+    assert!(
+        error.contains("BLOOMREACH_API_KEY_ID") && error.contains("BLOOMREACH_API_SECRET"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_bad_project_token_setting_exits_2_naming_it() {
+    let output = run(
+        &["call", "list_projects"],
+        &[("BLOOMREACH_PROJECT_TOKEN", "=Nameless")],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: BLOOMREACH_PROJECT_TOKEN (--project-token) has an entry without a token: \"=Nameless\"\n"
+    );
+}
+
+#[test]
+fn tools_shows_each_argument_with_its_default() {
+    let output = run(&["tools"], &[]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("list_voucher_codes — List voucher codes\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("    count (integer, optional, default 20): "),
+        "{text}"
+    );
+    assert!(
+        text.contains("    skip (integer, optional, default 0): "),
+        "{text}"
+    );
+    assert!(text.contains("    pool_id (string, required): "), "{text}");
+    assert!(
+        text.contains("list_projects — List configured Bloomreach projects\n    (no arguments)\n"),
+        "{text}"
+    );
+}
