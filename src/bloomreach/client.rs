@@ -490,7 +490,7 @@ impl BloomreachClient {
                 Ok(_) => Err(ApiError::Unexpected {
                     reason: format!(
                         "a required field is missing or has the wrong type ({})",
-                        strip_position(&error.to_string())
+                        self.quote(&strip_position(&error.to_string()), 150)
                     ),
                     excerpt: Some(self.excerpt(bytes)),
                 }),
@@ -561,7 +561,7 @@ impl BloomreachClient {
         if parts.is_empty() {
             None
         } else {
-            Some(self.scrub(&shorten(&parts.join("; "), MAX_QUOTE_CHARS)))
+            Some(self.quote(&parts.join("; "), MAX_QUOTE_CHARS))
         }
     }
 
@@ -573,8 +573,19 @@ impl BloomreachClient {
         } else {
             text.into_owned()
         };
-        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        self.scrub(&shorten(&flat, 200))
+        self.quote(&text, 200)
+    }
+
+    /// Text from the API made fit to quote: credentials removed first,
+    /// then folded onto one line and cut to `max` characters.
+    fn quote(&self, text: &str, max: usize) -> String {
+        let scrubbed = self.scrub(text);
+        let flat = scrubbed
+            .split(|c: char| c.is_whitespace() || c.is_control())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        shorten(&flat, max)
     }
 
     fn scrub(&self, text: &str) -> String {

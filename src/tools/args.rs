@@ -22,6 +22,8 @@ pub const MAX_ID_CHARS: usize = 1024;
 pub const DEFAULT_SKIP: i64 = 0;
 pub const DEFAULT_COUNT: i64 = 20;
 pub const MAX_COUNT: i64 = 1000;
+/// The largest offset accepted (the largest the wire integer holds).
+pub const MAX_SKIP: i64 = i64::MAX;
 
 /// A broken argument rule, worded for a person.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -137,15 +139,17 @@ pub fn codes_args(args: &RawArgs) -> (AskedPaging, Result<CodesArgs, ArgError>) 
         let skip = skip.checked(
             DEFAULT_SKIP,
             0,
-            i64::MAX,
+            MAX_SKIP,
             "skip must be an integer >= 0",
             "skip must be >= 0",
+            "skip must be at most 9223372036854775807",
         )?;
         let count = count.checked(
             DEFAULT_COUNT,
             1,
             MAX_COUNT,
             "count must be an integer between 1 and 1000",
+            "count must be between 1 and 1000",
             "count must be between 1 and 1000",
         )?;
         let status = status(args)?;
@@ -203,7 +207,7 @@ fn status(args: &RawArgs) -> Result<Option<CodeStatus>, ArgError> {
     };
     value
         .as_str()
-        .and_then(|s| CodeStatus::parse(s.trim().to_ascii_lowercase().as_str()))
+        .and_then(CodeStatus::parse)
         .map(Some)
         .ok_or_else(|| {
             ArgError(format!(
@@ -239,13 +243,18 @@ impl IntArg {
         min: i64,
         max: i64,
         type_rule: &str,
-        range_rule: &str,
+        low_rule: &str,
+        high_rule: &str,
     ) -> Result<i64, ArgError> {
         match self {
             IntArg::Missing => Ok(default),
             IntArg::Value(v) if (min..=max).contains(v) => Ok(*v),
-            IntArg::Value(v) => Err(ArgError(format!("{range_rule} (got {v})"))),
-            IntArg::Huge(text) => Err(ArgError(format!("{range_rule} (got {text})"))),
+            IntArg::Value(v) if *v < min => Err(ArgError(format!("{low_rule} (got {v})"))),
+            IntArg::Value(v) => Err(ArgError(format!("{high_rule} (got {v})"))),
+            IntArg::Huge(text) if text.starts_with('-') => {
+                Err(ArgError(format!("{low_rule} (got {text})")))
+            }
+            IntArg::Huge(text) => Err(ArgError(format!("{high_rule} (got {text})"))),
             IntArg::Unreadable(shown) => Err(ArgError(format!("{type_rule} (got {shown})"))),
         }
     }
@@ -465,6 +474,14 @@ mod tests {
             "count must be between 1 and 1000 (got 1e+300)"
         );
         assert_eq!(
+            codes_err(base(json!({"skip": 18446744073709551615u64}))),
+            "skip must be at most 9223372036854775807 (got 18446744073709551615)"
+        );
+        assert_eq!(
+            codes_err(base(json!({"skip": "-99999999999999999999"}))),
+            "skip must be >= 0 (got -99999999999999999999)"
+        );
+        assert_eq!(
             codes_err(base(json!({"count": "NaN"}))),
             "count must be an integer between 1 and 1000 (got \"NaN\")"
         );
@@ -510,9 +527,14 @@ mod tests {
     }
 
     #[test]
-    fn status_accepts_the_three_names_in_any_case() {
-        let (_, args) = codes(json!({"project_id": "p", "pool_id": "q", "status": "Redeemed"}));
+    fn status_accepts_exactly_the_three_names() {
+        let (_, args) = codes(json!({"project_id": "p", "pool_id": "q", "status": "redeemed"}));
         assert_eq!(args.unwrap().status, Some(CodeStatus::Redeemed));
+        let (_, args) = codes(json!({"project_id": "p", "pool_id": "q", "status": "Redeemed"}));
+        assert_eq!(
+            args.unwrap_err().0,
+            "status must be one of available, assigned, redeemed (got \"Redeemed\")"
+        );
         let (_, args) = codes(json!({"project_id": "p", "pool_id": "q", "status": 3}));
         assert_eq!(
             args.unwrap_err().0,
