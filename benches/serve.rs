@@ -22,7 +22,12 @@
 //! (`<target dir>/release/deps/serve-*`), else `<package root>/target`.
 //! If that build fails, an existing binary at that path is used with a
 //! warning. `SERVE_BENCH_BIN=/path/to/binary` skips all of this and measures
-//! the given binary.
+//! the given binary (mind that `cargo bench` itself copies its variant to
+//! that same path, about 0.5 MB larger, until the nested build puts the
+//! plain one back). The nested build runs without the package variables
+//! Cargo gives the bench (`CARGO_PKG_*`, `CARGO_MANIFEST_DIR`, ...), which
+//! build scripts such as ring's watch: with them, every `cargo bench` and
+//! every plain `cargo build` would rebuild half the tree.
 //!
 //! Run without `--bench` (as `cargo test --benches` or `--all-targets` do), it
 //! makes a quick smoke run against the binary Cargo built for this target
@@ -31,32 +36,45 @@
 //!
 //! # Design
 //!
-//! * The fake API is a hand-written HTTP/1.1 server on a `TcpListener`, on a
-//!   thread and single-threaded runtime of its own, with keep-alive: it reads
-//!   the request head, looks the answer up in a cache of fully rendered
-//!   responses (built once per `skip`/`count`), optionally sleeps (20 ms for
-//!   the throughput run) and writes it. No hyper on that side, so its cost is
-//!   close to a memcpy.
+//! * The fake API is a hand-written HTTP/1.1 server on 127.0.0.1 with
+//!   keep-alive, one blocking thread per connection: it reads the request
+//!   head, checks the path, `skip`, `count` and Basic auth, looks the answer
+//!   up in a cache of fully rendered responses (built once per
+//!   `skip`/`count`), optionally sleeps (20 ms for the throughput run) and
+//!   writes it. No runtime between the socket and the answer, and the delay
+//!   is a `thread::sleep`, which overshoots by microseconds where a tokio
+//!   timer rounds up to the next millisecond. The server and the floor each
+//!   get a fake of their own, so the fakes' counters tell what the server
+//!   did (requests, connections); any request a fake rejects fails the bench.
 //! * The JSON-RPC client writes one line per request to the server's stdin
-//!   and a reader task matches response lines to requests by `id`. A
-//!   request's latency runs from just before its line is written to the
-//!   moment its answer line has been read in full; the answer is checked
-//!   (success, number of codes) after the clock has stopped.
+//!   and a reader task matches answer lines to requests by `id`. A request's
+//!   latency runs from just before its line is written to the moment its
+//!   answer line has been read in full; the answer is checked (success,
+//!   number of codes, a text block) after the clock has stopped.
 //! * The floor is what the server cannot avoid: the same GET against the
-//!   same fake with a reused `reqwest::Client` (the HTTP client the server
-//!   uses), body read in full. Server calls and floor GETs alternate one by
-//!   one, so that noise from the machine falls on both alike. Overhead is
-//!   server median minus floor median: the stdio round trip, the JSON-RPC
-//!   framing, decoding the API's answer, re-shaping it and encoding the
-//!   result.
-//! * Memory is read from `/proc/<pid>/status`: `VmHWM` (peak resident set)
-//!   and `VmRSS` sampled every 2 ms by a thread while the 1,000-code pages are
-//!   being served.
-//! * Every child is started with `kill_on_drop`, closed (stdin EOF) and
-//!   waited for at the end; if it does not exit it is killed.
+//!   same kind of fake with a reused `reqwest::Client` (the HTTP client the
+//!   server uses), body read in full, nothing decoded. Server calls and floor
+//!   GETs alternate one by one, so that noise from the machine falls on both
+//!   alike. Overhead is server median minus floor median: the stdio round
+//!   trip, the JSON-RPC framing, decoding the API's answer, re-shaping it and
+//!   encoding the result. The throughput run has a floor too: the same GETs,
+//!   as many in flight, straight from reqwest.
+//! * Server CPU time is the sum over its threads of
+//!   `/proc/<pid>/task/*/schedstat` (ns, user + kernel).
+//! * Memory is read from `/proc/<pid>/status`. `VmHWM` is only updated
+//!   lazily by the kernel (memory the allocator hands back with `madvise`
+//!   never raises it), so a thread also samples `VmRSS` every 2 ms and a peak
+//!   is the larger of the two.
+//! * Every child is started with `kill_on_drop`, so an error anywhere kills
+//!   it; at the end it is closed (stdin EOF) and waited for, and killed if it
+//!   does not exit within [`EXIT_TIMEOUT`].
+//!
+//! The first run after a change to `src/` pays for one extra release link
+//! (fat LTO, about 1.5 min on 2 cores) on top of Cargo's own build of the
+//! bench; the measurements themselves take about 5 seconds.
 
 use std::collections::HashMap;
-use std::io::{BufRead, Write as _};
+use std::io::{BufRead, Read as _, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -67,7 +85,6 @@ use std::time::{Duration, Instant};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -179,14 +196,18 @@ async fn run(plan: Plan) -> Res<()> {
         bin.display()
     );
 
+    // The server and the floor each get a fake of their own, so that the
+    // fakes' counters tell what the server did.
     let fast = Fake::start(Duration::ZERO)?;
+    let fast_floor = Fake::start(Duration::ZERO)?;
     let slow = Fake::start(plan.tp_latency)?;
+    let slow_floor = Fake::start(plan.tp_latency)?;
 
     eprintln!("  cold start ({} spawns)...", plan.cold_spawns);
     let cold = cold_start(&bin, &fast, plan.cold_spawns).await?;
 
     eprintln!("  sequential calls...");
-    let seq = sequential(&bin, &fast, &plan).await?;
+    let seq = sequential(&bin, &fast, &fast_floor, &plan).await?;
 
     eprintln!(
         "  throughput ({} rounds of {} calls, {} in flight, {} ms upstream)...",
@@ -195,7 +216,7 @@ async fn run(plan: Plan) -> Res<()> {
         plan.tp_in_flight,
         plan.tp_latency.as_millis()
     );
-    let tp = throughput(&bin, &slow, &plan).await?;
+    let tp = throughput(&bin, &slow, &slow_floor, &plan).await?;
 
     let size = std::fs::metadata(&bin)
         .map_err(|e| format!("cannot stat {}: {e}", bin.display()))?
@@ -213,10 +234,7 @@ fn release_binary() -> Res<PathBuf> {
     if let Some(path) = std::env::var_os("SERVE_BENCH_BIN") {
         let path = PathBuf::from(path);
         if !path.is_file() {
-            return Err(format!(
-                "SERVE_BENCH_BIN={} is not a file",
-                path.display()
-            ));
+            return Err(format!("SERVE_BENCH_BIN={} is not a file", path.display()));
         }
         return Ok(path);
     }
@@ -229,13 +247,24 @@ fn release_binary() -> Res<PathBuf> {
         target_dir.display()
     );
     let started = Instant::now();
-    let status = std::process::Command::new(&cargo)
+    let mut build = std::process::Command::new(&cargo);
+    build
         .args(["build", "--release", "--quiet", "--bin", BIN_NAME])
         .arg("--manifest-path")
         .arg(manifest_dir.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", &target_dir)
-        .stdin(Stdio::null())
-        .status();
+        .stdin(Stdio::null());
+    // Cargo gives this bench the package's variables (CARGO_PKG_NAME,
+    // CARGO_MANIFEST_DIR, ...). Build scripts that watch them with
+    // `rerun-if-env-changed` (ring's does) would see them change between a
+    // plain `cargo build` and this one and rebuild half the tree each time.
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if is_cargo_run_variable(key) {
+            build.env_remove(key);
+        }
+    }
+    let status = build.status();
     match status {
         Ok(s) if s.success() => {
             eprintln!(
@@ -265,6 +294,24 @@ fn release_binary() -> Res<PathBuf> {
         return Err(format!("the build left no binary at {}", bin.display()));
     }
     Ok(bin)
+}
+
+/// Variables Cargo sets for the programs it runs, as opposed to the ones a
+/// user sets to configure Cargo.
+fn is_cargo_run_variable(key: &str) -> bool {
+    key.starts_with("CARGO_PKG_")
+        || key.starts_with("CARGO_BIN_")
+        || matches!(
+            key,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
 }
 
 fn target_dir(manifest_dir: &Path) -> PathBuf {
@@ -297,10 +344,13 @@ struct Fake {
     state: Arc<FakeState>,
 }
 
+/// A rendered HTTP response, head and body.
+type Response = Arc<[u8]>;
+
 struct FakeState {
     delay: Duration,
     /// Fully rendered HTTP responses by (skip, count).
-    cache: Mutex<HashMap<(u64, u64), Arc<[u8]>>>,
+    cache: Mutex<HashMap<(u64, u64), Response>>,
     requests: AtomicU64,
     connections: AtomicU64,
     /// Requests answered with something other than 200.
@@ -314,9 +364,6 @@ impl Fake {
         let addr = listener
             .local_addr()
             .map_err(|e| format!("fake API: {e}"))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| format!("fake API: {e}"))?;
         let state = Arc::new(FakeState {
             delay,
             cache: Mutex::new(HashMap::new()),
@@ -324,39 +371,24 @@ impl Fake {
             connections: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
         });
-        let thread_state = Arc::clone(&state);
+        let accept_state = Arc::clone(&state);
         std::thread::Builder::new()
             .name(format!("fake-api-{}", addr.port()))
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        eprintln!("fake API: no runtime: {e}");
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let listener = match TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            eprintln!("fake API: {e}");
-                            return;
-                        }
-                    };
-                    loop {
-                        let Ok((stream, _)) = listener.accept().await else {
-                            continue;
-                        };
-                        thread_state.connections.fetch_add(1, Ordering::Relaxed);
-                        let state = Arc::clone(&thread_state);
-                        tokio::spawn(async move {
-                            let _ = serve_connection(stream, state).await;
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { continue };
+                    accept_state.connections.fetch_add(1, Ordering::Relaxed);
+                    let state = Arc::clone(&accept_state);
+                    let spawned = std::thread::Builder::new()
+                        .name("fake-api-conn".to_owned())
+                        .stack_size(256 * 1024)
+                        .spawn(move || {
+                            let _ = serve_connection(stream, &state);
                         });
+                    if let Err(e) = spawned {
+                        eprintln!("fake API: cannot start a connection thread: {e}");
                     }
-                });
+                }
             })
             .map_err(|e| format!("fake API: cannot start its thread: {e}"))?;
         Ok(Self { addr, state })
@@ -364,13 +396,6 @@ impl Fake {
 
     fn base_url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-
-    fn codes_url(&self, skip: u64, count: u64) -> String {
-        format!(
-            "{}/data/v2/projects/{PROJECT}/vouchers/pools/{POOL}/codes?skip={skip}&count={count}",
-            self.base_url()
-        )
     }
 
     fn requests(&self) -> u64 {
@@ -386,15 +411,24 @@ impl Fake {
     }
 }
 
-/// Serves one keep-alive connection until the peer closes it.
-async fn serve_connection(stream: TcpStream, state: Arc<FakeState>) -> std::io::Result<()> {
+fn codes_url(base: &str, skip: u64, count: u64) -> String {
+    format!(
+        "{base}/data/v2/projects/{PROJECT}/vouchers/pools/{POOL}/codes?skip={skip}&count={count}"
+    )
+}
+
+/// Serves one keep-alive connection until the peer closes it. Blocking I/O
+/// on a thread of its own: no runtime between the socket and the answer, and
+/// the delay is a plain `thread::sleep`, which overshoots by microseconds
+/// where a tokio timer rounds up to the next millisecond.
+fn serve_connection(stream: std::net::TcpStream, state: &FakeState) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
-    let (read, mut write) = stream.into_split();
-    let mut read = BufReader::with_capacity(16 * 1024, read);
+    let mut write = stream.try_clone()?;
+    let mut read = std::io::BufReader::with_capacity(16 * 1024, stream);
     let mut line = String::with_capacity(256);
     loop {
         line.clear();
-        if read.read_line(&mut line).await? == 0 {
+        if read.read_line(&mut line)? == 0 {
             return Ok(());
         }
         let mut parts = line.split_ascii_whitespace();
@@ -404,7 +438,7 @@ async fn serve_connection(stream: TcpStream, state: Arc<FakeState>) -> std::io::
         let mut body_len = 0usize;
         loop {
             line.clear();
-            if read.read_line(&mut line).await? == 0 {
+            if read.read_line(&mut line)? == 0 {
                 return Ok(());
             }
             if line == "\r\n" || line == "\n" {
@@ -421,14 +455,14 @@ async fn serve_connection(stream: TcpStream, state: Arc<FakeState>) -> std::io::
         }
         if body_len > 0 {
             let mut sink = vec![0u8; body_len];
-            read.read_exact(&mut sink).await?;
+            read.read_exact(&mut sink)?;
         }
         state.requests.fetch_add(1, Ordering::Relaxed);
         if !state.delay.is_zero() {
-            tokio::time::sleep(state.delay).await;
+            std::thread::sleep(state.delay);
         }
         let response = state.respond(&method, &target, authorized);
-        write.write_all(&response).await?;
+        write.write_all(&response)?;
     }
 }
 
@@ -617,16 +651,21 @@ impl Server {
             )
             .await?;
         expect_result(&init, "initialize")?;
-        self.rpc
-            .notify("notifications/initialized", "{}")
-            .await?;
+        self.rpc.notify("notifications/initialized", "{}").await?;
         Ok(init)
     }
 
-    /// Reads a field of `/proc/<pid>/status`, in kB.
+    /// Reads a numeric field of `/proc/<pid>/status` (memory fields are in kB).
     fn status_kb(&self, field: &str) -> Res<u64> {
         proc_status_kb(self.pid, field)
             .ok_or_else(|| format!("cannot read {field} of the server (pid {})", self.pid))
+    }
+
+    /// CPU time of all the server's threads so far.
+    fn cpu_time(&self) -> Res<Duration> {
+        proc_cpu_ns(self.pid)
+            .map(Duration::from_nanos)
+            .ok_or_else(|| format!("cannot read the CPU time of the server (pid {})", self.pid))
     }
 
     /// Closes stdin, waits for the server to exit, kills it if it does not.
@@ -715,10 +754,12 @@ impl Rpc {
     async fn write_line(&self, line: &[u8]) -> Res<()> {
         let mut stdin = self.stdin.lock().await;
         let stdin = stdin.as_mut().ok_or("stdin already closed")?;
-        stdin
-            .write_all(line)
-            .await
-            .map_err(|e| format!("writing to the server's stdin: {e}{}", self.stderr_excerpt()))
+        stdin.write_all(line).await.map_err(|e| {
+            format!(
+                "writing to the server's stdin: {e}{}",
+                self.stderr_excerpt()
+            )
+        })
     }
 
     async fn notify(&self, method: &str, params: &str) -> Res<()> {
@@ -730,9 +771,9 @@ impl Rpc {
     /// time from just before the write to the answer being read.
     async fn request_timed(&self, method: &str, params: &str) -> Res<(Reply, Duration)> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let line = format!(
-            r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#
-        ) + "\n";
+        let line =
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{params}}}"#)
+                + "\n";
         let (tx, rx) = oneshot::channel();
         self.pending
             .lock()
@@ -766,14 +807,15 @@ impl Rpc {
         Ok(self.request_timed(method, params).await?.0)
     }
 
-    /// `tools/call list_voucher_codes`, checked to have answered `count` codes.
-    async fn list_codes(&self, skip: u64, count: u64) -> Res<Duration> {
+    /// `tools/call list_voucher_codes`, checked to have answered `count`
+    /// codes. Returns the latency and the size of the answer line.
+    async fn list_codes(&self, skip: u64, count: u64) -> Res<(Duration, usize)> {
         let params = format!(
             r#"{{"name":"list_voucher_codes","arguments":{{"project_id":"{PROJECT}","pool_id":"{POOL}","skip":{skip},"count":{count}}}}}"#
         );
         let (reply, took) = self.request_timed("tools/call", &params).await?;
         check_codes(&reply, count)?;
-        Ok(took)
+        Ok((took, reply.line.len()))
     }
 
     fn stderr_excerpt(&self) -> String {
@@ -796,8 +838,12 @@ fn excerpt(line: &[u8]) -> String {
 }
 
 fn expect_result(reply: &Reply, what: &str) -> Res<serde_json::Value> {
-    let value: serde_json::Value = serde_json::from_slice(&reply.line)
-        .map_err(|e| format!("{what}: the answer is not JSON ({e}): {}", excerpt(&reply.line)))?;
+    let value: serde_json::Value = serde_json::from_slice(&reply.line).map_err(|e| {
+        format!(
+            "{what}: the answer is not JSON ({e}): {}",
+            excerpt(&reply.line)
+        )
+    })?;
     match value.get("result") {
         Some(result) => Ok(result.clone()),
         None => Err(format!("{what} failed: {}", excerpt(&reply.line))),
@@ -862,6 +908,21 @@ fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
     None
 }
 
+/// CPU time of a process's live threads, in ns, from
+/// `/proc/<pid>/task/*/schedstat` (first field: time on a CPU).
+fn proc_cpu_ns(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        // A thread may end between the listing and the read.
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
 /// Samples `VmRSS` of a process every 2 ms on a thread of its own.
 struct RssSampler {
     stop: Arc<AtomicBool>,
@@ -914,7 +975,8 @@ async fn cold_start(bin: &Path, fake: &Fake, spawns: usize) -> Res<Cold> {
         let tools = server.rpc.request("tools/list", "{}").await?;
         cold.to_initialize
             .push(init.at.saturating_duration_since(started));
-        cold.to_tools.push(tools.at.saturating_duration_since(started));
+        cold.to_tools
+            .push(tools.at.saturating_duration_since(started));
         let result = expect_result(&tools, "tools/list")?;
         let names: Vec<&str> = result
             .get("tools")
@@ -941,6 +1003,10 @@ async fn cold_start(bin: &Path, fake: &Fake, spawns: usize) -> Res<Cold> {
 struct Side {
     server: Vec<Duration>,
     floor: Vec<Duration>,
+    /// CPU time the server spent over the measured calls, all threads.
+    server_cpu: Duration,
+    /// Size of the last answer line, in bytes.
+    answer_bytes: usize,
 }
 
 struct Sequential {
@@ -955,25 +1021,27 @@ struct Sequential {
     stray_lines: u64,
 }
 
-async fn sequential(bin: &Path, fake: &Fake, plan: &Plan) -> Res<Sequential> {
-    let floor = reqwest::Client::builder()
-        .default_headers({
-            let mut h = reqwest::header::HeaderMap::new();
-            h.insert(
-                reqwest::header::AUTHORIZATION,
-                reqwest::header::HeaderValue::from_static(
-                    "Basic YmVuY2gta2V5LWlkOmJlbmNoLXNlY3JldA==",
-                ),
-            );
-            h.insert(
-                reqwest::header::ACCEPT,
-                reqwest::header::HeaderValue::from_static("application/json"),
-            );
-            h
-        })
+/// The floor's client: reqwest, as the server uses it, with the same
+/// headers. One instance is reused for every request.
+fn floor_client() -> Res<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        // base64("bench-key-id:bench-secret")
+        reqwest::header::HeaderValue::from_static("Basic YmVuY2gta2V5LWlkOmJlbmNoLXNlY3JldA=="),
+    );
+    headers.insert(
+        reqwest::header::ACCEPT,
+        reqwest::header::HeaderValue::from_static("application/json"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
         .build()
-        .map_err(|e| format!("cannot build the floor's reqwest client: {e}"))?;
+        .map_err(|e| format!("cannot build the floor's reqwest client: {e}"))
+}
 
+async fn sequential(bin: &Path, fake: &Fake, floor_fake: &Fake, plan: &Plan) -> Res<Sequential> {
+    let floor = floor_client()?;
     let requests_before = fake.requests();
     let connections_before = fake.connections();
     let server = Server::spawn(bin, fake)?;
@@ -989,37 +1057,18 @@ async fn sequential(bin: &Path, fake: &Fake, plan: &Plan) -> Res<Sequential> {
         }
     }
 
-    let small = alternate(
-        &server,
-        &floor,
-        fake,
-        SMALL,
-        plan.small_warmup,
-        plan.small_calls,
-    )
-    .await?;
+    alternate(&server, &floor, floor_fake, SMALL, plan.small_warmup).await?;
+    let small = alternate(&server, &floor, floor_fake, SMALL, plan.small_calls).await?;
 
+    alternate(&server, &floor, floor_fake, LARGE, plan.large_warmup).await?;
     let sampler = RssSampler::start(server.pid);
-    let large = alternate(
-        &server,
-        &floor,
-        fake,
-        LARGE,
-        plan.large_warmup,
-        plan.large_calls,
-    )
-    .await;
+    let large = alternate(&server, &floor, floor_fake, LARGE, plan.large_calls).await;
     let rss_large = sampler.finish();
     let large = large?;
     let hwm_after_large_kb = server.status_kb("VmHWM")?;
     let stray_lines = server.rpc.stray_lines.load(Ordering::Relaxed);
     server.shutdown().await?;
-    if fake.rejected() > 0 {
-        return Err(format!(
-            "the fake API rejected {} requests (wrong path, query or auth)",
-            fake.rejected()
-        ));
-    }
+    check_rejected(&[fake, floor_fake])?;
     Ok(Sequential {
         ping,
         small,
@@ -1033,29 +1082,44 @@ async fn sequential(bin: &Path, fake: &Fake, plan: &Plan) -> Res<Sequential> {
     })
 }
 
+fn check_rejected(fakes: &[&Fake]) -> Res<()> {
+    for fake in fakes {
+        if fake.rejected() > 0 {
+            return Err(format!(
+                "the fake API rejected {} requests (wrong path, query or auth)",
+                fake.rejected()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `calls` server calls and `calls` floor GETs of `count` codes, one of each
-/// in turn, after `warmup` of each.
+/// in turn, so that the machine's noise falls on both alike.
 async fn alternate(
     server: &Server,
     floor: &reqwest::Client,
-    fake: &Fake,
+    floor_fake: &Fake,
     count: u64,
-    warmup: usize,
     calls: usize,
 ) -> Res<Side> {
     let mut side = Side {
         server: Vec::with_capacity(calls),
         floor: Vec::with_capacity(calls),
+        server_cpu: Duration::ZERO,
+        answer_bytes: 0,
     };
-    for i in 0..warmup + calls {
+    let base = floor_fake.base_url();
+    let cpu_before = server.cpu_time()?;
+    for i in 0..calls {
         let skip = (i as u64 % 5) * count;
-        let took = server.rpc.list_codes(skip, count).await?;
-        let floor_took = floor_get(floor, &fake.codes_url(skip, count)).await?;
-        if i >= warmup {
-            side.server.push(took);
-            side.floor.push(floor_took);
-        }
+        let (took, bytes) = server.rpc.list_codes(skip, count).await?;
+        side.server.push(took);
+        side.answer_bytes = bytes;
+        side.floor
+            .push(floor_get(floor, &codes_url(&base, skip, count)).await?);
     }
+    side.server_cpu = server.cpu_time()?.saturating_sub(cpu_before);
     Ok(side)
 }
 
@@ -1080,47 +1144,111 @@ async fn floor_get(client: &reqwest::Client, url: &str) -> Res<Duration> {
 
 struct Throughput {
     walls: Vec<Duration>,
+    floor_walls: Vec<Duration>,
     latencies: Vec<Duration>,
+    server_cpu: Duration,
+    /// max(VmHWM, sampled VmRSS) after the first round.
+    first_round_peak_kb: u64,
     hwm_kb: u64,
+    rss_samples: Vec<u64>,
     rss_after_kb: u64,
+    rss_anon_kb: u64,
+    rss_file_kb: u64,
+    threads: u64,
     upstream_connections: u64,
 }
 
-async fn throughput(bin: &Path, fake: &Fake, plan: &Plan) -> Res<Throughput> {
+async fn throughput(bin: &Path, fake: &Fake, floor_fake: &Fake, plan: &Plan) -> Res<Throughput> {
+    let floor = floor_client()?;
+    let base = floor_fake.base_url();
+    let floor_burst = |calls: usize| {
+        let floor = floor.clone();
+        let base = base.clone();
+        burst(calls, plan.tp_in_flight, move |i| {
+            let floor = floor.clone();
+            let url = codes_url(&base, (i as u64 % 5) * SMALL, SMALL);
+            async move { floor_get(&floor, &url).await }
+        })
+    };
+
     let connections_before = fake.connections();
     let server = Server::spawn(bin, fake)?;
     server.handshake().await?;
-    // One round of `in_flight` calls first, so that the connection pool is
-    // open: the figure is for a server in steady state.
-    burst(&server.rpc, plan.tp_in_flight, plan.tp_in_flight).await?;
+    let rpc = Arc::clone(&server.rpc);
+    let server_burst = |calls: usize| {
+        let rpc = Arc::clone(&rpc);
+        burst(calls, plan.tp_in_flight, move |i| {
+            let rpc = Arc::clone(&rpc);
+            async move {
+                let (took, _) = rpc.list_codes((i as u64 % 5) * SMALL, SMALL).await?;
+                Ok(took)
+            }
+        })
+    };
+    // One round of `in_flight` calls first on each side, so that the
+    // connection pools are open: the figures are for steady state.
+    server_burst(plan.tp_in_flight).await?;
+    floor_burst(plan.tp_in_flight).await?;
+
     let mut walls = Vec::new();
+    let mut floor_walls = Vec::new();
     let mut latencies = Vec::new();
-    for _ in 0..plan.tp_rounds {
+    let cpu_before = server.cpu_time()?;
+    let mut rss_samples = Vec::new();
+    let mut first_round_peak_kb = 0;
+    for round in 0..plan.tp_rounds {
+        let sampler = RssSampler::start(server.pid);
         let started = Instant::now();
-        let mut round = burst(&server.rpc, plan.tp_calls, plan.tp_in_flight).await?;
+        let calls = server_burst(plan.tp_calls).await;
         walls.push(started.elapsed());
-        latencies.append(&mut round);
+        let mut samples = sampler.finish();
+        latencies.append(&mut calls?);
+        if round == 0 {
+            let sampled = samples.iter().copied().max().unwrap_or(0);
+            first_round_peak_kb = server.status_kb("VmHWM")?.max(sampled);
+        }
+        rss_samples.append(&mut samples);
+        let started = Instant::now();
+        floor_burst(plan.tp_calls).await?;
+        floor_walls.push(started.elapsed());
     }
+    // The server idles while the floor runs; its CPU time is all its own.
+    let server_cpu = server.cpu_time()?.saturating_sub(cpu_before);
     let hwm_kb = server.status_kb("VmHWM")?;
     let rss_after_kb = server.status_kb("VmRSS")?;
+    let rss_anon_kb = server.status_kb("RssAnon")?;
+    let rss_file_kb = server.status_kb("RssFile")?;
+    let threads = server.status_kb("Threads")?;
     server.shutdown().await?;
+    check_rejected(&[fake, floor_fake])?;
     Ok(Throughput {
         walls,
+        floor_walls,
         latencies,
+        server_cpu,
+        first_round_peak_kb,
         hwm_kb,
+        rss_samples,
         rss_after_kb,
+        rss_anon_kb,
+        rss_file_kb,
+        threads,
         upstream_connections: fake.connections() - connections_before,
     })
 }
 
-/// `calls` calls of `SMALL` codes, `in_flight` at a time: each of
-/// `in_flight` workers issues its next call as soon as its last is answered.
-async fn burst(rpc: &Arc<Rpc>, calls: usize, in_flight: usize) -> Res<Vec<Duration>> {
+/// `calls` calls, `in_flight` at a time: each of `in_flight` workers makes
+/// its next call as soon as its last is answered. `call(i)` makes call `i`.
+async fn burst<F, Fut>(calls: usize, in_flight: usize, call: F) -> Res<Vec<Duration>>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Res<Duration>> + Send + 'static,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::with_capacity(in_flight);
     for _ in 0..in_flight {
-        let rpc = Arc::clone(rpc);
         let next = Arc::clone(&next);
+        let call = call.clone();
         workers.push(tokio::spawn(async move {
             let mut took = Vec::new();
             loop {
@@ -1128,7 +1256,7 @@ async fn burst(rpc: &Arc<Rpc>, calls: usize, in_flight: usize) -> Res<Vec<Durati
                 if i >= calls {
                     return Ok::<_, String>(took);
                 }
-                took.push(rpc.list_codes((i as u64 % 5) * SMALL, SMALL).await?);
+                took.push(call(i).await?);
             }
         }));
     }
@@ -1136,7 +1264,7 @@ async fn burst(rpc: &Arc<Rpc>, calls: usize, in_flight: usize) -> Res<Vec<Durati
     for worker in workers {
         let mut took = worker
             .await
-            .map_err(|e| format!("a throughput worker failed: {e}"))??;
+            .map_err(|e| format!("a concurrent worker failed: {e}"))??;
         all.append(&mut took);
     }
     Ok(all)
@@ -1225,8 +1353,12 @@ struct Table {
 
 impl Table {
     fn section(&mut self, title: &str) {
-        self.rows
-            .push([format!("[{title}]"), String::new(), String::new(), String::new()]);
+        self.rows.push([
+            format!("[{title}]"),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
     }
 
     fn info(&mut self, what: &str, value: String) {
@@ -1271,11 +1403,7 @@ impl Table {
         let _ = writeln!(out, "{}", line(header));
         let _ = writeln!(out, "{rule}");
         for row in &self.rows {
-            let _ = writeln!(
-                out,
-                "{}",
-                line([&row[0], &row[1], &row[2], &row[3]])
-            );
+            let _ = writeln!(out, "{}", line([&row[0], &row[1], &row[2], &row[3]]));
         }
         let _ = out.flush();
     }
@@ -1361,10 +1489,21 @@ fn print_report(
         );
         t.info(
             "ratio to floor (median / p99)",
+            format!("{:.2}x / {:.2}x", sm / fm.max(1e-9), sp / fp.max(1e-9)),
+        );
+        t.info(
+            "server CPU per call (all threads)",
             format!(
-                "{:.2}x / {:.2}x",
-                sm / fm.max(1e-9),
-                sp / fp.max(1e-9)
+                "{:.3} ms",
+                ms(side.server_cpu) / side.server.len().max(1) as f64
+            ),
+        );
+        t.info(
+            "API answer body / answer line on stdout",
+            format!(
+                "{:.1} KB / {:.1} KB",
+                codes_body(0, count).len() as f64 / 1024.0,
+                side.answer_bytes as f64 / 1024.0
             ),
         );
         let overhead = sm - fm;
@@ -1402,6 +1541,23 @@ fn print_report(
         &format!("< {THROUGHPUT_BUDGET_RATIO}x"),
         ratio < THROUGHPUT_BUDGET_RATIO,
     );
+    let floor_wall = median(&tp.floor_walls);
+    t.info(
+        "floor: same GETs by reqwest, same concurrency (median)",
+        format!(
+            "{:.1} ms = {:.3}x ideal; server / floor = {:.3}x",
+            ms(floor_wall),
+            floor_wall.as_secs_f64() / ideal.as_secs_f64(),
+            wall.as_secs_f64() / floor_wall.as_secs_f64().max(1e-9)
+        ),
+    );
+    t.info(
+        "server CPU per call (all threads)",
+        format!(
+            "{:.3} ms",
+            ms(tp.server_cpu) / tp.latencies.len().max(1) as f64
+        ),
+    );
     t.info(
         "per-call latency median / p99",
         format!(
@@ -1416,39 +1572,69 @@ fn print_report(
     );
 
     t.section("memory (server process, /proc/<pid>/status)");
+    // VmHWM is updated lazily by the kernel (memory the allocator gives
+    // back with madvise never raises it), so the peak is the larger of it
+    // and the highest VmRSS the sampler saw.
     t.check(
         full,
-        "peak RSS (VmHWM) after the throughput calls",
-        format!("{:.2} MB", mb_kb(tp.hwm_kb)),
+        &format!(
+            "peak RSS after the first {} throughput calls (max of VmHWM, sampled VmRSS)",
+            plan.tp_calls
+        ),
+        format!("{:.2} MB", mb_kb(tp.first_round_peak_kb)),
         &format!("< {RSS_BUDGET_MB} MB"),
-        mb_kb(tp.hwm_kb) < RSS_BUDGET_MB,
+        mb_kb(tp.first_round_peak_kb) < RSS_BUDGET_MB,
+    );
+    let tp_sampled = tp.rss_samples.iter().copied().max().unwrap_or(0);
+    t.info(
+        &format!("peak RSS after all {} rounds", tp.walls.len()),
+        format!(
+            "{:.2} MB  (VmHWM {:.2}, max sampled VmRSS {:.2})",
+            mb_kb(tp.hwm_kb.max(tp_sampled)),
+            mb_kb(tp.hwm_kb),
+            mb_kb(tp_sampled)
+        ),
     );
     t.info(
-        "VmRSS after the throughput calls",
-        format!("{:.2} MB", mb_kb(tp.rss_after_kb)),
+        "VmRSS idle after initialize / after the throughput calls",
+        format!(
+            "{:.2} / {:.2} MB",
+            mb_kb(seq.rss_idle_kb),
+            mb_kb(tp.rss_after_kb)
+        ),
     );
     t.info(
-        "VmRSS idle after initialize",
-        format!("{:.2} MB", mb_kb(seq.rss_idle_kb)),
+        "after the throughput calls: RssAnon (heap, stacks) / RssFile (binary, libc) / threads",
+        format!(
+            "{:.2} / {:.2} MB / {}",
+            mb_kb(tp.rss_anon_kb),
+            mb_kb(tp.rss_file_kb),
+            tp.threads
+        ),
     );
-    let rss_max = seq.rss_large.iter().copied().max().unwrap_or(0);
+    let large_sampled = seq.rss_large.iter().copied().max().unwrap_or(0);
     t.info(
         &format!(
-            "VmRSS while serving {LARGE}-code pages (median / max of {} samples)",
+            "VmRSS while serving {LARGE}-code pages (median / max of {} samples, every 2 ms)",
             seq.rss_large.len()
         ),
         format!(
             "{:.2} / {:.2} MB",
             mb_kb(median_u64(&seq.rss_large)),
-            mb_kb(rss_max)
+            mb_kb(large_sampled)
         ),
     );
+    let large_peak = seq.hwm_after_large_kb.max(large_sampled);
     t.check(
         full,
-        &format!("peak RSS (VmHWM) after the {LARGE}-code calls"),
-        format!("{:.2} MB", mb_kb(seq.hwm_after_large_kb)),
+        &format!("peak RSS over the {LARGE}-code calls"),
+        format!(
+            "{:.2} MB  (VmHWM {:.2})",
+            mb_kb(large_peak),
+            mb_kb(seq.hwm_after_large_kb)
+        ),
         &format!("< {RSS_BUDGET_MB} MB"),
-        mb_kb(seq.hwm_after_large_kb) < RSS_BUDGET_MB,
+        mb_kb(large_peak) < RSS_BUDGET_MB,
     );
 
     t.section("binary");
