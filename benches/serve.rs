@@ -1347,23 +1347,27 @@ fn mb_kb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
 
+enum Row {
+    Section(String),
+    Figure([String; 4]),
+}
+
 struct Table {
-    rows: Vec<[String; 4]>,
+    rows: Vec<Row>,
 }
 
 impl Table {
     fn section(&mut self, title: &str) {
-        self.rows.push([
-            format!("[{title}]"),
-            String::new(),
-            String::new(),
-            String::new(),
-        ]);
+        self.rows.push(Row::Section(format!("[{title}]")));
     }
 
     fn info(&mut self, what: &str, value: String) {
-        self.rows
-            .push([format!("  {what}"), value, String::new(), String::new()]);
+        self.rows.push(Row::Figure([
+            format!("  {what}"),
+            value,
+            String::new(),
+            String::new(),
+        ]));
     }
 
     fn check(&mut self, full: bool, what: &str, value: String, budget: &str, met: bool) {
@@ -1372,20 +1376,24 @@ impl Table {
             (true, true) => "met",
             (true, false) => "MISSED",
         };
-        self.rows.push([
+        self.rows.push(Row::Figure([
             format!("  {what}"),
             value,
             budget.to_owned(),
             verdict.to_owned(),
-        ]);
+        ]));
     }
 
+    /// Prints the figures in aligned columns, each section title on a line
+    /// of its own.
     fn print(&self) {
         let header = ["figure", "measured", "budget", "verdict"];
         let mut width = header.map(str::len);
         for row in &self.rows {
-            for (w, cell) in width.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
+            if let Row::Figure(cells) = row {
+                for (w, cell) in width.iter_mut().zip(cells) {
+                    *w = (*w).max(cell.chars().count());
+                }
             }
         }
         let line = |cells: [&str; 4]| {
@@ -1403,7 +1411,10 @@ impl Table {
         let _ = writeln!(out, "{}", line(header));
         let _ = writeln!(out, "{rule}");
         for row in &self.rows {
-            let _ = writeln!(out, "{}", line([&row[0], &row[1], &row[2], &row[3]]));
+            let _ = match row {
+                Row::Section(title) => writeln!(out, "{title}"),
+                Row::Figure(c) => writeln!(out, "{}", line([&c[0], &c[1], &c[2], &c[3]])),
+            };
         }
         let _ = out.flush();
     }
@@ -1457,7 +1468,7 @@ fn print_report(
         ),
     );
     t.info(
-        "of which spawn -> initialize answer (median)",
+        "of which spawn -> initialize answer",
         format!("{:.2} ms", ms(median(&cold.to_initialize))),
     );
     t.info("tools listed", cold.tool_count.to_string());
@@ -1484,7 +1495,7 @@ fn print_report(
         let (fm, fp) = (ms(median(&side.floor)), ms(percentile(&side.floor, 99.0)));
         t.info("server median / p99", format!("{sm:.3} / {sp:.3} ms"));
         t.info(
-            "floor (reqwest GET, reused client) median / p99",
+            "floor (reqwest GET) median / p99",
             format!("{fm:.3} / {fp:.3} ms"),
         );
         t.info(
@@ -1516,9 +1527,15 @@ fn print_report(
         );
     }
     t.info(
-        "upstream requests / TCP connections (sequential server)",
+        "upstream requests / connections of that server",
         format!("{} / {}", seq.upstream_requests, seq.upstream_connections),
     );
+    if seq.stray_lines > 0 {
+        t.info(
+            "stdout lines that answered no request",
+            seq.stray_lines.to_string(),
+        );
+    }
 
     let ideal = plan.tp_ideal();
     let walls_ms: Vec<String> = tp.walls.iter().map(|w| format!("{:.0}", ms(*w))).collect();
@@ -1543,7 +1560,7 @@ fn print_report(
     );
     let floor_wall = median(&tp.floor_walls);
     t.info(
-        "floor: same GETs by reqwest, same concurrency (median)",
+        "floor: same GETs by reqwest, as many in flight",
         format!(
             "{:.1} ms = {:.3}x ideal; server / floor = {:.3}x",
             ms(floor_wall),
@@ -1578,7 +1595,7 @@ fn print_report(
     t.check(
         full,
         &format!(
-            "peak RSS after the first {} throughput calls (max of VmHWM, sampled VmRSS)",
+            "peak RSS, first {} calls (max of VmHWM, VmRSS)",
             plan.tp_calls
         ),
         format!("{:.2} MB", mb_kb(tp.first_round_peak_kb)),
@@ -1596,7 +1613,7 @@ fn print_report(
         ),
     );
     t.info(
-        "VmRSS idle after initialize / after the throughput calls",
+        "VmRSS idle after initialize / at end",
         format!(
             "{:.2} / {:.2} MB",
             mb_kb(seq.rss_idle_kb),
@@ -1604,7 +1621,7 @@ fn print_report(
         ),
     );
     t.info(
-        "after the throughput calls: RssAnon (heap, stacks) / RssFile (binary, libc) / threads",
+        "RssAnon / RssFile (binary, libs) / threads, at end",
         format!(
             "{:.2} / {:.2} MB / {}",
             mb_kb(tp.rss_anon_kb),
@@ -1615,7 +1632,7 @@ fn print_report(
     let large_sampled = seq.rss_large.iter().copied().max().unwrap_or(0);
     t.info(
         &format!(
-            "VmRSS while serving {LARGE}-code pages (median / max of {} samples, every 2 ms)",
+            "VmRSS serving {LARGE}-code pages, median / max ({} samples)",
             seq.rss_large.len()
         ),
         format!(
@@ -1646,12 +1663,6 @@ fn print_report(
         &format!("< {SIZE_BUDGET_MB} MB"),
         size_mb < SIZE_BUDGET_MB,
     );
-    if seq.stray_lines > 0 {
-        t.info(
-            "stdout lines that answered no request",
-            seq.stray_lines.to_string(),
-        );
-    }
 
     println!();
     t.print();
