@@ -79,13 +79,61 @@ pub fn call_arguments(json: Option<&str>, pairs: &[String]) -> Result<Map<String
     Ok(args)
 }
 
-/// Formats an envelope: indented for a terminal, one line for a pipe.
-pub fn render(envelope: &Value, pretty: bool) -> String {
-    if pretty {
-        serde_json::to_string_pretty(envelope).unwrap_or_default()
-    } else {
-        serde_json::to_string(envelope).unwrap_or_default()
+/// Formats an envelope's compact JSON text: as it is for a pipe, indented
+/// for a terminal. Indenting works on the text, so fields keep their order.
+pub fn render(compact: &str, pretty: bool) -> String {
+    if !pretty {
+        return compact.to_owned();
     }
+    let mut out = String::with_capacity(compact.len() * 2);
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut chars = compact.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.push_str(&"  ".repeat(depth));
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                if matches!(chars.peek(), Some('}') | Some(']')) {
+                    out.push(chars.next().unwrap_or(' '));
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Whether stdout is a terminal (so output should be pretty).
@@ -130,12 +178,16 @@ mod tests {
     }
 
     #[test]
-    fn render_is_compact_or_pretty() {
-        let v = json!({"success": true, "data": [], "error": null});
+    fn render_is_compact_or_pretty_in_field_order() {
+        let compact = r#"{"success":true,"data":[{"a":"x:, {[\"]}","b":[]}],"error":null,"e":{}}"#;
+        assert_eq!(render(compact, false), compact);
+        let pretty = render(compact, true);
         assert_eq!(
-            render(&v, false),
-            r#"{"success":true,"data":[],"error":null}"#
+            pretty,
+            "{\n  \"success\": true,\n  \"data\": [\n    {\n      \"a\": \"x:, {[\\\"]}\",\n      \"b\": []\n    }\n  ],\n  \"error\": null,\n  \"e\": {}\n}"
         );
-        assert!(render(&v, true).contains("\n  \"success\": true"));
+        let reparsed: Value = serde_json::from_str(&pretty).unwrap();
+        assert_eq!(reparsed, serde_json::from_str::<Value>(compact).unwrap());
+        assert_eq!(reparsed["data"][0]["a"], json!("x:, {[\"]}"));
     }
 }

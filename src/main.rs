@@ -173,10 +173,7 @@ async fn run_call(server: VoucherServer, call: CallArgs) -> ExitCode {
             ExitCode::from(2)
         }
         Some(outcome) => {
-            println!(
-                "{}",
-                cli::render(&outcome.envelope, cli::stdout_is_terminal())
-            );
+            println!("{}", cli::render(&outcome.text, cli::stdout_is_terminal()));
             if outcome.is_error {
                 ExitCode::FAILURE
             } else {

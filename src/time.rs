@@ -25,19 +25,40 @@ pub fn rfc3339_utc(epoch_seconds: f64) -> Option<String> {
     if !(0..=9999).contains(&year) {
         return None;
     }
-    let mut out = format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    );
+    let mut out = String::with_capacity(27);
+    push_digits(&mut out, year as u32, 4);
+    out.push('-');
+    push_digits(&mut out, month, 2);
+    out.push('-');
+    push_digits(&mut out, day, 2);
+    out.push('T');
+    push_digits(&mut out, (of_day / 3600) as u32, 2);
+    out.push(':');
+    push_digits(&mut out, (of_day % 3600 / 60) as u32, 2);
+    out.push(':');
+    push_digits(&mut out, (of_day % 60) as u32, 2);
     if micros != 0 {
-        let fraction = format!("{micros:06}");
+        // Six digits, without the trailing zeros.
+        let mut digits = 6;
+        let mut fraction = micros as u32;
+        while fraction % 10 == 0 {
+            fraction /= 10;
+            digits -= 1;
+        }
         out.push('.');
-        out.push_str(fraction.trim_end_matches('0'));
+        push_digits(&mut out, fraction, digits);
     }
     out.push('Z');
     Some(out)
+}
+
+/// Appends `value` as exactly `width` decimal digits, zero-padded.
+fn push_digits(out: &mut String, value: u32, width: u32) {
+    let mut divisor = 10u32.pow(width - 1);
+    while divisor > 0 {
+        out.push(char::from(b'0' + (value / divisor % 10) as u8));
+        divisor /= 10;
+    }
 }
 
 /// Year, month and day of the proleptic Gregorian calendar for a count of

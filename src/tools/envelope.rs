@@ -2,7 +2,7 @@
 //! conversion to an MCP result: the same JSON as `structuredContent` and as
 //! a text block, with `isError` set on failure.
 
-use rmcp::model::CallToolResult;
+use rmcp::model::{CallToolResult, ContentBlock};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
@@ -64,21 +64,42 @@ impl<T> Envelope<T> {
     }
 }
 
-/// A finished tool call: the envelope as JSON, and whether it is a failure.
+/// A finished tool call: the envelope as JSON value and as compact text
+/// (made once, from the typed envelope, so that it keeps its field order),
+/// and whether it is a failure.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ToolOutcome {
     pub envelope: Value,
+    pub text: String,
     pub is_error: bool,
 }
 
 impl ToolOutcome {
     /// Serializes an envelope; `is_error` follows its `success` field.
     pub fn new<T: Serialize>(envelope: &T) -> Self {
-        let envelope = serde_json::to_value(envelope).unwrap_or_else(|e| {
-            serde_json::json!({"success": false, "data": null, "error": format!("internal error: {e}")})
-        });
-        let is_error = envelope.get("success") != Some(&Value::Bool(true));
-        Self { envelope, is_error }
+        match (
+            serde_json::to_string(envelope),
+            serde_json::to_value(envelope),
+        ) {
+            (Ok(text), Ok(value)) => {
+                let is_error = value.get("success") != Some(&Value::Bool(true));
+                Self {
+                    envelope: value,
+                    text,
+                    is_error,
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                let value = serde_json::json!({
+                    "success": false, "data": null, "error": format!("internal error: {e}")
+                });
+                Self {
+                    text: value.to_string(),
+                    envelope: value,
+                    is_error: true,
+                }
+            }
+        }
     }
 
     /// The error sentence, on failure.
@@ -86,13 +107,12 @@ impl ToolOutcome {
         self.envelope.get("error").and_then(Value::as_str)
     }
 
-    /// The MCP result: `structuredContent` and an identical text block.
+    /// The MCP result: `structuredContent` and a text block of the same JSON.
     pub fn into_call_result(self) -> CallToolResult {
-        if self.is_error {
-            CallToolResult::structured_error(self.envelope)
-        } else {
-            CallToolResult::structured(self.envelope)
-        }
+        let mut result = CallToolResult::success(vec![ContentBlock::text(self.text)]);
+        result.structured_content = Some(self.envelope);
+        result.is_error = Some(self.is_error);
+        result
     }
 }
 
@@ -112,6 +132,7 @@ mod tests {
         let result = outcome.into_call_result();
         assert_eq!(result.is_error, Some(true));
         let text = result.content[0].as_text().unwrap().text.clone();
+        assert_eq!(text, r#"{"success":false,"data":null,"error":"nope"}"#);
         assert_eq!(
             serde_json::from_str::<Value>(&text).unwrap(),
             result.structured_content.unwrap()
