@@ -16,6 +16,7 @@ use bloomreach_vouchers_mcp::stdio::EofSignalling;
 use bloomreach_vouchers_mcp::tools::VoucherServer;
 
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     let config = match Config::from_settings(&cli.settings) {
         Ok(config) => config,
@@ -70,6 +71,21 @@ fn main() -> ExitCode {
     // Do not wait for threads blocked on stdin: the work is done.
     runtime.shutdown_background();
     code
+}
+
+/// glibc's allocator hands every buffer above 128 KiB to mmap and returns it
+/// on free, so each large page of codes (a few hundred KiB of JSON) costs
+/// fresh page faults. Keeping such buffers in the heap, and one arena for
+/// this single-threaded runtime, makes large calls cheaper and RSS smaller.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; it is called once,
+    // before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 * 1024 * 1024);
+    }
 }
 
 /// Serves MCP on stdin/stdout until stdin closes or a signal arrives.
