@@ -75,7 +75,7 @@ fn main() -> ExitCode {
 
 /// glibc's allocator hands every buffer above 128 KiB to mmap and returns it
 /// on free, so each large page of codes (a few hundred KiB of JSON) costs
-/// fresh page faults. Buffers up to 1 MiB now stay in the heap; larger ones
+/// fresh page faults. Buffers up to 4 MiB now stay in the heap; larger ones
 /// (an answer near the 16 MiB cap) are still mapped, grown in place and
 /// given back. One arena suits this single-threaded runtime.
 fn tune_allocator() {
@@ -84,8 +84,8 @@ fn tune_allocator() {
     // before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 4 * 1024 * 1024);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 * 1024 * 1024);
     }
 }
 
