@@ -84,7 +84,7 @@ pub struct CallArgs {
 pub struct Settings {
     /// Base URL of the Bloomreach Engagement API; may carry a path prefix.
     /// `https://`, or `http://` to a loopback host only.
-    #[arg(long, env = env::BASE_URL, default_value = DEFAULT_BASE_URL, global = true)]
+    #[arg(long, env = env::BASE_URL, hide_env_values = true, default_value = DEFAULT_BASE_URL, global = true)]
     pub api_base_url: String,
 
     /// API key ID of a private-access API key.
@@ -96,16 +96,16 @@ pub struct Settings {
     pub api_secret: Option<String>,
 
     /// Seconds allowed for one HTTP attempt, from sending the request to the last byte of the answer.
-    #[arg(long, env = env::TIMEOUT, default_value_t = DEFAULT_TIMEOUT_SECS.to_string(), global = true)]
+    #[arg(long, env = env::TIMEOUT, hide_env_values = true, default_value_t = DEFAULT_TIMEOUT_SECS.to_string(), global = true)]
     pub timeout_secs: String,
 
     /// Projects for list_projects: `token[=Display name]`, comma-separated. The first is the default.
-    #[arg(long, env = env::PROJECT_TOKEN, global = true)]
+    #[arg(long, env = env::PROJECT_TOKEN, hide_env_values = true, global = true)]
     pub project_token: Option<String>,
 
     /// Log filter for stderr (tracing's EnvFilter syntax), e.g. `info`, `debug`, `bloomreach_vouchers_mcp=trace`.
     /// The default logs one line per tool call, plus warnings and errors.
-    #[arg(long = "log", env = env::LOG, default_value = DEFAULT_LOG_FILTER, global = true)]
+    #[arg(long = "log", env = env::LOG, hide_env_values = true, default_value = DEFAULT_LOG_FILTER, global = true)]
     pub log_filter: String,
 
     /// Serve a built-in sample dataset (project `demo`) instead of calling the API. No credentials or network needed.
