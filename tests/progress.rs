@@ -73,20 +73,24 @@ async fn rate_limited_once() -> MockServer {
     server
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_call_waiting_on_a_rate_limit_reports_progress() {
+/// Calls list_voucher_pools through one 429 (`Retry-After: 1`), with the
+/// given request `_meta`, and returns everything the server wrote.
+async fn call_through_a_rate_limit(meta: Option<Value>) -> Vec<Value> {
     let server = rate_limited_once().await;
     let uri = server.uri();
-    let seen = tokio::task::spawn_blocking(move || {
-        run_session(
-            &uri,
-            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-                "name": "list_voucher_pools", "arguments": {"project_id": "proj"},
-                "_meta": {"progressToken": "tok-7"}}}),
-        )
-    })
-    .await
-    .unwrap();
+    let mut params = json!({"name": "list_voucher_pools", "arguments": {"project_id": "proj"}});
+    if let Some(meta) = meta {
+        params["_meta"] = meta;
+    }
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": params});
+    tokio::task::spawn_blocking(move || run_session(&uri, call))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_waiting_on_a_rate_limit_reports_progress() {
+    let seen = call_through_a_rate_limit(Some(json!({"progressToken": "tok-7"}))).await;
 
     let progress: Vec<&Value> = seen
         .iter()
@@ -112,17 +116,7 @@ async fn a_call_waiting_on_a_rate_limit_reports_progress() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_progress_token_no_progress_is_sent() {
-    let server = rate_limited_once().await;
-    let uri = server.uri();
-    let seen = tokio::task::spawn_blocking(move || {
-        run_session(
-            &uri,
-            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-                "name": "list_voucher_pools", "arguments": {"project_id": "proj"}}}),
-        )
-    })
-    .await
-    .unwrap();
+    let seen = call_through_a_rate_limit(None).await;
     assert!(
         seen.iter().all(|m| m["method"] != "notifications/progress"),
         "{seen:#?}"

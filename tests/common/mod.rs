@@ -56,17 +56,10 @@ const CLEARED_ENV: [&str; 7] = [
     "NO_COLOR",
 ];
 
-/// A command for the binary with a clean environment, `args` and `env`.
+/// A command for the binary with a clean environment, `args` and `env`
+/// (stdin empty unless the caller pipes it).
 pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in CLEARED_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.env("NO_COLOR", "1");
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    let mut cmd = Command::from(std_command(args, env));
     cmd.kill_on_drop(true);
     cmd
 }
