@@ -106,7 +106,7 @@ async fn serve(source: Source, projects: Vec<ProjectEntry>, config: &Config) -> 
         version = bloomreach_vouchers_mcp::SERVER_VERSION,
         base_url = %config.base_url,
         credentials = config.credentials.is_some(),
-        demo = config.demo,
+        source = source.kind(),
         "serving MCP on stdio"
     );
     if config.credentials.is_none() && !config.demo {

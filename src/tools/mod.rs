@@ -76,11 +76,6 @@ impl VoucherServer {
         &self.inner.tools
     }
 
-    /// The `instructions` sent to clients.
-    pub fn instructions(&self) -> &str {
-        &self.inner.instructions
-    }
-
     /// Runs one tool. `None` when there is no tool of that name. `on_retry`
     /// hears about each retry while the call waits on the API.
     pub async fn call(
