@@ -6,6 +6,8 @@
 //! pseudo-terminal; they are skipped with a message where `script` is
 //! missing.
 
+mod common;
+
 use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Value};
@@ -13,15 +15,9 @@ use serde_json::{json, Value};
 const BINARY: &str = env!("CARGO_BIN_EXE_bloomreach-vouchers-mcp");
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(BINARY);
-    command.args(args).stdin(Stdio::null());
-    for (key, _) in std::env::vars() {
-        if key.starts_with("BLOOMREACH_") || key == "RUST_LOG" {
-            command.env_remove(key);
-        }
-    }
-    command.envs(env.iter().copied());
-    command.output().expect("run the binary")
+    common::std_command(args, env)
+        .output()
+        .expect("run the binary")
 }
 
 /// Runs the binary on a pseudo-terminal; `None` when `script` is missing.
