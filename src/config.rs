@@ -1,5 +1,6 @@
-//! Settings, read once at start from flags and environment variables and
-//! checked before the server serves anything.
+//! Settings, read once at start from flags and environment variables (the
+//! grammar is in [`crate::cli`]) and checked here into a [`Config`] before
+//! the server serves anything.
 //!
 //! Every setting is both a flag and an environment variable; the flag wins.
 //! A setting that cannot work (a malformed URL, plain HTTP to a remote host,
@@ -12,8 +13,10 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
+
+use crate::backend::Id;
+use crate::cli::Settings;
 
 /// Where the Bloomreach Engagement API lives unless told otherwise.
 pub const DEFAULT_BASE_URL: &str = "https://api.exponea.com";
@@ -36,106 +39,12 @@ pub mod env {
     pub const LOG: &str = "RUST_LOG";
 }
 
-/// The command line. `--help` lists every setting with its variable; the
-/// values of the credential variables are never shown.
-#[derive(Debug, Parser)]
-#[command(
-    name = "bloomreach-vouchers-mcp",
-    version,
-    about = "An MCP server (stdio) that lets AI assistants read Bloomreach voucher pools and codes.",
-    long_about = "An MCP server that lets AI assistants read Bloomreach voucher pools and voucher codes.\n\n\
-        With no subcommand it speaks MCP (JSON-RPC) on stdin/stdout; an assistant starts it and talks to it.\n\
-        Try it without an account: `bloomreach-vouchers-mcp --demo call list_voucher_pools project_id=demo`."
-)]
-pub struct Cli {
-    #[command(flatten)]
-    pub settings: Settings,
-
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-/// What to do. Serving MCP on stdio is the default.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Serve MCP on stdin/stdout (the default when no subcommand is given).
-    Serve,
-    /// List the tools with their arguments.
-    Tools,
-    /// Run one tool and print its result envelope, e.g. `call list_voucher_codes project_id=demo pool_id=summer20 count=5`.
-    Call(CallArgs),
-}
-
-/// Arguments of the `call` subcommand.
-#[derive(Debug, Args)]
-pub struct CallArgs {
-    /// The tool to run (see `tools`).
-    pub tool: String,
-    /// Tool arguments as key=value pairs.
-    #[arg(value_name = "KEY=VALUE")]
-    pub pairs: Vec<String>,
-    /// Tool arguments as one JSON object (key=value pairs are merged over it).
-    #[arg(long, value_name = "JSON")]
-    pub json: Option<String>,
-}
-
-/// Every setting, as read from flags and the environment.
-#[derive(Clone, Args)]
-pub struct Settings {
-    /// Base URL of the Bloomreach Engagement API; may carry a path prefix.
-    /// `https://`, or `http://` to a loopback host only.
-    #[arg(long, env = env::BASE_URL, hide_env_values = true, default_value = DEFAULT_BASE_URL, global = true)]
-    pub api_base_url: String,
-
-    /// API key ID of a private-access API key.
-    #[arg(long, env = env::KEY_ID, hide_env_values = true, global = true)]
-    pub api_key_id: Option<String>,
-
-    /// API key secret. Prefer the environment variable: flags show up in process lists.
-    #[arg(long, env = env::SECRET, hide_env_values = true, global = true)]
-    pub api_secret: Option<String>,
-
-    /// Seconds allowed for one HTTP attempt, from sending the request to the last byte of the answer.
-    #[arg(long, env = env::TIMEOUT, hide_env_values = true, default_value_t = DEFAULT_TIMEOUT_SECS.to_string(), global = true)]
-    pub timeout_secs: String,
-
-    /// Projects for list_projects: `token[=Display name]`, comma-separated. The first is the default.
-    #[arg(long, env = env::PROJECT_TOKEN, hide_env_values = true, global = true)]
-    pub project_token: Option<String>,
-
-    /// Log filter for stderr (tracing's EnvFilter syntax), e.g. `info`, `debug`, `bloomreach_vouchers_mcp=trace`.
-    /// The default logs one line per tool call, plus warnings and errors.
-    #[arg(long = "log", env = env::LOG, hide_env_values = true, default_value = DEFAULT_LOG_FILTER, global = true)]
-    pub log_filter: String,
-
-    /// Serve a built-in sample dataset (project `demo`) instead of calling the API. No credentials or network needed.
-    #[arg(long, global = true)]
-    pub demo: bool,
-}
-
-impl fmt::Debug for Settings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settings")
-            .field("api_base_url", &self.api_base_url)
-            .field("api_key_id", &self.api_key_id)
-            .field(
-                "api_secret",
-                &self.api_secret.as_ref().map(|_| Secret::REDACTED),
-            )
-            .field("timeout_secs", &self.timeout_secs)
-            .field("project_token", &self.project_token)
-            .field("log_filter", &self.log_filter)
-            .field("demo", &self.demo)
-            .finish()
-    }
-}
-
 /// A string that never shows itself in `Debug` or `Display`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
-    const REDACTED: &'static str = "[redacted]";
+    pub const REDACTED: &'static str = "[redacted]";
 
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
@@ -317,7 +226,7 @@ pub fn parse_projects(raw: &str) -> Result<Vec<ProjectEntry>, ConfigError> {
                 format!("has an entry without a token: {entry:?}"),
             ));
         }
-        if id.contains('/') || id == "." || id == ".." {
+        if id.contains('/') || Id::new(id).is_err() {
             return Err(ConfigError::new(
                 env::PROJECT_TOKEN,
                 "project-token",
@@ -341,6 +250,7 @@ mod tests {
     use super::*;
 
     fn settings() -> Settings {
+        // Built by hand: the flags' defaults are the clap grammar's business.
         Settings {
             api_base_url: DEFAULT_BASE_URL.to_owned(),
             api_key_id: Some("key-id".to_owned()),

@@ -2,17 +2,17 @@
 //! Bloomreach voucher pools and voucher codes.
 //!
 //! Data flows one way, once: the assistant calls a tool over stdio
-//! ([`tools`]), the tool checks its arguments and asks a [`source::Source`]
-//! (the Bloomreach API through [`bloomreach`], or the built-in [`demo`]
-//! data), and the answer goes back wrapped in one envelope.
+//! ([`serve`], [`tools`]), the tool checks its arguments and asks a
+//! [`backend::Backend`] (the Bloomreach REST API, or the built-in demo
+//! data), and the answer goes back wrapped in one envelope. See
+//! `ARCHITECTURE.md` for the map.
 
-pub mod bloomreach;
+pub mod backend;
 pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod logging;
-pub mod source;
-pub mod stdio;
+pub mod serve;
+pub mod text;
 pub mod time;
 pub mod tools;
 

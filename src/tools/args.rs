@@ -1,167 +1,90 @@
-//! Tool arguments: their declared shapes (for `inputSchema`) and the checks
-//! that run before anything goes upstream.
+//! Reading tool arguments: the shared readers and one rule per limit.
 //!
 //! Arguments are read from the raw JSON object rather than deserialized
 //! into typed structs, so that every problem (a missing id, a count of
-//! `"lots"`) becomes an envelope that names the argument, the rule and the
-//! value received. Language models write integers as `20`, `20.0` or
-//! `"20"`; all three are accepted. `null` means "left out"; names a tool
-//! does not take are ignored.
+//! `"lots"`) becomes an [`ArgError`] that names the argument, the rule and
+//! the value received; `tools/words.rs` words it. Language models write
+//! integers as `20`, `20.0` or `"20"`; all three are accepted. `null` means
+//! "left out"; names a tool does not take are ignored.
 
-use schemars::JsonSchema;
 use serde_json::{Map, Value};
 
-use crate::bloomreach::model::CodeStatus;
+use crate::backend::{CodeStatus, Id, IdProblem};
+use crate::text::shorten;
 
 /// The raw arguments of a call.
 pub type RawArgs = Map<String, Value>;
 
-/// The longest id accepted, in characters.
-pub const MAX_ID_CHARS: usize = 1024;
-/// Default and bounds of `list_voucher_codes` paging.
-pub const DEFAULT_SKIP: i64 = 0;
-pub const DEFAULT_COUNT: i64 = 20;
-pub const MAX_COUNT: i64 = 1000;
-/// The largest offset accepted (the largest the wire integer holds).
-pub const MAX_SKIP: i64 = i64::MAX;
+/// How many characters of a received value an error shows.
+const SHOWN_CHARS: usize = 80;
 
-/// A broken argument rule, worded for a person.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ArgError(pub String);
-
-/// Declared shape of `list_voucher_pools`' arguments.
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-pub struct ListVoucherPoolsInput {
-    /// The project token (project ID) to read from; list_projects shows the configured ones.
-    #[schemars(length(min = 1))]
-    project_id: String,
-}
-
-/// Declared shape of `get_voucher_pool`'s arguments.
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-pub struct GetVoucherPoolInput {
-    /// The project token (project ID) the pool belongs to.
-    #[schemars(length(min = 1))]
-    project_id: String,
-    /// The pool's id, as given by list_voucher_pools.
-    #[schemars(length(min = 1))]
-    pool_id: String,
-}
-
-/// Declared shape of `list_voucher_codes`' arguments.
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-pub struct ListVoucherCodesInput {
-    /// The project token (project ID) the pool belongs to.
-    #[schemars(length(min = 1))]
-    project_id: String,
-    /// The pool's id, as given by list_voucher_pools.
-    #[schemars(length(min = 1))]
-    pool_id: String,
-    /// How many matching codes to pass over before this page starts (paging offset). Defaults to 0.
-    #[schemars(range(min = 0), extend("default" = 0))]
-    skip: Option<u64>,
-    /// How many codes to return, 1 to 1000. Defaults to 20.
-    #[schemars(range(min = 1, max = 1000), extend("default" = 20))]
-    count: Option<u64>,
-    /// Only codes with this status: `available`, `assigned` or `redeemed`. Leave out for all codes.
-    status: Option<StatusInput>,
-}
-
-/// The status filter's declared values.
-#[derive(JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
-enum StatusInput {
-    Available,
-    Assigned,
-    Redeemed,
-}
-
-/// Declared shape of `list_projects`' arguments: none.
-#[derive(JsonSchema)]
-pub struct NoInput {}
-
-/// The checked arguments of `get_voucher_pool`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PoolArgs {
-    pub project_id: String,
-    pub pool_id: String,
-}
-
-/// The checked arguments of `list_voucher_codes`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CodesArgs {
-    pub project_id: String,
-    pub pool_id: String,
-    pub skip: u64,
-    pub count: u64,
-    pub status: Option<CodeStatus>,
-}
-
-/// The paging a `list_voucher_codes` call asked for, echoed on failure:
-/// the values given where they could be read as integers, the defaults
-/// otherwise.
+/// An integer argument's rule: its name, bounds and default. Schemas,
+/// descriptions and error messages are all made from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AskedPaging {
-    pub skip: i64,
-    pub count: i64,
+pub struct IntRule {
+    pub name: &'static str,
+    pub min: i64,
+    /// `i64::MAX` where only the wire integer bounds it.
+    pub max: i64,
+    pub default: i64,
 }
 
-/// Reads and checks the `project_id` argument.
-pub fn project_id(args: &RawArgs) -> Result<String, ArgError> {
-    id(args, "project_id")
+/// `skip`: where a page starts.
+pub const SKIP: IntRule = IntRule {
+    name: "skip",
+    min: 0,
+    max: i64::MAX,
+    default: 0,
+};
+
+/// `count`: the size of one page of codes.
+pub const COUNT: IntRule = IntRule {
+    name: "count",
+    min: 1,
+    max: 1000,
+    default: 20,
+};
+
+/// The status names a `status` argument takes.
+pub const STATUS_NAMES: [&str; 3] = [
+    CodeStatus::ALL[0].as_str(),
+    CodeStatus::ALL[1].as_str(),
+    CodeStatus::ALL[2].as_str(),
+];
+
+/// A broken argument rule: which argument, what rule, what was received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArgError {
+    pub name: &'static str,
+    pub problem: ArgProblem,
 }
 
-/// Reads and checks `get_voucher_pool`'s arguments.
-pub fn pool_args(args: &RawArgs) -> Result<PoolArgs, ArgError> {
-    Ok(PoolArgs {
-        project_id: id(args, "project_id")?,
-        pool_id: id(args, "pool_id")?,
-    })
+/// The rule an argument broke, with the value received as shown (short).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArgProblem {
+    /// A required id is missing or null.
+    MissingId,
+    /// An id that is not a string.
+    IdNotString { got: String },
+    /// An id string that breaks an id rule.
+    BadId { problem: IdProblem, got: String },
+    /// Not readable as an integer.
+    NotInteger { rule: IntRule, got: String },
+    /// An integer below the rule's minimum.
+    TooLow { rule: IntRule, got: String },
+    /// An integer above the rule's maximum.
+    TooHigh { rule: IntRule, got: String },
+    /// Not one of the allowed names.
+    NotOneOf {
+        allowed: &'static [&'static str],
+        got: String,
+    },
 }
 
-/// Reads and checks `list_voucher_codes`' arguments. The paging asked for
-/// comes back whatever the outcome, for the failure envelope.
-pub fn codes_args(args: &RawArgs) -> (AskedPaging, Result<CodesArgs, ArgError>) {
-    let skip = integer(args, "skip");
-    let count = integer(args, "count");
-    let asked = AskedPaging {
-        skip: skip.as_echo(DEFAULT_SKIP),
-        count: count.as_echo(DEFAULT_COUNT),
-    };
-    let checked = (|| {
-        let project_id = id(args, "project_id")?;
-        let pool_id = id(args, "pool_id")?;
-        let skip = skip.checked(
-            DEFAULT_SKIP,
-            0,
-            MAX_SKIP,
-            "skip must be an integer >= 0",
-            "skip must be >= 0",
-            "skip must be at most 9223372036854775807",
-        )?;
-        let count = count.checked(
-            DEFAULT_COUNT,
-            1,
-            MAX_COUNT,
-            "count must be an integer between 1 and 1000",
-            "count must be between 1 and 1000",
-            "count must be between 1 and 1000",
-        )?;
-        let status = status(args)?;
-        Ok(CodesArgs {
-            project_id,
-            pool_id,
-            skip: skip as u64,
-            count: count as u64,
-            status,
-        })
-    })();
-    (asked, checked)
+impl ArgError {
+    fn new(name: &'static str, problem: ArgProblem) -> Self {
+        Self { name, problem }
+    }
 }
 
 /// A present, non-null argument.
@@ -169,39 +92,33 @@ fn given<'a>(args: &'a RawArgs, name: &str) -> Option<&'a Value> {
     args.get(name).filter(|v| !v.is_null())
 }
 
-fn id(args: &RawArgs, name: &str) -> Result<String, ArgError> {
-    let value = given(args, name).ok_or_else(|| {
-        ArgError(format!(
-            "{name} is required and must be a non-empty string (got nothing)"
-        ))
-    })?;
+/// Reads and checks a required id argument.
+pub fn id(args: &RawArgs, name: &'static str) -> Result<Id, ArgError> {
+    let value = given(args, name).ok_or(ArgError::new(name, ArgProblem::MissingId))?;
     let Value::String(text) = value else {
-        return Err(ArgError(format!(
-            "{name} must be a non-empty string (got {})",
-            show(value)
-        )));
+        return Err(ArgError::new(
+            name,
+            ArgProblem::IdNotString { got: show(value) },
+        ));
     };
-    if text.trim().is_empty() {
-        return Err(ArgError(format!(
-            "{name} must be a non-empty string, not blank (got {})",
-            show(value)
-        )));
-    }
-    if text == "." || text == ".." {
-        return Err(ArgError(format!(
-            "{name} must be an id, not a path segment like {text:?} (got {text:?})"
-        )));
-    }
-    let chars = text.chars().count();
-    if chars > MAX_ID_CHARS {
-        return Err(ArgError(format!(
-            "{name} must be at most {MAX_ID_CHARS} characters long (got {chars} characters)"
-        )));
-    }
-    Ok(text.clone())
+    Id::new(text.as_str()).map_err(|problem| {
+        ArgError::new(
+            name,
+            ArgProblem::BadId {
+                problem,
+                got: show(value),
+            },
+        )
+    })
 }
 
-fn status(args: &RawArgs) -> Result<Option<CodeStatus>, ArgError> {
+/// Reads and checks the ids of one pool: `project_id`, then `pool_id`.
+pub fn pool_ids(args: &RawArgs) -> Result<(Id, Id), ArgError> {
+    Ok((id(args, "project_id")?, id(args, "pool_id")?))
+}
+
+/// Reads the optional `status` argument.
+pub fn status(args: &RawArgs) -> Result<Option<CodeStatus>, ArgError> {
     let Some(value) = given(args, "status") else {
         return Ok(None);
     };
@@ -210,68 +127,93 @@ fn status(args: &RawArgs) -> Result<Option<CodeStatus>, ArgError> {
         .and_then(CodeStatus::parse)
         .map(Some)
         .ok_or_else(|| {
-            ArgError(format!(
-                "status must be one of available, assigned, redeemed (got {})",
-                show(value)
-            ))
+            ArgError::new(
+                "status",
+                ArgProblem::NotOneOf {
+                    allowed: &STATUS_NAMES,
+                    got: show(value),
+                },
+            )
         })
 }
 
 /// An integer argument as read, before its range is checked.
 #[derive(Clone, Debug, PartialEq)]
-enum IntArg {
+pub struct IntArg {
+    rule: IntRule,
+    read: IntRead,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum IntRead {
     Missing,
     /// Readable as an integer that fits in an i64.
     Value(i64),
     /// An integer too large for an i64, kept as written.
     Huge(String),
-    /// Not an integer at all.
+    /// Not an integer at all, shown.
     Unreadable(String),
 }
 
 impl IntArg {
-    fn as_echo(&self, default: i64) -> i64 {
-        match self {
-            IntArg::Value(v) => *v,
-            _ => default,
+    /// The value to echo on failure: the one given where it could be read
+    /// as an integer, the default otherwise.
+    pub fn echo(&self) -> i64 {
+        match self.read {
+            IntRead::Value(v) => v,
+            _ => self.rule.default,
         }
     }
 
-    fn checked(
-        &self,
-        default: i64,
-        min: i64,
-        max: i64,
-        type_rule: &str,
-        low_rule: &str,
-        high_rule: &str,
-    ) -> Result<i64, ArgError> {
-        match self {
-            IntArg::Missing => Ok(default),
-            IntArg::Value(v) if (min..=max).contains(v) => Ok(*v),
-            IntArg::Value(v) if *v < min => Err(ArgError(format!("{low_rule} (got {v})"))),
-            IntArg::Value(v) => Err(ArgError(format!("{high_rule} (got {v})"))),
-            IntArg::Huge(text) if text.starts_with('-') => {
-                Err(ArgError(format!("{low_rule} (got {text})")))
-            }
-            IntArg::Huge(text) => Err(ArgError(format!("{high_rule} (got {text})"))),
-            IntArg::Unreadable(shown) => Err(ArgError(format!("{type_rule} (got {shown})"))),
+    /// The value, checked against the rule (the default when missing).
+    pub fn checked(&self) -> Result<i64, ArgError> {
+        let rule = self.rule;
+        let fail = |problem| Err(ArgError::new(rule.name, problem));
+        match &self.read {
+            IntRead::Missing => Ok(rule.default),
+            IntRead::Value(v) if (rule.min..=rule.max).contains(v) => Ok(*v),
+            IntRead::Value(v) if *v < rule.min => fail(ArgProblem::TooLow {
+                rule,
+                got: v.to_string(),
+            }),
+            IntRead::Value(v) => fail(ArgProblem::TooHigh {
+                rule,
+                got: v.to_string(),
+            }),
+            IntRead::Huge(text) if text.starts_with('-') => fail(ArgProblem::TooLow {
+                rule,
+                got: text.clone(),
+            }),
+            IntRead::Huge(text) => fail(ArgProblem::TooHigh {
+                rule,
+                got: text.clone(),
+            }),
+            IntRead::Unreadable(shown) => fail(ArgProblem::NotInteger {
+                rule,
+                got: shown.clone(),
+            }),
         }
     }
 }
 
-fn integer(args: &RawArgs, name: &str) -> IntArg {
-    let Some(value) = given(args, name) else {
-        return IntArg::Missing;
+/// Reads the integer argument named by `rule`.
+pub fn integer(args: &RawArgs, rule: IntRule) -> IntArg {
+    let read = match given(args, rule.name) {
+        None => IntRead::Missing,
+        Some(value) => read_integer(value),
     };
+    IntArg { rule, read }
+}
+
+fn read_integer(value: &Value) -> IntRead {
     match value {
         Value::Number(n) => {
             if let Some(v) = n.as_i64() {
-                IntArg::Value(v)
+                IntRead::Value(v)
             } else if n.is_u64() {
-                IntArg::Huge(n.to_string())
+                IntRead::Huge(n.to_string())
             } else {
-                float_arg(n.as_f64().unwrap_or(f64::NAN), value)
+                float_read(n.as_f64().unwrap_or(f64::NAN), value)
             }
         }
         Value::String(text) => {
@@ -279,42 +221,38 @@ fn integer(args: &RawArgs, name: &str) -> IntArg {
             let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
             if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
                 match t.parse::<i64>() {
-                    Ok(v) => IntArg::Value(v),
-                    Err(_) => IntArg::Huge(shorten(t)),
+                    Ok(v) => IntRead::Value(v),
+                    Err(_) => IntRead::Huge(shorten(t, SHOWN_CHARS)),
                 }
             } else {
                 match t.parse::<f64>() {
                     Ok(f) if f.is_finite() && t.bytes().any(|b| b.is_ascii_digit()) => {
-                        float_arg(f, value)
+                        float_read(f, value)
                     }
-                    _ => IntArg::Unreadable(show(value)),
+                    _ => IntRead::Unreadable(show(value)),
                 }
             }
         }
-        other => IntArg::Unreadable(show(other)),
+        other => IntRead::Unreadable(show(other)),
     }
 }
 
 /// An integral float is an integer; anything else is not.
-fn float_arg(f: f64, original: &Value) -> IntArg {
+fn float_read(f: f64, original: &Value) -> IntRead {
     if !f.is_finite() || f.fract() != 0.0 {
-        return IntArg::Unreadable(show(original));
+        return IntRead::Unreadable(show(original));
     }
     if (-9.2e18..=9.2e18).contains(&f) {
-        IntArg::Value(f as i64)
+        IntRead::Value(f as i64)
     } else {
-        IntArg::Huge(show(original))
+        IntRead::Huge(show(original))
     }
 }
 
 /// A received value, shown short, as JSON.
-fn show(value: &Value) -> String {
+pub fn show(value: &Value) -> String {
     let text = serde_json::to_string(value).unwrap_or_default();
-    shorten(&text)
-}
-
-fn shorten(text: &str) -> String {
-    crate::bloomreach::client::shorten(text, 80)
+    shorten(&text, SHOWN_CHARS)
 }
 
 #[cfg(test)]
@@ -326,225 +264,53 @@ mod tests {
         v.as_object().unwrap().clone()
     }
 
-    fn codes(v: Value) -> (AskedPaging, Result<CodesArgs, ArgError>) {
-        codes_args(&raw(v))
-    }
-
-    fn codes_err(v: Value) -> String {
-        codes(v).1.unwrap_err().0
-    }
-
     #[test]
-    fn ids_are_required_strings_that_are_not_blank_or_dots() {
+    fn ids_are_read_as_checked_ids() {
         assert_eq!(
-            project_id(&raw(json!({"project_id": "abc"}))).unwrap(),
+            id(&raw(json!({"project_id": "abc"})), "project_id")
+                .unwrap()
+                .as_str(),
             "abc"
         );
         assert_eq!(
-            project_id(&raw(json!({}))).unwrap_err().0,
-            "project_id is required and must be a non-empty string (got nothing)"
+            id(&raw(json!({"project_id": null})), "project_id").unwrap_err(),
+            ArgError::new("project_id", ArgProblem::MissingId)
         );
         assert_eq!(
-            project_id(&raw(json!({"project_id": null}))).unwrap_err().0,
-            "project_id is required and must be a non-empty string (got nothing)"
+            id(&raw(json!({"pool_id": ".."})), "pool_id").unwrap_err(),
+            ArgError::new(
+                "pool_id",
+                ArgProblem::BadId {
+                    problem: IdProblem::DotSegment,
+                    got: "\"..\"".into()
+                }
+            )
         );
-        assert_eq!(
-            project_id(&raw(json!({"project_id": 42}))).unwrap_err().0,
-            "project_id must be a non-empty string (got 42)"
-        );
-        assert_eq!(
-            project_id(&raw(json!({"project_id": ""}))).unwrap_err().0,
-            "project_id must be a non-empty string, not blank (got \"\")"
-        );
-        assert_eq!(
-            project_id(&raw(json!({"project_id": " \t"})))
-                .unwrap_err()
-                .0,
-            "project_id must be a non-empty string, not blank (got \" \\t\")"
-        );
-        assert_eq!(
-            pool_args(&raw(json!({"project_id": "p", "pool_id": ".."})))
-                .unwrap_err()
-                .0,
-            "pool_id must be an id, not a path segment like \"..\" (got \"..\")"
-        );
-        assert!(pool_args(&raw(json!({"project_id": "p", "pool_id": "."}))).is_err());
-        assert_eq!(
-            project_id(&raw(json!({"project_id": "x".repeat(2000)})))
-                .unwrap_err()
-                .0,
-            "project_id must be at most 1024 characters long (got 2000 characters)"
-        );
-    }
-
-    #[test]
-    fn ids_keep_unusual_characters_for_the_client_to_encode() {
-        for id in ["a/b", "../x", "a b", "é\r\n", "%2F", "...", " padded "] {
-            assert_eq!(project_id(&raw(json!({"project_id": id}))).unwrap(), id);
-        }
-    }
-
-    #[test]
-    fn paging_defaults_to_zero_and_twenty() {
-        let (asked, args) = codes(json!({"project_id": "p", "pool_id": "q"}));
-        assert_eq!(asked, AskedPaging { skip: 0, count: 20 });
-        assert_eq!(
-            args.unwrap(),
-            CodesArgs {
-                project_id: "p".into(),
-                pool_id: "q".into(),
-                skip: 0,
-                count: 20,
-                status: None
-            }
-        );
-        let (_, args) = codes(
-            json!({"project_id": "p", "pool_id": "q", "skip": null, "count": null, "status": null, "other": 1}),
-        );
-        assert_eq!(args.unwrap().count, 20);
     }
 
     #[test]
     fn integers_come_as_numbers_integral_floats_or_digit_strings() {
-        for (skip, count) in [
-            (json!(5), json!(20)),
-            (json!(5.0), json!(20.0)),
-            (json!("5"), json!("20")),
-            (json!(" 5 "), json!("20.0")),
-        ] {
-            let (asked, args) =
-                codes(json!({"project_id": "p", "pool_id": "q", "skip": skip, "count": count}));
-            let args = args.unwrap();
-            assert_eq!((args.skip, args.count), (5, 20));
-            assert_eq!(asked, AskedPaging { skip: 5, count: 20 });
+        for value in [json!(5), json!(5.0), json!("5"), json!(" 5 "), json!("5.0")] {
+            let arg = integer(&raw(json!({ "skip": value })), SKIP);
+            assert_eq!(arg.checked(), Ok(5));
+            assert_eq!(arg.echo(), 5);
         }
+        let missing = integer(&raw(json!({"count": null})), COUNT);
+        assert_eq!((missing.checked(), missing.echo()), (Ok(20), 20));
     }
 
     #[test]
-    fn each_rule_names_argument_rule_and_value() {
-        let base = |extra: Value| {
-            let mut v = json!({"project_id": "p", "pool_id": "q"});
-            v.as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
-            v
-        };
+    fn unreadable_integers_echo_the_default() {
+        let arg = integer(&raw(json!({"count": 1e300})), COUNT);
+        assert_eq!(arg.echo(), 20);
         assert_eq!(
-            codes_err(base(json!({"count": 5000}))),
-            "count must be between 1 and 1000 (got 5000)"
-        );
-        assert_eq!(
-            codes_err(base(json!({"count": 0}))),
-            "count must be between 1 and 1000 (got 0)"
-        );
-        assert_eq!(
-            codes_err(base(json!({"skip": -1}))),
-            "skip must be >= 0 (got -1)"
-        );
-        assert_eq!(
-            codes_err(base(json!({"skip": "-3"}))),
-            "skip must be >= 0 (got -3)"
-        );
-        assert_eq!(
-            codes_err(base(json!({"count": 2.5}))),
-            "count must be an integer between 1 and 1000 (got 2.5)"
-        );
-        assert_eq!(
-            codes_err(base(json!({"count": "lots"}))),
-            "count must be an integer between 1 and 1000 (got \"lots\")"
-        );
-        assert_eq!(
-            codes_err(base(json!({"count": true}))),
-            "count must be an integer between 1 and 1000 (got true)"
-        );
-        assert_eq!(
-            codes_err(base(json!({"skip": [1]}))),
-            "skip must be an integer >= 0 (got [1])"
-        );
-        assert_eq!(
-            codes_err(base(json!({"count": 18446744073709551615u64}))),
-            "count must be between 1 and 1000 (got 18446744073709551615)"
-        );
-        assert_eq!(
-            codes_err(base(json!({"count": "99999999999999999999999"}))),
-            "count must be between 1 and 1000 (got 99999999999999999999999)"
-        );
-        assert_eq!(
-            codes_err(base(json!({"count": 1e300}))),
-            "count must be between 1 and 1000 (got 1e+300)"
-        );
-        assert_eq!(
-            codes_err(base(json!({"skip": 18446744073709551615u64}))),
-            "skip must be at most 9223372036854775807 (got 18446744073709551615)"
-        );
-        assert_eq!(
-            codes_err(base(json!({"skip": "-99999999999999999999"}))),
-            "skip must be >= 0 (got -99999999999999999999)"
-        );
-        assert_eq!(
-            codes_err(base(json!({"count": "NaN"}))),
-            "count must be an integer between 1 and 1000 (got \"NaN\")"
-        );
-        assert_eq!(
-            codes_err(base(json!({"status": "used"}))),
-            "status must be one of available, assigned, redeemed (got \"used\")"
-        );
-    }
-
-    #[test]
-    fn failures_echo_readable_paging_and_defaults_otherwise() {
-        let (asked, _) =
-            codes(json!({"project_id": "p", "pool_id": "q", "skip": 7, "count": 5000}));
-        assert_eq!(
-            asked,
-            AskedPaging {
-                skip: 7,
-                count: 5000
+            arg.checked().unwrap_err().problem,
+            ArgProblem::TooHigh {
+                rule: COUNT,
+                got: "1e+300".into()
             }
         );
-        let (asked, _) = codes(json!({"project_id": "", "skip": "x", "count": "50"}));
-        assert_eq!(asked, AskedPaging { skip: 0, count: 50 });
-        let (asked, _) = codes(json!({"skip": -4, "count": 1e300}));
-        assert_eq!(
-            asked,
-            AskedPaging {
-                skip: -4,
-                count: 20
-            }
-        );
-    }
-
-    #[test]
-    fn the_first_broken_rule_is_reported() {
-        assert_eq!(
-            codes_err(json!({"pool_id": "", "count": 0})),
-            "project_id is required and must be a non-empty string (got nothing)"
-        );
-        assert_eq!(
-            codes_err(json!({"project_id": "p", "count": 0})),
-            "pool_id is required and must be a non-empty string (got nothing)"
-        );
-    }
-
-    #[test]
-    fn status_accepts_exactly_the_three_names() {
-        let (_, args) = codes(json!({"project_id": "p", "pool_id": "q", "status": "redeemed"}));
-        assert_eq!(args.unwrap().status, Some(CodeStatus::Redeemed));
-        let (_, args) = codes(json!({"project_id": "p", "pool_id": "q", "status": "Redeemed"}));
-        assert_eq!(
-            args.unwrap_err().0,
-            "status must be one of available, assigned, redeemed (got \"Redeemed\")"
-        );
-        let (_, args) = codes(json!({"project_id": "p", "pool_id": "q", "status": 3}));
-        assert_eq!(
-            args.unwrap_err().0,
-            "status must be one of available, assigned, redeemed (got 3)"
-        );
-    }
-
-    #[test]
-    fn long_values_are_shown_short() {
-        let err = codes_err(json!({"project_id": "p", "pool_id": "q", "count": "z".repeat(500)}));
-        assert!(err.chars().count() < 150, "{err}");
+        let arg = integer(&raw(json!({"skip": -4})), SKIP);
+        assert_eq!(arg.echo(), -4);
     }
 }

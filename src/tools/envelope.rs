@@ -7,8 +7,6 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::records::{ProjectRecord, VoucherCode, VoucherPool, VoucherPoolSummary};
-
 /// The result of a tool that returns one kind of data.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct Envelope<T> {
@@ -16,32 +14,6 @@ pub struct Envelope<T> {
     pub success: bool,
     /// The records asked for; empty (or null for a single record) when the call failed.
     pub data: T,
-    /// Why the call failed, in a sentence for a person; null on success.
-    pub error: Option<String>,
-}
-
-/// `list_projects`.
-pub type ProjectsEnvelope = Envelope<Vec<ProjectRecord>>;
-/// `list_voucher_pools`.
-pub type PoolsEnvelope = Envelope<Vec<VoucherPoolSummary>>;
-/// `get_voucher_pool`.
-pub type PoolEnvelope = Envelope<Option<VoucherPool>>;
-
-/// The result of `list_voucher_codes`: the envelope plus paging facts.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
-pub struct CodesEnvelope {
-    /// Whether the call succeeded.
-    pub success: bool,
-    /// The codes on this page; empty when the call failed.
-    pub data: Vec<VoucherCode>,
-    /// How many codes in the pool match the request (all codes, or those of the requested status); null when unknown or on failure.
-    pub matched: Option<u64>,
-    /// Whether `matched` was capped by a Bloomreach limit (so the true number may be larger); null when unknown.
-    pub matched_limited: Option<bool>,
-    /// The offset that was applied (on failure, the one asked for).
-    pub skip: i64,
-    /// The page size that was applied (on failure, the count asked for).
-    pub limit: i64,
     /// Why the call failed, in a sentence for a person; null on success.
     pub error: Option<String>,
 }
@@ -123,7 +95,7 @@ mod tests {
 
     #[test]
     fn failure_keeps_every_field_with_nulls() {
-        let outcome = ToolOutcome::new(&PoolEnvelope::failed(None, "nope"));
+        let outcome = ToolOutcome::new(&Envelope::<Option<u8>>::failed(None, "nope"));
         assert!(outcome.is_error);
         assert_eq!(
             outcome.envelope,
@@ -141,7 +113,7 @@ mod tests {
 
     #[test]
     fn success_sends_error_null() {
-        let outcome = ToolOutcome::new(&PoolsEnvelope::ok(vec![]));
+        let outcome = ToolOutcome::new(&Envelope::<Vec<u8>>::ok(vec![]));
         assert!(!outcome.is_error);
         assert_eq!(
             outcome.envelope,

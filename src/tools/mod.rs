@@ -1,45 +1,105 @@
 //! The upward face: the MCP server and its tools. Knows MCP; knows nothing
 //! of HTTP.
 //!
-//! [`VoucherServer::call`] is the single way a tool runs, used by MCP's
-//! `tools/call` and by the `call` subcommand alike: read the arguments, ask
-//! the [`Source`], wrap the answer (or the error, turned into words here)
-//! in the envelope.
+//! Each tool lives in a file of its own (name, title, description, input,
+//! record, handler) and is listed once, in [`TOOLS`]. [`VoucherServer::call`]
+//! is the single way a tool runs, used by MCP's `tools/call` and by the
+//! `call` subcommand alike: the tool reads its arguments, asks the
+//! [`Backend`], and wraps the answer, or the error worded by [`words`], in
+//! the envelope.
 
 pub mod args;
-pub mod catalog;
 pub mod envelope;
-pub mod records;
 pub mod schema;
+pub mod words;
 
+pub mod get_voucher_pool;
+pub mod list_projects;
+pub mod list_voucher_codes;
+pub mod list_voucher_pools;
+
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, Implementation,
-    InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, ServerCapabilities, ServerConfig, Tool,
+    InitializeRequestParams, InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 
-use crate::bloomreach::{CodesQuery, RetryNotice};
+use crate::backend::{Backend, RetryNotice, RetryObserver};
 use crate::config::ProjectEntry;
-use crate::source::Source;
-use crate::stdio::StdinClosed;
+use crate::serve::StdinClosed;
 use args::RawArgs;
-use catalog::{GET_VOUCHER_POOL, LIST_PROJECTS, LIST_VOUCHER_CODES, LIST_VOUCHER_POOLS};
-use envelope::{CodesEnvelope, PoolEnvelope, PoolsEnvelope, ProjectsEnvelope, ToolOutcome};
-use records::{ProjectRecord, VoucherCode, VoucherPool, VoucherPoolSummary};
+use envelope::ToolOutcome;
 
-/// The MCP server: the tools over a [`Source`]. Cheap to clone.
+/// One tool: how it is listed and how it runs.
+pub struct ToolSpec {
+    pub name: &'static str,
+    /// The definition `tools/list` gives.
+    pub definition: fn() -> Tool,
+    /// Runs the tool on raw arguments.
+    pub run: for<'a> fn(&'a CallContext<'a>, &'a RawArgs) -> ToolFuture<'a>,
+}
+
+/// What a tool's handler returns.
+pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = ToolOutcome> + Send + 'a>>;
+
+/// Every tool, in the order a workflow uses them. Adding a tool is one file
+/// and one line here.
+pub const TOOLS: &[ToolSpec] = &[
+    list_projects::TOOL,
+    list_voucher_pools::TOOL,
+    get_voucher_pool::TOOL,
+    list_voucher_codes::TOOL,
+];
+
+/// What a tool's handler may use while it runs.
+pub struct CallContext<'a> {
+    pub backend: &'a Backend,
+    /// The projects `list_projects` shows.
+    pub projects: &'a [ProjectEntry],
+    /// Hears about each retry while the call waits on the backend.
+    pub on_retry: RetryObserver<'a>,
+}
+
+/// A read-only tool's definition: annotations, title, both schemas.
+pub fn read_only_tool(
+    name: &'static str,
+    title: &'static str,
+    description: impl Into<String>,
+    input: Arc<JsonObject>,
+    output: Arc<JsonObject>,
+) -> Tool {
+    Tool::new(name, description.into(), input)
+        .with_title(title)
+        .with_raw_output_schema(output)
+        .with_annotations(
+            ToolAnnotations::with_title(title)
+                .read_only(true)
+                .destructive(false)
+                .idempotent(true)
+                .open_world(true),
+        )
+}
+
+/// The names of every tool, in table order.
+pub fn tool_names() -> Vec<&'static str> {
+    TOOLS.iter().map(|t| t.name).collect()
+}
+
+/// The MCP server: the tools over a [`Backend`]. Cheap to clone.
 #[derive(Clone)]
 pub struct VoucherServer {
     inner: Arc<State>,
 }
 
 struct State {
-    source: Source,
+    backend: Backend,
     stdin_closed: StdinClosed,
     projects: Vec<ProjectEntry>,
     tools: Vec<Tool>,
@@ -47,25 +107,31 @@ struct State {
 }
 
 impl VoucherServer {
-    /// A server over `source`, listing `projects` in `list_projects`.
-    pub fn new(source: Source, projects: Vec<ProjectEntry>) -> Self {
-        Self::with_stdin_signal(source, projects, StdinClosed::never())
+    /// A server over `backend`, listing `projects` in `list_projects` (or,
+    /// where none are given, the projects the backend knows by itself).
+    pub fn new(backend: Backend, projects: Vec<ProjectEntry>) -> Self {
+        Self::with_stdin_signal(backend, projects, StdinClosed::never())
     }
 
     /// A server that gives up on calls in flight shortly after stdin
-    /// closes (see [`crate::stdio`]).
+    /// closes (see [`crate::serve`]).
     pub fn with_stdin_signal(
-        source: Source,
+        backend: Backend,
         projects: Vec<ProjectEntry>,
         stdin_closed: StdinClosed,
     ) -> Self {
-        let instructions = instructions(&projects, &source);
+        let projects = if projects.is_empty() {
+            backend.own_projects()
+        } else {
+            projects
+        };
+        let instructions = instructions(&projects);
         Self {
             inner: Arc::new(State {
-                source,
+                backend,
                 stdin_closed,
                 projects,
-                tools: catalog::tools(),
+                tools: TOOLS.iter().map(|t| (t.definition)()).collect(),
                 instructions,
             }),
         }
@@ -77,105 +143,45 @@ impl VoucherServer {
     }
 
     /// Runs one tool. `None` when there is no tool of that name. `on_retry`
-    /// hears about each retry while the call waits on the API.
+    /// hears about each retry while the call waits on the backend; each
+    /// retry is also logged.
     pub async fn call(
         &self,
         name: &str,
         arguments: Option<RawArgs>,
         on_retry: &(dyn Fn(&RetryNotice) + Send + Sync),
     ) -> Option<ToolOutcome> {
+        let spec = TOOLS.iter().find(|t| t.name == name)?;
         let args = arguments.unwrap_or_default();
-        let source = &self.inner.source;
-        let outcome = match name {
-            LIST_PROJECTS => ToolOutcome::new(&ProjectsEnvelope::ok(
-                self.inner
-                    .projects
-                    .iter()
-                    .map(ProjectRecord::from)
-                    .collect(),
-            )),
-            LIST_VOUCHER_POOLS => ToolOutcome::new(&match args::project_id(&args) {
-                Err(e) => PoolsEnvelope::failed(Vec::new(), e.to_string()),
-                Ok(project_id) => match source.list_pools(&project_id, on_retry).await {
-                    Ok(pools) => {
-                        PoolsEnvelope::ok(pools.into_iter().map(VoucherPoolSummary::from).collect())
-                    }
-                    Err(e) => PoolsEnvelope::failed(Vec::new(), e.to_string()),
-                },
-            }),
-            GET_VOUCHER_POOL => ToolOutcome::new(&match args::pool_args(&args) {
-                Err(e) => PoolEnvelope::failed(None, e.to_string()),
-                Ok(a) => match source.get_pool(&a.project_id, &a.pool_id, on_retry).await {
-                    Ok(pool) => PoolEnvelope::ok(Some(VoucherPool::from(pool))),
-                    Err(e) => PoolEnvelope::failed(None, e.to_string()),
-                },
-            }),
-            LIST_VOUCHER_CODES => ToolOutcome::new(&self.list_codes(&args, on_retry).await),
-            _ => return None,
+        let observer = |notice: &RetryNotice| {
+            tracing::warn!("{}", words::retry_notice(notice));
+            on_retry(notice);
         };
-        Some(outcome)
-    }
-
-    async fn list_codes(
-        &self,
-        args: &RawArgs,
-        on_retry: &(dyn Fn(&RetryNotice) + Send + Sync),
-    ) -> CodesEnvelope {
-        let (asked, checked) = args::codes_args(args);
-        let failed = |error: String| CodesEnvelope {
-            success: false,
-            data: Vec::new(),
-            matched: None,
-            matched_limited: None,
-            skip: asked.skip,
-            limit: asked.count,
-            error: Some(error),
+        let context = CallContext {
+            backend: &self.inner.backend,
+            projects: &self.inner.projects,
+            on_retry: &observer,
         };
-        let a = match checked {
-            Ok(a) => a,
-            Err(e) => return failed(e.to_string()),
-        };
-        let query = CodesQuery {
-            project_id: &a.project_id,
-            pool_id: &a.pool_id,
-            skip: a.skip,
-            count: a.count,
-            status: a.status,
-        };
-        match self.inner.source.list_codes(&query, on_retry).await {
-            Ok(page) => CodesEnvelope {
-                success: true,
-                data: page.codes.into_iter().map(VoucherCode::from).collect(),
-                matched: page.matched,
-                matched_limited: page.matched_limited,
-                skip: i64::try_from(page.skip).unwrap_or(i64::MAX),
-                limit: i64::try_from(page.limit).unwrap_or(i64::MAX),
-                error: None,
-            },
-            Err(e) => failed(e.to_string()),
-        }
+        Some((spec.run)(&context, &args).await)
     }
 }
 
 /// The workflow, told to the assistant at the start of a session.
-fn instructions(projects: &[ProjectEntry], source: &Source) -> String {
-    let mut text = String::from(
+fn instructions(projects: &[ProjectEntry]) -> String {
+    let mut text = format!(
         "Read-only access to Bloomreach voucher pools and voucher codes. Workflow: \
          list_projects gives the project tokens (use one as project_id); \
          list_voucher_pools(project_id) lists the pools with how many codes each holds and how many are still available; \
          get_voucher_pool(project_id, pool_id) shows one pool and the campaigns that use it; \
          list_voucher_codes(project_id, pool_id, skip, count, status) pages through the codes \
          (status: available, assigned or redeemed; `matched` is the number of matching codes in all). \
-         To count or find codes of one status, filter with status and page with skip/count (at most 1000 per page). \
-         Every tool answers {success, data, error}; when success is false, error says what to fix.",
+         To count or find codes of one status, filter with status and page with skip/count (at most {} per page). \
+         Every tool answers {{success, data, error}}; when success is false, error says what to fix.",
+        args::COUNT.max
     );
-    match (projects.first(), source) {
-        (Some(p), _) => text.push_str(&format!(" The default project is {:?} ({}).", p.id, p.name)),
-        (None, Source::Demo(_)) => text.push_str(&format!(
-            " This server runs on built-in demo data: use project_id {:?}.",
-            crate::demo::PROJECT_ID
-        )),
-        (None, _) => text.push_str(
+    match projects.first() {
+        Some(p) => text.push_str(&format!(" The default project is {:?} ({}).", p.id, p.name)),
+        None => text.push_str(
             " No project is configured: ask the user for their Bloomreach project token.",
         ),
     }
@@ -260,7 +266,7 @@ impl ServerHandler for VoucherServer {
                 let peer = peer.clone();
                 let param = ProgressNotificationParam::new(token, f64::from(notice.retry))
                     .with_total(f64::from(notice.max_retries + 1))
-                    .with_message(notice.to_string());
+                    .with_message(words::retry_notice(notice));
                 tokio::spawn(async move {
                     let _ = peer.notify_progress(param).await;
                 });
@@ -282,7 +288,7 @@ impl ServerHandler for VoucherServer {
             return Err(McpError::invalid_params(
                 format!(
                     "unknown tool {name:?}; this server has {}",
-                    catalog::TOOL_NAMES.join(", ")
+                    tool_names().join(", ")
                 ),
                 None,
             ));

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use rmcp::model::JsonObject;
 use schemars::generate::SchemaSettings;
-use schemars::JsonSchema;
+use schemars::transform::{transform_subschemas, Transform};
+use schemars::{JsonSchema, Schema};
 use serde_json::Value;
 
 /// Which side of a tool a schema describes.
@@ -29,15 +30,12 @@ pub fn schema_for<T: JsonSchema>(face: Face) -> Arc<JsonObject> {
             s.inline_subschemas = true;
         })
         .into_generator();
-    let mut value = generator.into_root_schema_for::<T>().to_value();
-    if let Value::Object(root) = &mut value {
-        root.remove("title");
-        root.remove("description");
-        root.remove("$defs");
-        root.remove("definitions");
+    let mut root = generator.into_root_schema_for::<T>();
+    for key in ["title", "description", "$defs", "definitions"] {
+        root.remove(key);
     }
-    clean(&mut value, face);
-    let mut object = match value {
+    Portable(face).transform(&mut root);
+    let mut object = match root.to_value() {
         Value::Object(map) => map,
         _ => JsonObject::new(),
     };
@@ -48,46 +46,39 @@ pub fn schema_for<T: JsonSchema>(face: Face) -> Arc<JsonObject> {
     Arc::new(object)
 }
 
-/// Cleans one schema and, through the keywords that hold subschemas, all
-/// of those below it.
-fn clean(schema: &mut Value, face: Face) {
-    if schema == &Value::Bool(true) || schema.as_object().is_some_and(|m| m.is_empty()) {
-        *schema = any_value();
-        return;
-    }
-    let Value::Object(map) = schema else { return };
-    map.remove("$schema");
-    if map
-        .get("format")
-        .and_then(Value::as_str)
-        .is_some_and(is_numeric_format)
-    {
-        map.remove("format");
-    }
-    if face == Face::Input {
-        drop_null_alternatives(map);
-    } else {
-        require_every_property(map);
-        split_nullable_type(map);
-    }
-    for key in ["items", "additionalProperties", "not", "contains"] {
-        if let Some(sub) = map.get_mut(key) {
-            clean(sub, face);
+/// Cleans one schema for `Face`, then every subschema below it.
+struct Portable(Face);
+
+impl Transform for Portable {
+    fn transform(&mut self, schema: &mut Schema) {
+        if schema.as_bool() == Some(true) || schema.as_object().is_some_and(|m| m.is_empty()) {
+            *schema = Schema::from(any_value());
+            return;
         }
-    }
-    for key in ["anyOf", "oneOf", "allOf", "prefixItems"] {
-        if let Some(Value::Array(subs)) = map.get_mut(key) {
-            subs.iter_mut().for_each(|s| clean(s, face));
+        let Some(map) = schema.as_object_mut() else {
+            return;
+        };
+        map.remove("$schema");
+        if map
+            .get("format")
+            .and_then(Value::as_str)
+            .is_some_and(is_numeric_format)
+        {
+            map.remove("format");
         }
-    }
-    if let Some(Value::Object(props)) = map.get_mut("properties") {
-        props.values_mut().for_each(|s| clean(s, face));
+        if self.0 == Face::Input {
+            drop_null_alternatives(map);
+        } else {
+            require_every_property(map);
+            split_nullable_type(map);
+        }
+        transform_subschemas(self, schema);
     }
 }
 
 /// "Any JSON value", spelled out type by type: some clients refuse a bare
 /// `true` or an empty schema.
-fn any_value() -> Value {
+fn any_value() -> JsonObject {
     let branches = ["object", "array", "string", "number", "boolean", "null"]
         .iter()
         .map(|t| {
@@ -98,7 +89,7 @@ fn any_value() -> Value {
         .collect();
     let mut map = JsonObject::new();
     map.insert("anyOf".into(), Value::Array(branches));
-    Value::Object(map)
+    map
 }
 
 /// `type: [X, "null"]` becomes `anyOf: [{type: X, ...}, {type: "null"}]`,

@@ -1,9 +1,14 @@
-//! The API's wire types: what a successful answer carries, as far as this
-//! server needs it. Unknown fields are ignored; a missing required field
-//! fails decoding, which the client reports as an unexpected answer.
+//! The voucher data every backend speaks: what the tools ask for
+//! ([`CodesQuery`]) and what comes back ([`PoolSummary`], [`Pool`],
+//! [`CodesPage`]), decoded from the answer shape that Bloomreach's REST API
+//! and Loomi Connect share ([`Reply`]). Unknown fields are ignored; a
+//! missing required field fails decoding, which a backend reports as an
+//! unexpected answer.
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+
+use super::id::Id;
 
 /// The top level of every answer. The paging fields are only present on the
 /// codes endpoint; `error`/`errors` only on failures.
@@ -79,6 +84,16 @@ pub struct CodesPage {
     pub limit: u64,
 }
 
+/// What to ask for on the codes endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodesQuery<'a> {
+    pub project_id: &'a Id,
+    pub pool_id: &'a Id,
+    pub skip: u64,
+    pub count: u64,
+    pub status: Option<CodeStatus>,
+}
+
 /// The statuses a code can have, as the API spells them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CodeStatus {
@@ -90,7 +105,7 @@ pub enum CodeStatus {
 impl CodeStatus {
     pub const ALL: [CodeStatus; 3] = [Self::Available, Self::Assigned, Self::Redeemed];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Available => "available",
             Self::Assigned => "assigned",

@@ -5,13 +5,23 @@
 
 use serde_json::{json, Value};
 
-use crate::bloomreach::model::{Code, CodeStatus, CodesPage, Pool, PoolSummary};
-use crate::bloomreach::{ApiError, CodesQuery, Subject};
+use super::error::{BackendError, Subject};
+use super::id::Id;
+use super::model::{Code, CodeStatus, CodesPage, CodesQuery, Pool, PoolSummary};
+use crate::config::ProjectEntry;
 
 /// The demo project's id.
 pub const PROJECT_ID: &str = "demo";
 /// The demo project's display name.
 pub const PROJECT_NAME: &str = "Demo store (sample data)";
+
+/// The demo project, as `list_projects` shows it.
+pub fn project() -> ProjectEntry {
+    ProjectEntry {
+        id: PROJECT_ID.to_owned(),
+        name: PROJECT_NAME.to_owned(),
+    }
+}
 
 /// 2026-06-01T00:00:00Z, in milliseconds.
 const SEASON_START_MS: i64 = 1_780_272_000_000;
@@ -134,7 +144,7 @@ impl DemoData {
         Self { pools }
     }
 
-    pub fn list_pools(&self, project_id: &str) -> Result<Vec<PoolSummary>, ApiError> {
+    pub fn list_pools(&self, project_id: &Id) -> Result<Vec<PoolSummary>, BackendError> {
         self.check_project(project_id)?;
         Ok(self
             .pools
@@ -148,11 +158,11 @@ impl DemoData {
             .collect())
     }
 
-    pub fn get_pool(&self, project_id: &str, pool_id: &str) -> Result<Pool, ApiError> {
+    pub fn get_pool(&self, project_id: &Id, pool_id: &Id) -> Result<Pool, BackendError> {
         Ok(self.find(project_id, pool_id)?.pool.clone())
     }
 
-    pub fn list_codes(&self, query: &CodesQuery<'_>) -> Result<CodesPage, ApiError> {
+    pub fn list_codes(&self, query: &CodesQuery<'_>) -> Result<CodesPage, BackendError> {
         let pool = self.find(query.project_id, query.pool_id)?;
         let wanted = query.status.map(CodeStatus::as_str);
         let matching = pool
@@ -174,28 +184,28 @@ impl DemoData {
         })
     }
 
-    fn check_project(&self, project_id: &str) -> Result<(), ApiError> {
-        if project_id == PROJECT_ID {
+    fn check_project(&self, project_id: &Id) -> Result<(), BackendError> {
+        if project_id.as_str() == PROJECT_ID {
             Ok(())
         } else {
-            Err(ApiError::NotFound {
+            Err(BackendError::NotFound {
                 subject: Subject::Project {
-                    project_id: project_id.to_owned(),
+                    project_id: project_id.clone(),
                 },
                 message: Some(format!("the demo data has only the project {PROJECT_ID:?}")),
             })
         }
     }
 
-    fn find(&self, project_id: &str, pool_id: &str) -> Result<&DemoPool, ApiError> {
+    fn find(&self, project_id: &Id, pool_id: &Id) -> Result<&DemoPool, BackendError> {
         self.check_project(project_id)?;
         self.pools
             .iter()
-            .find(|p| p.pool.id == pool_id)
-            .ok_or_else(|| ApiError::NotFound {
+            .find(|p| p.pool.id == pool_id.as_str())
+            .ok_or_else(|| BackendError::NotFound {
                 subject: Subject::Pool {
-                    project_id: project_id.to_owned(),
-                    pool_id: pool_id.to_owned(),
+                    project_id: project_id.clone(),
+                    pool_id: pool_id.clone(),
                 },
                 message: Some("no such pool in the demo data".to_owned()),
             })
@@ -248,46 +258,47 @@ impl SplitMix64 {
 mod tests {
     use super::*;
 
-    fn query<'a>(
-        pool: &'a str,
+    fn id(text: &str) -> Id {
+        Id::new(text).unwrap()
+    }
+
+    fn page(
+        demo: &DemoData,
+        pool: &str,
         skip: u64,
         count: u64,
         status: Option<CodeStatus>,
-    ) -> CodesQuery<'a> {
-        CodesQuery {
-            project_id: PROJECT_ID,
-            pool_id: pool,
+    ) -> CodesPage {
+        let (project_id, pool_id) = (id(PROJECT_ID), id(pool));
+        demo.list_codes(&CodesQuery {
+            project_id: &project_id,
+            pool_id: &pool_id,
             skip,
             count,
             status,
-        }
+        })
+        .unwrap()
     }
 
     #[test]
     fn pools_have_the_promised_shapes() {
         let demo = DemoData::new();
-        let pools = demo.list_pools("demo").unwrap();
+        let pools = demo.list_pools(&id("demo")).unwrap();
         assert_eq!(pools.len(), 4);
         assert_eq!(pools[0].name, "SUMMER20");
         assert_eq!(pools[0].total, 2500);
         assert!(pools.iter().any(|p| p.total == 0));
         assert!(pools.iter().any(|p| !p.name.is_ascii()));
         for pool in &pools {
-            let page = demo
-                .list_codes(&query(&pool.id, 0, 1000, Some(CodeStatus::Available)))
-                .unwrap();
-            assert_eq!(page.matched, Some(pool.available), "{}", pool.id);
+            let available = page(&demo, &pool.id, 0, 1000, Some(CodeStatus::Available));
+            assert_eq!(available.matched, Some(pool.available), "{}", pool.id);
         }
     }
 
     #[test]
     fn the_same_data_every_time() {
-        let a = DemoData::new()
-            .list_codes(&query("summer20", 100, 5, None))
-            .unwrap();
-        let b = DemoData::new()
-            .list_codes(&query("summer20", 100, 5, None))
-            .unwrap();
+        let a = page(&DemoData::new(), "summer20", 100, 5, None);
+        let b = page(&DemoData::new(), "summer20", 100, 5, None);
         assert_eq!(a, b);
         assert_eq!(a.codes.len(), 5);
     }
@@ -295,12 +306,12 @@ mod tests {
     #[test]
     fn codes_of_all_statuses_with_consistent_times() {
         let demo = DemoData::new();
-        let page = demo.list_codes(&query("summer20", 0, 1000, None)).unwrap();
-        assert_eq!(page.matched, Some(2500));
+        let all = page(&demo, "summer20", 0, 1000, None);
+        assert_eq!(all.matched, Some(2500));
         for status in CodeStatus::ALL {
-            assert!(page.codes.iter().any(|c| c.status == status.as_str()));
+            assert!(all.codes.iter().any(|c| c.status == status.as_str()));
         }
-        for code in &page.codes {
+        for code in &all.codes {
             match code.status.as_str() {
                 "available" => assert_eq!((code.assigned_time, code.redeemed_time), (None, None)),
                 "assigned" => assert!(code.assigned_time.is_some() && code.redeemed_time.is_none()),
@@ -312,13 +323,11 @@ mod tests {
     #[test]
     fn status_filter_and_paging() {
         let demo = DemoData::new();
-        let page = demo
-            .list_codes(&query("summer20", 10, 20, Some(CodeStatus::Redeemed)))
-            .unwrap();
-        assert_eq!(page.codes.len(), 20);
-        assert!(page.codes.iter().all(|c| c.status == "redeemed"));
-        assert_eq!((page.skip, page.limit), (10, 20));
-        let past_end = demo.list_codes(&query("summer20", 5000, 20, None)).unwrap();
+        let redeemed = page(&demo, "summer20", 10, 20, Some(CodeStatus::Redeemed));
+        assert_eq!(redeemed.codes.len(), 20);
+        assert!(redeemed.codes.iter().all(|c| c.status == "redeemed"));
+        assert_eq!((redeemed.skip, redeemed.limit), (10, 20));
+        let past_end = page(&demo, "summer20", 5000, 20, None);
         assert!(past_end.codes.is_empty());
     }
 
@@ -326,15 +335,15 @@ mod tests {
     fn unknown_ids_are_not_found() {
         let demo = DemoData::new();
         assert!(matches!(
-            demo.list_pools("other"),
-            Err(ApiError::NotFound {
+            demo.list_pools(&id("other")),
+            Err(BackendError::NotFound {
                 subject: Subject::Project { .. },
                 ..
             })
         ));
         assert!(matches!(
-            demo.get_pool("demo", "nope"),
-            Err(ApiError::NotFound {
+            demo.get_pool(&id("demo"), &id("nope")),
+            Err(BackendError::NotFound {
                 subject: Subject::Pool { .. },
                 ..
             })

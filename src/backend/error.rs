@@ -1,0 +1,109 @@
+//! What can go wrong when a backend is asked for voucher data.
+//!
+//! Each variant is made where the fault is seen and carries the facts a
+//! person needs (status, subject, retries, a short quote); it holds no
+//! sentence. The tools turn it into words with advice (`tools/words.rs`),
+//! which is where tool names and setting names are known. Quoted upstream
+//! text is already shortened and scrubbed of credentials by the time it
+//! lands here.
+
+use std::time::{Duration, SystemTime};
+
+use super::id::Id;
+
+/// The thing a request was about, named in "not found" messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    Project { project_id: Id },
+    Pool { project_id: Id, pool_id: Id },
+}
+
+/// Why an answer could not be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnswerProblem {
+    /// The body is not JSON.
+    NotJson,
+    /// The body is JSON, but a required field is missing or has the wrong
+    /// type; `detail` is the decoder's short, scrubbed account.
+    MissingField { detail: String },
+    /// The body has no `data`.
+    NoData,
+}
+
+/// Which part of an exchange broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportFailure {
+    /// The TLS handshake (a certificate, most often).
+    Tls,
+    /// The connection could not be made.
+    Connect,
+    /// The connection broke while the answer was being read.
+    BodyBroken,
+    /// Anything else.
+    Other,
+}
+
+/// A failed call to a backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendError {
+    /// No way in is configured.
+    NotConfigured,
+    /// HTTP 400.
+    Rejected { message: Option<String> },
+    /// HTTP 401.
+    Unauthorized { message: Option<String> },
+    /// HTTP 403.
+    Forbidden { message: Option<String> },
+    /// HTTP 404.
+    NotFound {
+        subject: Subject,
+        message: Option<String>,
+    },
+    /// HTTP 429, still after `retries` retries.
+    RateLimited {
+        retries: u32,
+        retry_after: Option<Duration>,
+    },
+    /// A retryable status asked for a longer wait than the server waits.
+    RetryAfterTooLong {
+        status: u16,
+        wait: Duration,
+        until: SystemTime,
+    },
+    /// HTTP 500, 502, 503 or 504, still after `retries` retries.
+    Server {
+        status: u16,
+        retries: u32,
+        excerpt: Option<String>,
+    },
+    /// Any other status that is not a success.
+    Status {
+        status: u16,
+        excerpt: Option<String>,
+    },
+    /// A redirect to another origin, not followed.
+    Redirect { host: String, location: String },
+    /// Same-origin redirects without end.
+    RedirectLoop { host: String, max: usize },
+    /// The answer said `success: false`.
+    Api { message: String },
+    /// The request URL could not be made from the base URL.
+    BadUrl { detail: String },
+    /// The answer could not be used.
+    Unexpected {
+        problem: AnswerProblem,
+        excerpt: Option<String>,
+    },
+    /// The answer is larger than the most read.
+    BodyTooLarge { limit: usize },
+    /// No complete answer in time.
+    Timeout { host: String, timeout: Duration },
+    /// The connection failed, still after `retries` retries.
+    Connection {
+        host: String,
+        failure: TransportFailure,
+        /// The innermost cause, scrubbed, where it says more than `failure`.
+        cause: Option<String>,
+        retries: u32,
+    },
+}

@@ -1,0 +1,261 @@
+//! The Bloomreach Engagement REST API as a backend: HTTP Basic auth, one
+//! connection pool, no redirect to another origin, and one request path
+//! ([`request`]) that every endpoint ([`endpoint`]) goes through.
+
+mod endpoint;
+mod request;
+mod retry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::Url;
+
+pub use endpoint::Endpoint;
+pub use retry::{parse_retry_after, RetryPolicy};
+
+use super::error::BackendError;
+use super::id::Id;
+use super::model::{Code, CodesPage, CodesQuery, Pool, PoolSummary, Reply};
+use super::notice::RetryObserver;
+use super::quote::Quoter;
+use super::AnswerProblem;
+use crate::config::Credentials;
+
+/// The largest answer body read, in bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Same-origin redirects followed before giving up.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Everything the client needs to be built.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    pub base_url: Url,
+    pub credentials: Credentials,
+    /// Time allowed for one attempt, from sending to the last byte.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    pub max_body_bytes: usize,
+    /// Sent as `User-Agent`.
+    pub user_agent: String,
+}
+
+impl ClientOptions {
+    pub fn new(base_url: Url, credentials: Credentials, timeout: Duration) -> Self {
+        Self {
+            base_url,
+            credentials,
+            timeout,
+            retry: RetryPolicy::default(),
+            max_body_bytes: MAX_BODY_BYTES,
+            user_agent: crate::USER_AGENT.to_owned(),
+        }
+    }
+}
+
+/// A client of the Bloomreach voucher endpoints. Cheap to clone; clones
+/// share one connection pool.
+#[derive(Clone)]
+pub struct RestClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    /// The base URL as text, without a trailing slash.
+    base: String,
+    /// `host[:port]` of the base URL, for messages.
+    host: String,
+    timeout: Duration,
+    retry: RetryPolicy,
+    max_body_bytes: usize,
+    /// Takes the secret and the encoded header value out of every quote.
+    quoter: Quoter,
+}
+
+impl std::fmt::Debug for RestClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestClient")
+            .field("base", &self.inner.base)
+            .field("timeout", &self.inner.timeout)
+            .field("retry", &self.inner.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RestClient {
+    /// Builds the client and its connection pool.
+    pub fn new(options: ClientOptions) -> Result<Self, reqwest::Error> {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            options.credentials.key_id,
+            options.credentials.secret.expose()
+        ));
+        let mut auth = HeaderValue::from_str(&format!("Basic {token}"))
+            .unwrap_or_else(|_| HeaderValue::from_static("Basic"));
+        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, auth);
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+
+        let origin = options.base_url.clone();
+        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error("too many redirects")
+            } else if same_origin(attempt.url(), &origin) {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
+        let http = reqwest::Client::builder()
+            .user_agent(options.user_agent.clone())
+            .default_headers(headers)
+            .redirect(redirect)
+            .connect_timeout(options.timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()?;
+
+        let base = options.base_url.as_str().trim_end_matches('/').to_owned();
+        let host = match (options.base_url.host_str(), options.base_url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            _ => base.clone(),
+        };
+        let quoter = Quoter::new([token, options.credentials.secret.expose().to_owned()]);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                host,
+                timeout: options.timeout,
+                retry: options.retry,
+                max_body_bytes: options.max_body_bytes,
+                quoter,
+            }),
+        })
+    }
+
+    /// `GET /data/v2/projects/{project_id}/vouchers/pools`
+    pub async fn list_pools(
+        &self,
+        project_id: &Id,
+        observer: RetryObserver<'_>,
+    ) -> Result<Vec<PoolSummary>, BackendError> {
+        let reply: Reply<Vec<PoolSummary>> =
+            self.get(&Endpoint::Pools { project_id }, observer).await?;
+        Ok(reply.data.unwrap_or_default())
+    }
+
+    /// `GET /data/v2/projects/{project_id}/vouchers/pools/{pool_id}`
+    pub async fn get_pool(
+        &self,
+        project_id: &Id,
+        pool_id: &Id,
+        observer: RetryObserver<'_>,
+    ) -> Result<Pool, BackendError> {
+        let endpoint = Endpoint::Pool {
+            project_id,
+            pool_id,
+        };
+        let reply: Reply<Pool> = self.get(&endpoint, observer).await?;
+        let mut pool = reply.data.ok_or(BackendError::Unexpected {
+            problem: AnswerProblem::NoData,
+            excerpt: None,
+        })?;
+        if pool.company_id.is_none() {
+            pool.company_id = Some(project_id.to_string());
+        }
+        Ok(pool)
+    }
+
+    /// `GET /data/v2/projects/{project_id}/vouchers/pools/{pool_id}/codes?skip=&count=[&status=]`
+    pub async fn list_codes(
+        &self,
+        query: &CodesQuery<'_>,
+        observer: RetryObserver<'_>,
+    ) -> Result<CodesPage, BackendError> {
+        let reply: Reply<Vec<Code>> = self.get(&Endpoint::Codes(query), observer).await?;
+        Ok(CodesPage {
+            codes: reply.data.unwrap_or_default(),
+            matched: reply.matched,
+            matched_limited: reply.matched_limited,
+            skip: reply.skip.unwrap_or(query.skip),
+            limit: reply.limit.unwrap_or(query.count),
+        })
+    }
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::AnswerProblem;
+    use crate::config::Secret;
+
+    fn client() -> RestClient {
+        RestClient::new(ClientOptions::new(
+            Url::parse("https://api.exponea.com").unwrap(),
+            Credentials {
+                key_id: "kid".into(),
+                secret: Secret::new("topsecret"),
+            },
+            Duration::from_secs(5),
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn decode_turns_success_false_and_junk_into_errors() {
+        let c = client();
+        let e = c
+            .decode::<Vec<PoolSummary>>(
+                br#"{"success": false, "errors": {"_global": ["project is locked"]}}"#,
+            )
+            .unwrap_err();
+        assert_eq!(
+            e,
+            BackendError::Api {
+                message: "project is locked".into()
+            }
+        );
+        let e = c
+            .decode::<Vec<PoolSummary>>(b"<html>oops</html>")
+            .unwrap_err();
+        assert_eq!(
+            e,
+            BackendError::Unexpected {
+                problem: AnswerProblem::NotJson,
+                excerpt: Some("oops".into())
+            }
+        );
+        let e = c
+            .decode::<Vec<PoolSummary>>(br#"{"success": true, "data": [{"id": "p"}]}"#)
+            .unwrap_err();
+        let BackendError::Unexpected {
+            problem: AnswerProblem::MissingField { detail },
+            ..
+        } = e
+        else {
+            panic!("{e:?}")
+        };
+        assert_eq!(detail, "missing field `name`");
+        let e = c
+            .decode::<Vec<PoolSummary>>(br#"{"success": true}"#)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            BackendError::Unexpected {
+                problem: AnswerProblem::NoData,
+                excerpt: None
+            }
+        );
+    }
+}

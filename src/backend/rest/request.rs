@@ -1,0 +1,303 @@
+//! The one request path of the REST backend: send, retry what is worth
+//! retrying, read the body under a size cap, decode. Every endpoint goes
+//! through [`RestClient::get`]; they differ only in their [`Endpoint`] and
+//! the type decoded.
+
+use std::time::SystemTime;
+
+use reqwest::header::{LOCATION, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::endpoint::Endpoint;
+use super::retry::{is_retryable, parse_retry_after};
+use super::{RestClient, MAX_REDIRECTS};
+use crate::backend::error::{AnswerProblem, BackendError, Subject, TransportFailure};
+use crate::backend::model::Reply;
+use crate::backend::notice::{RetryNotice, RetryObserver, RetryReason};
+use crate::backend::quote::{strip_position, MAX_ERROR_BODY_BYTES};
+use crate::text::shorten;
+
+/// The result of one attempt.
+enum Attempt {
+    Body(Vec<u8>),
+    Status {
+        status: StatusCode,
+        retry_after: Option<std::time::Duration>,
+        body: Vec<u8>,
+    },
+    Redirect {
+        location: String,
+    },
+    RedirectLoop,
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+impl RestClient {
+    /// Sends `endpoint`'s request until it succeeds or fails for good.
+    pub(super) async fn get<D: DeserializeOwned>(
+        &self,
+        endpoint: &Endpoint<'_>,
+        observer: RetryObserver<'_>,
+    ) -> Result<Reply<D>, BackendError> {
+        let inner = &*self.inner;
+        let url = endpoint
+            .url(&inner.base)
+            .map_err(|detail| BackendError::BadUrl { detail })?;
+        let policy = inner.retry;
+        let mut retries = 0u32;
+        loop {
+            let attempt = tokio::time::timeout(inner.timeout, self.attempt(&url)).await;
+            let Ok(attempt) = attempt else {
+                return Err(BackendError::Timeout {
+                    host: inner.host.clone(),
+                    timeout: inner.timeout,
+                });
+            };
+            let (reason, retry_after) = match attempt {
+                Attempt::Body(bytes) => return self.decode(&bytes),
+                Attempt::TooLarge => {
+                    return Err(BackendError::BodyTooLarge {
+                        limit: inner.max_body_bytes,
+                    })
+                }
+                Attempt::Redirect { location } => {
+                    return Err(BackendError::Redirect {
+                        host: inner.host.clone(),
+                        location,
+                    })
+                }
+                Attempt::RedirectLoop => {
+                    return Err(BackendError::RedirectLoop {
+                        host: inner.host.clone(),
+                        max: MAX_REDIRECTS,
+                    })
+                }
+                Attempt::Status {
+                    status,
+                    retry_after,
+                    body,
+                } => {
+                    if is_retryable(status) {
+                        if let Some(wait) = retry_after.filter(|w| *w > policy.max_retry_after) {
+                            return Err(BackendError::RetryAfterTooLong {
+                                status: status.as_u16(),
+                                wait,
+                                until: SystemTime::now() + wait,
+                            });
+                        }
+                    }
+                    if !is_retryable(status) || retries >= policy.max_retries {
+                        return Err(self.status_error(
+                            status,
+                            retry_after,
+                            &body,
+                            endpoint.subject(),
+                            retries,
+                        ));
+                    }
+                    let reason = if status == StatusCode::TOO_MANY_REQUESTS {
+                        RetryReason::RateLimited
+                    } else {
+                        RetryReason::Status(status.as_u16())
+                    };
+                    (reason, retry_after.filter(|w| *w <= policy.max_retry_after))
+                }
+                Attempt::Transport(error) => {
+                    let (failure, cause) = transport_failure(&error);
+                    let cause = cause.map(|c| inner.quoter.scrub(&c));
+                    if retries >= policy.max_retries {
+                        return Err(BackendError::Connection {
+                            host: inner.host.clone(),
+                            failure,
+                            cause,
+                            retries,
+                        });
+                    }
+                    tracing::debug!(
+                        ?failure,
+                        cause = cause.as_deref().unwrap_or(""),
+                        "request failed; will retry"
+                    );
+                    (RetryReason::Connection, None)
+                }
+            };
+            retries += 1;
+            let wait = retry_after.unwrap_or_else(|| policy.backoff(retries));
+            observer(&RetryNotice {
+                retry: retries,
+                max_retries: policy.max_retries,
+                wait,
+                reason,
+            });
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One attempt: send the request and read the answer.
+    async fn attempt(&self, url: &Url) -> Attempt {
+        let inner = &*self.inner;
+        let response = match inner.http.get(url.clone()).send().await {
+            Ok(r) => r,
+            Err(e) if e.is_redirect() => return Attempt::RedirectLoop,
+            Err(e) => return Attempt::Transport(e),
+        };
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(|l| shorten(l, 120))
+                .unwrap_or_else(|| "no location given".to_owned());
+            return Attempt::Redirect { location };
+        }
+        if status.is_success() {
+            return match read_capped(response, inner.max_body_bytes).await {
+                Ok(body) => Attempt::Body(body),
+                Err(ReadError::TooLarge) => Attempt::TooLarge,
+                Err(ReadError::Transport(e)) => Attempt::Transport(e),
+            };
+        }
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let body = read_prefix(response, MAX_ERROR_BODY_BYTES).await;
+        Attempt::Status {
+            status,
+            retry_after,
+            body,
+        }
+    }
+
+    /// Decodes a 200 answer, turning `success: false` and malformed bodies
+    /// into errors.
+    pub(super) fn decode<D: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+    ) -> Result<Reply<D>, BackendError> {
+        let quoter = &self.inner.quoter;
+        let refused = |error: Option<&Value>, errors: Option<&Value>| BackendError::Api {
+            message: quoter
+                .api_message(error, errors)
+                .unwrap_or_else(|| "the API reported a failure and gave no reason".to_owned()),
+        };
+        match serde_json::from_slice::<Reply<D>>(bytes) {
+            Ok(reply) if reply.success == Some(false) => {
+                Err(refused(reply.error.as_ref(), reply.errors.as_ref()))
+            }
+            Ok(reply) if reply.data.is_none() => Err(BackendError::Unexpected {
+                problem: AnswerProblem::NoData,
+                excerpt: None,
+            }),
+            Ok(reply) => Ok(reply),
+            Err(error) => match serde_json::from_slice::<Value>(bytes) {
+                Ok(value) if value.get("success") == Some(&Value::Bool(false)) => {
+                    Err(refused(value.get("error"), value.get("errors")))
+                }
+                Ok(_) => Err(BackendError::Unexpected {
+                    problem: AnswerProblem::MissingField {
+                        detail: quoter.quote(strip_position(&error.to_string()), 150),
+                    },
+                    excerpt: Some(quoter.excerpt(bytes)),
+                }),
+                Err(_) => Err(BackendError::Unexpected {
+                    problem: AnswerProblem::NotJson,
+                    excerpt: Some(quoter.excerpt(bytes)),
+                }),
+            },
+        }
+    }
+
+    /// Turns a non-success status into the error the contract asks for.
+    fn status_error(
+        &self,
+        status: StatusCode,
+        retry_after: Option<std::time::Duration>,
+        body: &[u8],
+        subject: Subject,
+        retries: u32,
+    ) -> BackendError {
+        let message = self.inner.quoter.body_message(body);
+        match status.as_u16() {
+            400 => BackendError::Rejected { message },
+            401 => BackendError::Unauthorized { message },
+            403 => BackendError::Forbidden { message },
+            404 => BackendError::NotFound { subject, message },
+            429 => BackendError::RateLimited {
+                retries,
+                retry_after,
+            },
+            500 | 502 | 503 | 504 => BackendError::Server {
+                status: status.as_u16(),
+                retries,
+                excerpt: message,
+            },
+            other => BackendError::Status {
+                status: other,
+                excerpt: message,
+            },
+        }
+    }
+}
+
+enum ReadError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// Reads the whole body, giving up as soon as it passes `cap` bytes.
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, ReadError> {
+    let declared = response.content_length();
+    if declared.is_some_and(|len| len > cap as u64) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = Vec::with_capacity(declared.map_or(8 * 1024, |l| l as usize));
+    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
+        if body.len() + chunk.len() > cap {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Reads up to `cap` bytes of an error body; what cannot be read is left out.
+async fn read_prefix(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = cap - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= cap {
+            break;
+        }
+    }
+    body
+}
+
+/// What failed, from the innermost cause of a transport error; the cause
+/// is `None` when it says no more than the error itself.
+fn transport_failure(error: &reqwest::Error) -> (TransportFailure, Option<String>) {
+    let mut innermost: &dyn std::error::Error = error;
+    while let Some(source) = innermost.source() {
+        innermost = source;
+    }
+    let cause = innermost.to_string();
+    let lower = cause.to_ascii_lowercase();
+    let failure =
+        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+            TransportFailure::Tls
+        } else if error.is_connect() {
+            TransportFailure::Connect
+        } else if error.is_body() || error.is_decode() {
+            TransportFailure::BodyBroken
+        } else {
+            TransportFailure::Other
+        };
+    let cause = (cause != error.to_string()).then_some(cause);
+    (failure, cause)
+}

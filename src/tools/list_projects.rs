@@ -1,0 +1,63 @@
+//! `list_projects`: the projects this server is set up to read. Bloomreach
+//! API keys belong to a project and no endpoint lists projects for a key,
+//! so the list comes from configuration (or the demo data), not the API.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::envelope::{Envelope, ToolOutcome};
+use super::schema::{schema_for, Face};
+use super::{read_only_tool, CallContext, RawArgs, ToolFuture, ToolSpec};
+use crate::config::ProjectEntry;
+
+pub const TOOL: ToolSpec = ToolSpec {
+    name: "list_projects",
+    definition,
+    run,
+};
+
+const TITLE: &str = "List configured Bloomreach projects";
+
+const DESCRIPTION: &str = "\
+List the Bloomreach projects this server is set up to read. Each entry's `id` is the project token that every \
+other tool takes as `project_id`. Start here when you do not know the project. The list comes from the server's \
+configuration, not from Bloomreach; if it is empty, ask the user for their project token.";
+
+/// Declared shape of the arguments: none.
+#[derive(JsonSchema)]
+struct Input {}
+
+/// A project this server is configured for.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct ProjectRecord {
+    /// The project token; pass it as `project_id` to the other tools.
+    pub id: String,
+    /// A display name for the project.
+    pub name: String,
+}
+
+type Output = Envelope<Vec<ProjectRecord>>;
+
+fn definition() -> rmcp::model::Tool {
+    read_only_tool(
+        TOOL.name,
+        TITLE,
+        DESCRIPTION,
+        schema_for::<Input>(Face::Input),
+        schema_for::<Output>(Face::Output),
+    )
+}
+
+fn run<'a>(context: &'a CallContext<'a>, _args: &'a RawArgs) -> ToolFuture<'a> {
+    let projects = context.projects.iter().map(ProjectRecord::from).collect();
+    Box::pin(std::future::ready(ToolOutcome::new(&Output::ok(projects))))
+}
+
+impl From<&ProjectEntry> for ProjectRecord {
+    fn from(p: &ProjectEntry) -> Self {
+        Self {
+            id: p.id.clone(),
+            name: p.name.clone(),
+        }
+    }
+}

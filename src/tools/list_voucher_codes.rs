@@ -1,0 +1,251 @@
+//! `list_voucher_codes`: one page of the codes inside a pool, optionally
+//! of one status. The only way to see individual codes; the record it
+//! returns ([`VoucherCode`]) is the one every code-returning tool uses.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::args::{self, RawArgs, COUNT, SKIP};
+use super::envelope::ToolOutcome;
+use super::schema::{schema_for, Face};
+use super::{read_only_tool, words, CallContext, ToolFuture, ToolSpec};
+use crate::backend::{Code, CodesQuery};
+use crate::time::rfc3339_utc;
+
+pub const TOOL: ToolSpec = ToolSpec {
+    name: "list_voucher_codes",
+    definition,
+    run,
+};
+
+const TITLE: &str = "List voucher codes";
+
+fn description() -> String {
+    format!(
+        "List the codes inside a voucher pool, one page at a time; take `pool_id` from list_voucher_pools. \
+         Each code has a `status`: `available` (not handed out), `assigned` (given to a customer but not yet used) \
+         or `redeemed` (used), with the Unix times it was assigned and redeemed (`assigned_time`, `redeemed_time`) \
+         and the same instants as readable UTC timestamps (`assigned_at`, `redeemed_at`); times are null where \
+         they do not apply. Page with `skip` (offset, default {}) and `count` (page size, {} to {}, default {}); \
+         `matched` tells how many codes match in all, so you know whether more pages follow. Pass `status` to \
+         list only codes with that status. This is the only way to see individual codes: there is no lookup of a \
+         single code.",
+        SKIP.default, COUNT.min, COUNT.max, COUNT.default
+    )
+}
+
+/// Declared shape of the arguments.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct Input {
+    /// The project token (project ID) the pool belongs to.
+    #[schemars(length(min = 1))]
+    project_id: String,
+    /// The pool's id, as given by list_voucher_pools.
+    #[schemars(length(min = 1))]
+    pool_id: String,
+    #[schemars(
+        description = format!("How many matching codes to pass over before this page starts (paging offset). Defaults to {}.", SKIP.default),
+        range(min = SKIP.min),
+        extend("default" = SKIP.default)
+    )]
+    skip: Option<u64>,
+    #[schemars(
+        description = format!("How many codes to return, {} to {}. Defaults to {}.", COUNT.min, COUNT.max, COUNT.default),
+        range(min = COUNT.min, max = COUNT.max),
+        extend("default" = COUNT.default)
+    )]
+    count: Option<u64>,
+    /// Only codes with this status: `available`, `assigned` or `redeemed`. Leave out for all codes.
+    status: Option<StatusInput>,
+}
+
+/// The status filter's declared values.
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum StatusInput {
+    Available,
+    Assigned,
+    Redeemed,
+}
+
+/// One voucher code.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct VoucherCode {
+    /// The code itself, as a customer would type it.
+    pub code: String,
+    /// `available` (not handed out yet), `assigned` (given to a customer, not redeemed) or `redeemed` (used). Other values from the API are passed on unchanged.
+    pub status: String,
+    /// When the code was given to a customer, in Unix seconds; null if it has not been.
+    pub assigned_time: Option<f64>,
+    /// When the code was redeemed, in Unix seconds; null if it has not been.
+    pub redeemed_time: Option<f64>,
+    /// `assigned_time` as an RFC 3339 UTC timestamp, e.g. 2024-06-10T06:13:20.5Z; null when `assigned_time` is null.
+    pub assigned_at: Option<String>,
+    /// `redeemed_time` as an RFC 3339 UTC timestamp; null when `redeemed_time` is null.
+    pub redeemed_at: Option<String>,
+}
+
+/// The result: the envelope plus paging facts.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct CodesEnvelope {
+    /// Whether the call succeeded.
+    pub success: bool,
+    /// The codes on this page; empty when the call failed.
+    pub data: Vec<VoucherCode>,
+    /// How many codes in the pool match the request (all codes, or those of the requested status); null when unknown or on failure.
+    pub matched: Option<u64>,
+    /// Whether `matched` was capped by a Bloomreach limit (so the true number may be larger); null when unknown.
+    pub matched_limited: Option<bool>,
+    /// The offset that was applied (on failure, the one asked for).
+    pub skip: i64,
+    /// The page size that was applied (on failure, the count asked for).
+    pub limit: i64,
+    /// Why the call failed, in a sentence for a person; null on success.
+    pub error: Option<String>,
+}
+
+fn definition() -> rmcp::model::Tool {
+    read_only_tool(
+        TOOL.name,
+        TITLE,
+        description(),
+        schema_for::<Input>(Face::Input),
+        schema_for::<CodesEnvelope>(Face::Output),
+    )
+}
+
+fn run<'a>(context: &'a CallContext<'a>, args: &'a RawArgs) -> ToolFuture<'a> {
+    Box::pin(async move { ToolOutcome::new(&list_codes(context, args).await) })
+}
+
+async fn list_codes(context: &CallContext<'_>, args: &RawArgs) -> CodesEnvelope {
+    let skip = args::integer(args, SKIP);
+    let count = args::integer(args, COUNT);
+    let failed = |error: String| CodesEnvelope {
+        success: false,
+        data: Vec::new(),
+        matched: None,
+        matched_limited: None,
+        skip: skip.echo(),
+        limit: count.echo(),
+        error: Some(error),
+    };
+    let checked = (|| {
+        let (project_id, pool_id) = args::pool_ids(args)?;
+        Ok((
+            project_id,
+            pool_id,
+            skip.checked()?,
+            count.checked()?,
+            args::status(args)?,
+        ))
+    })();
+    let (project_id, pool_id, skip_value, count_value, status) = match checked {
+        Ok(checked) => checked,
+        Err(e) => return failed(words::arg_error(&e)),
+    };
+    let query = CodesQuery {
+        project_id: &project_id,
+        pool_id: &pool_id,
+        skip: skip_value as u64,
+        count: count_value as u64,
+        status,
+    };
+    match context.backend.list_codes(&query, context.on_retry).await {
+        Ok(page) => CodesEnvelope {
+            success: true,
+            data: page.codes.into_iter().map(VoucherCode::from).collect(),
+            matched: page.matched,
+            matched_limited: page.matched_limited,
+            skip: i64::try_from(page.skip).unwrap_or(i64::MAX),
+            limit: i64::try_from(page.limit).unwrap_or(i64::MAX),
+            error: None,
+        },
+        Err(e) => failed(words::backend_error(&e)),
+    }
+}
+
+impl From<Code> for VoucherCode {
+    fn from(c: Code) -> Self {
+        Self {
+            assigned_at: c.assigned_time.and_then(rfc3339_utc),
+            redeemed_at: c.redeemed_time.and_then(rfc3339_utc),
+            code: c.code,
+            status: c.status,
+            assigned_time: c.assigned_time,
+            redeemed_time: c.redeemed_time,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Backend;
+    use serde_json::{json, Value};
+
+    fn quiet(_: &crate::backend::RetryNotice) {}
+
+    async fn envelope(args: Value) -> CodesEnvelope {
+        let backend = Backend::demo();
+        let context = CallContext {
+            backend: &backend,
+            projects: &[],
+            on_retry: &quiet,
+        };
+        list_codes(&context, args.as_object().unwrap()).await
+    }
+
+    #[tokio::test]
+    async fn paging_defaults_to_zero_and_twenty() {
+        let e = envelope(json!({"project_id": "demo", "pool_id": "summer20"})).await;
+        assert_eq!(
+            (e.success, e.skip, e.limit, e.data.len()),
+            (true, 0, 20, 20)
+        );
+        let e = envelope(
+            json!({"project_id": "demo", "pool_id": "summer20", "skip": null,
+            "count": null, "status": null, "other": 1}),
+        )
+        .await;
+        assert_eq!((e.success, e.skip, e.limit), (true, 0, 20));
+    }
+
+    #[tokio::test]
+    async fn failures_echo_readable_paging_and_defaults_otherwise() {
+        let e =
+            envelope(json!({"project_id": "p", "pool_id": "q", "skip": 7, "count": 5000})).await;
+        assert_eq!((e.success, e.skip, e.limit), (false, 7, 5000));
+        assert_eq!((e.matched, e.matched_limited), (None, None));
+        let e = envelope(json!({"project_id": "", "skip": "x", "count": "50"})).await;
+        assert_eq!((e.skip, e.limit), (0, 50));
+        let e = envelope(json!({"skip": -4, "count": 1e300})).await;
+        assert_eq!((e.skip, e.limit), (-4, 20));
+    }
+
+    #[tokio::test]
+    async fn the_first_broken_rule_is_reported() {
+        let e = envelope(json!({"pool_id": "", "count": 0})).await;
+        assert_eq!(
+            e.error.as_deref(),
+            Some("project_id is required and must be a non-empty string (got nothing)")
+        );
+        let e = envelope(json!({"project_id": "p", "count": 0})).await;
+        assert_eq!(
+            e.error.as_deref(),
+            Some("pool_id is required and must be a non-empty string (got nothing)")
+        );
+        let e = envelope(json!({"project_id": "p", "pool_id": "q", "skip": -1, "count": 0})).await;
+        assert_eq!(e.error.as_deref(), Some("skip must be >= 0 (got -1)"));
+    }
+
+    #[tokio::test]
+    async fn status_filters_the_page() {
+        let e = envelope(json!({"project_id": "demo", "pool_id": "summer20", "status": "redeemed", "count": "5"})).await;
+        assert_eq!(e.data.len(), 5);
+        assert!(e.data.iter().all(|c| c.status == "redeemed"));
+        assert_eq!(e.matched, Some(576));
+    }
+}

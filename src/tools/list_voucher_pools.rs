@@ -1,0 +1,87 @@
+//! `list_voucher_pools`: every voucher pool of a project, with its code
+//! counts.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::args::{self, RawArgs};
+use super::envelope::{Envelope, ToolOutcome};
+use super::schema::{schema_for, Face};
+use super::{read_only_tool, words, CallContext, ToolFuture, ToolSpec};
+use crate::backend::PoolSummary;
+
+pub const TOOL: ToolSpec = ToolSpec {
+    name: "list_voucher_pools",
+    definition,
+    run,
+};
+
+const TITLE: &str = "List voucher pools";
+
+const DESCRIPTION: &str = "\
+List all voucher pools of a Bloomreach project. A voucher pool is a named set of unique discount or promo codes \
+that campaigns hand out to customers. For each pool you get its `id`, its `name`, how many codes it holds \
+(`total`) and how many are still free to hand out (`available`). Use this to answer \"how many codes are left\" \
+questions, and to find the `pool_id` that get_voucher_pool and list_voucher_codes need.";
+
+/// Declared shape of the arguments.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct Input {
+    /// The project token (project ID) to read from; list_projects shows the configured ones.
+    #[schemars(length(min = 1))]
+    project_id: String,
+}
+
+/// One voucher pool, as listed.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct VoucherPoolSummary {
+    /// The pool's id; pass it as `pool_id` to get_voucher_pool and list_voucher_codes.
+    pub id: String,
+    /// The pool's display name, unique within its project.
+    pub name: String,
+    /// How many codes the pool holds in all.
+    pub total: u64,
+    /// How many codes are still free (neither assigned nor redeemed).
+    pub available: u64,
+}
+
+type Output = Envelope<Vec<VoucherPoolSummary>>;
+
+fn definition() -> rmcp::model::Tool {
+    read_only_tool(
+        TOOL.name,
+        TITLE,
+        DESCRIPTION,
+        schema_for::<Input>(Face::Input),
+        schema_for::<Output>(Face::Output),
+    )
+}
+
+fn run<'a>(context: &'a CallContext<'a>, args: &'a RawArgs) -> ToolFuture<'a> {
+    Box::pin(async move {
+        let envelope = match args::id(args, "project_id") {
+            Err(e) => Output::failed(Vec::new(), words::arg_error(&e)),
+            Ok(project_id) => match context
+                .backend
+                .list_pools(&project_id, context.on_retry)
+                .await
+            {
+                Ok(pools) => Output::ok(pools.into_iter().map(VoucherPoolSummary::from).collect()),
+                Err(e) => Output::failed(Vec::new(), words::backend_error(&e)),
+            },
+        };
+        ToolOutcome::new(&envelope)
+    })
+}
+
+impl From<PoolSummary> for VoucherPoolSummary {
+    fn from(p: PoolSummary) -> Self {
+        Self {
+            id: p.id,
+            name: p.name,
+            total: p.total,
+            available: p.available,
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! The one place where an argument error or a backend error becomes a
+//! sentence for a person, with advice on what to do next. Backends and the
+//! argument readers carry facts; only here are tools, arguments and
+//! settings named in prose.
+
+use std::time::Duration;
+
+use super::args::{ArgError, ArgProblem, IntRule};
+use crate::backend::{
+    AnswerProblem, BackendError, IdProblem, RetryNotice, RetryReason, Subject, TransportFailure,
+};
+use crate::config::env;
+
+/// An argument error: the argument, the rule it broke, the value received.
+pub fn arg_error(e: &ArgError) -> String {
+    let name = e.name;
+    match &e.problem {
+        ArgProblem::MissingId => {
+            format!("{name} is required and must be a non-empty string (got nothing)")
+        }
+        ArgProblem::IdNotString { got } => format!("{name} must be a non-empty string (got {got})"),
+        ArgProblem::BadId { problem, got } => match problem {
+            IdProblem::Blank => format!("{name} must be a non-empty string, not blank (got {got})"),
+            IdProblem::DotSegment => {
+                format!("{name} must be an id, not a path segment like {got} (got {got})")
+            }
+            IdProblem::TooLong { chars, max } => {
+                format!("{name} must be at most {max} characters long (got {chars} characters)")
+            }
+        },
+        ArgProblem::NotInteger { rule, got } => {
+            format!("{name} must be an integer {} (got {got})", range(rule))
+        }
+        ArgProblem::TooLow { rule, got } => format!("{name} must be {} (got {got})", range(rule)),
+        ArgProblem::TooHigh { rule, got } if rule.max == i64::MAX => {
+            format!("{name} must be at most {} (got {got})", rule.max)
+        }
+        ArgProblem::TooHigh { rule, got } => format!("{name} must be {} (got {got})", range(rule)),
+        ArgProblem::NotOneOf { allowed, got } => {
+            format!("{name} must be one of {} (got {got})", allowed.join(", "))
+        }
+    }
+}
+
+/// An integer rule's range: `between 1 and 1000`, or `>= 0` where only the
+/// wire integer bounds it.
+pub fn range(rule: &IntRule) -> String {
+    if rule.max == i64::MAX {
+        format!(">= {}", rule.min)
+    } else {
+        format!("between {} and {}", rule.min, rule.max)
+    }
+}
+
+/// A backend error, with what to check or do next.
+pub fn backend_error(e: &BackendError) -> String {
+    match e {
+        BackendError::NotConfigured => format!(
+            "No Bloomreach API key is configured: set {} and {} in the server's environment (or pass --api-key-id and --api-secret), then restart the server",
+            env::KEY_ID,
+            env::SECRET
+        ),
+        BackendError::Rejected { message } => format!(
+            "Bloomreach rejected the request as invalid (HTTP 400){}",
+            quoted(message)
+        ),
+        BackendError::Unauthorized { message } => format!(
+            "Bloomreach refused the credentials (HTTP 401{}); check {} and {}: the key must exist, have private access and belong to the project",
+            quoted(message),
+            env::KEY_ID,
+            env::SECRET
+        ),
+        BackendError::Forbidden { message } => format!(
+            "Permission denied by Bloomreach (HTTP 403){}; the API key needs read access to vouchers in this project",
+            quoted(message)
+        ),
+        BackendError::NotFound { subject, message } => {
+            format!("{} (HTTP 404{})", not_found(subject), quoted(message))
+        }
+        BackendError::RateLimited {
+            retries,
+            retry_after,
+        } => format!(
+            "The Bloomreach API is rate limiting requests (HTTP 429, still limited after {retries} retries); {}",
+            retry_hint(*retry_after)
+        ),
+        BackendError::RetryAfterTooLong {
+            status,
+            wait,
+            until,
+        } => format!(
+            "The Bloomreach API {} and asked to wait {} s, longer than this server waits; try again after {}",
+            busy(*status),
+            wait.as_secs(),
+            httpdate::fmt_http_date(*until)
+        ),
+        BackendError::Server {
+            status,
+            retries,
+            excerpt,
+        } => format!(
+            "The Bloomreach API failed with HTTP {status} (still failing after {retries} retries){}",
+            quoted(excerpt)
+        ),
+        BackendError::Status { status, excerpt } => format!(
+            "The Bloomreach API answered with unexpected HTTP status {status}{}",
+            quoted(excerpt)
+        ),
+        BackendError::Redirect { host, location } => format!(
+            "The Bloomreach API redirected to another host ({location}); the redirect was not followed so that credentials stay with {host}. Check {}",
+            env::BASE_URL
+        ),
+        BackendError::RedirectLoop { host, max } => format!(
+            "The Bloomreach API at {host} redirected in a loop (more than {max} redirects); check {}",
+            env::BASE_URL
+        ),
+        BackendError::Api { message } => {
+            format!("Bloomreach could not complete the request: {message}")
+        }
+        BackendError::BadUrl { detail } => format!(
+            "Could not build a request URL for the Bloomreach API ({detail}); check {}",
+            env::BASE_URL
+        ),
+        BackendError::Unexpected { problem, excerpt } => format!(
+            "The Bloomreach API answered unexpectedly: {}{}",
+            answer_problem(problem),
+            quoted(excerpt)
+        ),
+        BackendError::BodyTooLarge { limit } => format!(
+            "The Bloomreach API answer is larger than {} MiB, the most this server reads; ask for fewer records (a smaller count)",
+            limit / (1024 * 1024)
+        ),
+        BackendError::Timeout { host, timeout } => format!(
+            "The request to the Bloomreach API at {host} timed out: no complete answer within {} s (the {} setting)",
+            timeout.as_secs(),
+            env::TIMEOUT
+        ),
+        BackendError::Connection {
+            host,
+            failure,
+            cause,
+            retries,
+        } => {
+            let what = transport_failure(*failure);
+            let detail = match cause {
+                Some(cause) => format!("{what} ({cause})"),
+                None => what.to_owned(),
+            };
+            format!(
+                "Could not reach the Bloomreach API at {host}: {detail}{}",
+                after_retries(*retries)
+            )
+        }
+    }
+}
+
+/// Why a call waits, and for how long: a progress message and a log line.
+pub fn retry_notice(notice: &RetryNotice) -> String {
+    let why = match &notice.reason {
+        RetryReason::RateLimited => "Bloomreach is rate limiting (HTTP 429)".to_owned(),
+        RetryReason::Status(s) => format!("Bloomreach answered HTTP {s}"),
+        RetryReason::Connection => "the connection to Bloomreach failed".to_owned(),
+    };
+    format!(
+        "{why}; waiting {:.1} s before retry {} of {}",
+        notice.wait.as_secs_f64(),
+        notice.retry,
+        notice.max_retries
+    )
+}
+
+fn not_found(subject: &Subject) -> String {
+    match subject {
+        Subject::Project { project_id } => format!(
+            "Project {project_id:?} was not found; check the project token (list_projects shows the configured ones)"
+        ),
+        Subject::Pool {
+            project_id,
+            pool_id,
+        } => format!(
+            "Voucher pool {pool_id:?} was not found in project {project_id:?}; list_voucher_pools shows the pool ids of a project"
+        ),
+    }
+}
+
+fn answer_problem(problem: &AnswerProblem) -> String {
+    match problem {
+        AnswerProblem::NotJson => "the answer is not JSON".to_owned(),
+        AnswerProblem::MissingField { detail } => {
+            format!("a required field is missing or has the wrong type ({detail})")
+        }
+        AnswerProblem::NoData => "the answer has no data field".to_owned(),
+    }
+}
+
+fn transport_failure(failure: TransportFailure) -> &'static str {
+    match failure {
+        TransportFailure::Tls => "the TLS handshake failed",
+        TransportFailure::Connect => "the connection could not be made",
+        TransportFailure::BodyBroken => "the connection broke while the answer was being read",
+        TransportFailure::Other => "the request failed",
+    }
+}
+
+fn quoted(message: &Option<String>) -> String {
+    match message {
+        Some(m) if !m.is_empty() => format!(": {m}"),
+        _ => String::new(),
+    }
+}
+
+fn busy(status: u16) -> String {
+    if status == 429 {
+        "is rate limiting requests (HTTP 429)".to_owned()
+    } else {
+        format!("is unavailable (HTTP {status})")
+    }
+}
+
+fn retry_hint(retry_after: Option<Duration>) -> String {
+    match retry_after {
+        Some(d) if d.as_secs() > 0 => format!("try again in {} s", d.as_secs()),
+        _ => "try again in a minute".to_owned(),
+    }
+}
+
+fn after_retries(retries: u32) -> String {
+    if retries == 0 {
+        String::new()
+    } else {
+        format!(" (after {retries} retries)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Id;
+    use crate::tools::args::{self, RawArgs, COUNT, SKIP};
+    use serde_json::{json, Value};
+    use std::time::SystemTime;
+
+    fn raw(v: Value) -> RawArgs {
+        v.as_object().unwrap().clone()
+    }
+
+    fn id_error(v: Value) -> String {
+        arg_error(&args::id(&raw(v), "project_id").unwrap_err())
+    }
+
+    fn int_error(name: &str, value: Value) -> String {
+        let rule = if name == "skip" { SKIP } else { COUNT };
+        arg_error(
+            &args::integer(&raw(json!({ name: value })), rule)
+                .checked()
+                .unwrap_err(),
+        )
+    }
+
+    #[test]
+    fn id_errors_name_argument_rule_and_value() {
+        assert_eq!(
+            id_error(json!({})),
+            "project_id is required and must be a non-empty string (got nothing)"
+        );
+        assert_eq!(
+            id_error(json!({"project_id": 42})),
+            "project_id must be a non-empty string (got 42)"
+        );
+        assert_eq!(
+            id_error(json!({"project_id": ""})),
+            "project_id must be a non-empty string, not blank (got \"\")"
+        );
+        assert_eq!(
+            id_error(json!({"project_id": " \t"})),
+            "project_id must be a non-empty string, not blank (got \" \\t\")"
+        );
+        assert_eq!(
+            arg_error(&args::id(&raw(json!({"pool_id": ".."})), "pool_id").unwrap_err()),
+            "pool_id must be an id, not a path segment like \"..\" (got \"..\")"
+        );
+        assert_eq!(
+            id_error(json!({"project_id": "x".repeat(2000)})),
+            "project_id must be at most 1024 characters long (got 2000 characters)"
+        );
+    }
+
+    #[test]
+    fn integer_errors_name_argument_rule_and_value() {
+        for (name, value, expected) in [
+            (
+                "count",
+                json!(5000),
+                "count must be between 1 and 1000 (got 5000)",
+            ),
+            (
+                "count",
+                json!(0),
+                "count must be between 1 and 1000 (got 0)",
+            ),
+            ("skip", json!(-1), "skip must be >= 0 (got -1)"),
+            ("skip", json!("-3"), "skip must be >= 0 (got -3)"),
+            (
+                "count",
+                json!(2.5),
+                "count must be an integer between 1 and 1000 (got 2.5)",
+            ),
+            (
+                "count",
+                json!("lots"),
+                "count must be an integer between 1 and 1000 (got \"lots\")",
+            ),
+            (
+                "count",
+                json!(true),
+                "count must be an integer between 1 and 1000 (got true)",
+            ),
+            ("skip", json!([1]), "skip must be an integer >= 0 (got [1])"),
+            (
+                "count",
+                json!(18446744073709551615u64),
+                "count must be between 1 and 1000 (got 18446744073709551615)",
+            ),
+            (
+                "count",
+                json!("99999999999999999999999"),
+                "count must be between 1 and 1000 (got 99999999999999999999999)",
+            ),
+            (
+                "count",
+                json!(1e300),
+                "count must be between 1 and 1000 (got 1e+300)",
+            ),
+            (
+                "skip",
+                json!(18446744073709551615u64),
+                "skip must be at most 9223372036854775807 (got 18446744073709551615)",
+            ),
+            (
+                "skip",
+                json!("-99999999999999999999"),
+                "skip must be >= 0 (got -99999999999999999999)",
+            ),
+            (
+                "count",
+                json!("NaN"),
+                "count must be an integer between 1 and 1000 (got \"NaN\")",
+            ),
+        ] {
+            assert_eq!(int_error(name, value), expected);
+        }
+        let long = int_error("count", json!("z".repeat(500)));
+        assert!(long.chars().count() < 150, "{long}");
+    }
+
+    #[test]
+    fn status_errors_list_the_three_names() {
+        for (value, shown) in [
+            (json!("used"), "\"used\""),
+            (json!("Redeemed"), "\"Redeemed\""),
+            (json!(3), "3"),
+        ] {
+            assert_eq!(
+                arg_error(&args::status(&raw(json!({ "status": value }))).unwrap_err()),
+                format!("status must be one of available, assigned, redeemed (got {shown})")
+            );
+        }
+    }
+
+    #[test]
+    fn not_configured_names_both_settings() {
+        let text = backend_error(&BackendError::NotConfigured);
+        assert!(text.contains("BLOOMREACH_API_KEY_ID"), "{text}");
+        assert!(text.contains("BLOOMREACH_API_SECRET"), "{text}");
+    }
+
+    #[test]
+    fn not_found_names_the_ids() {
+        let e = BackendError::NotFound {
+            subject: Subject::Pool {
+                project_id: Id::new("proj").unwrap(),
+                pool_id: Id::new("pool-9").unwrap(),
+            },
+            message: Some("pool not found".into()),
+        };
+        assert_eq!(
+            backend_error(&e),
+            "Voucher pool \"pool-9\" was not found in project \"proj\"; list_voucher_pools shows the pool ids of a project (HTTP 404: pool not found)"
+        );
+    }
+
+    #[test]
+    fn rate_limit_and_long_wait_say_when_to_retry() {
+        let e = BackendError::RateLimited {
+            retries: 3,
+            retry_after: Some(Duration::from_secs(2)),
+        };
+        assert_eq!(backend_error(&e), "The Bloomreach API is rate limiting requests (HTTP 429, still limited after 3 retries); try again in 2 s");
+        let until = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let e = BackendError::RetryAfterTooLong {
+            status: 429,
+            wait: Duration::from_secs(120),
+            until,
+        };
+        assert_eq!(backend_error(&e), "The Bloomreach API is rate limiting requests (HTTP 429) and asked to wait 120 s, longer than this server waits; try again after Tue, 14 Nov 2023 22:13:20 GMT");
+    }
+
+    #[test]
+    fn unexpected_answers_say_what_was_wrong() {
+        let e = BackendError::Unexpected {
+            problem: AnswerProblem::NotJson,
+            excerpt: Some("oops".into()),
+        };
+        assert_eq!(
+            backend_error(&e),
+            "The Bloomreach API answered unexpectedly: the answer is not JSON: oops"
+        );
+        let e = BackendError::Unexpected {
+            problem: AnswerProblem::NoData,
+            excerpt: None,
+        };
+        assert_eq!(
+            backend_error(&e),
+            "The Bloomreach API answered unexpectedly: the answer has no data field"
+        );
+    }
+}
