@@ -127,10 +127,12 @@ impl DemoData {
                 let available = codes.iter().filter(|c| c.status == "available").count() as u64;
                 DemoPool {
                     pool: Pool {
-                        id: spec.id.to_owned(),
-                        name: spec.name.to_owned(),
-                        total: codes.len() as u64,
-                        available,
+                        summary: PoolSummary {
+                            id: spec.id.to_owned(),
+                            name: spec.name.to_owned(),
+                            total: codes.len() as u64,
+                            available,
+                        },
                         company_id: Some(PROJECT_ID.to_owned()),
                         used_by: match (spec.used_by)() {
                             Value::Array(items) => items,
@@ -146,16 +148,7 @@ impl DemoData {
 
     pub fn list_pools(&self, project_id: &Id) -> Result<Vec<PoolSummary>, BackendError> {
         self.check_project(project_id)?;
-        Ok(self
-            .pools
-            .iter()
-            .map(|p| PoolSummary {
-                id: p.pool.id.clone(),
-                name: p.pool.name.clone(),
-                total: p.pool.total,
-                available: p.pool.available,
-            })
-            .collect())
+        Ok(self.pools.iter().map(|p| p.pool.summary.clone()).collect())
     }
 
     pub fn get_pool(&self, project_id: &Id, pool_id: &Id) -> Result<Pool, BackendError> {
@@ -201,7 +194,7 @@ impl DemoData {
         self.check_project(project_id)?;
         self.pools
             .iter()
-            .find(|p| p.pool.id == pool_id.as_str())
+            .find(|p| p.pool.summary.id == pool_id.as_str())
             .ok_or_else(|| BackendError::NotFound {
                 subject: Subject::Pool {
                     project_id: project_id.clone(),

@@ -17,7 +17,7 @@ use std::sync::Arc;
 pub use demo::DemoData;
 pub use error::{AnswerProblem, BackendError, Subject, TransportFailure};
 pub use id::{Id, IdProblem, MAX_ID_CHARS};
-pub use model::{Code, CodeStatus, CodesPage, CodesQuery, Pool, PoolSummary};
+pub use model::{Code, CodeStatus, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary};
 pub use notice::{RetryNotice, RetryObserver, RetryReason};
 pub use rest::{ClientOptions, RestClient};
 
@@ -84,13 +84,12 @@ impl Backend {
 
     pub async fn get_pool(
         &self,
-        project_id: &Id,
-        pool_id: &Id,
+        pool: PoolRef<'_>,
         observer: RetryObserver<'_>,
     ) -> Result<Pool, BackendError> {
         match self {
-            Self::Rest(client) => client.get_pool(project_id, pool_id, observer).await,
-            Self::Demo(demo) => demo.get_pool(project_id, pool_id),
+            Self::Rest(client) => client.get_pool(pool, observer).await,
+            Self::Demo(demo) => demo.get_pool(pool.project_id, pool.pool_id),
             Self::Unconfigured => Err(BackendError::NotConfigured),
         }
     }

@@ -43,15 +43,11 @@ pub struct PoolSummary {
     pub available: u64,
 }
 
-/// One voucher pool in full.
+/// One voucher pool in full: the summary fields, and more.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Pool {
-    pub id: String,
-    pub name: String,
-    #[serde(deserialize_with = "lenient_u64")]
-    pub total: u64,
-    #[serde(deserialize_with = "lenient_u64")]
-    pub available: u64,
+    #[serde(flatten)]
+    pub summary: PoolSummary,
     /// The project the pool belongs to; filled with the requested project
     /// when the API leaves it out.
     #[serde(default)]
@@ -82,6 +78,13 @@ pub struct CodesPage {
     pub skip: u64,
     /// The limit the API applied (the count asked for when it does not say).
     pub limit: u64,
+}
+
+/// One pool of one project.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolRef<'a> {
+    pub project_id: &'a Id,
+    pub pool_id: &'a Id,
 }
 
 /// What to ask for on the codes endpoint.
@@ -165,10 +168,12 @@ mod tests {
         assert_eq!(
             reply.data.unwrap(),
             Pool {
-                id: "p1".into(),
-                name: "SUMMER20".into(),
-                total: 1000,
-                available: 742,
+                summary: PoolSummary {
+                    id: "p1".into(),
+                    name: "SUMMER20".into(),
+                    total: 1000,
+                    available: 742,
+                },
                 company_id: Some("proj".into()),
                 used_by: vec![json!({"type": "campaign", "id": "c9"})],
             }

@@ -7,6 +7,7 @@
 //! integers as `20`, `20.0` or `"20"`; all three are accepted. `null` means
 //! "left out"; names a tool does not take are ignored.
 
+use schemars::JsonSchema;
 use serde_json::{Map, Value};
 
 use crate::backend::{CodeStatus, Id, IdProblem};
@@ -51,6 +52,18 @@ pub const STATUS_NAMES: [&str; 3] = [
     CodeStatus::ALL[1].as_str(),
     CodeStatus::ALL[2].as_str(),
 ];
+
+/// Declared shape of the ids every per-pool tool takes.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+pub struct PoolInput {
+    /// The project token (project ID) the pool belongs to.
+    #[schemars(length(min = 1))]
+    project_id: String,
+    /// The pool's id, as given by list_voucher_pools.
+    #[schemars(length(min = 1))]
+    pool_id: String,
+}
 
 /// A broken argument rule: which argument, what rule, what was received.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,6 +7,10 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::args::ArgError;
+use super::words;
+use crate::backend::BackendError;
+
 /// The result of a tool that returns one kind of data.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct Envelope<T> {
@@ -18,7 +22,36 @@ pub struct Envelope<T> {
     pub error: Option<String>,
 }
 
+/// Why a call failed: an argument broke a rule, or the backend failed.
+/// Both become words only in `words.rs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    Argument(ArgError),
+    Backend(BackendError),
+}
+
+impl From<ArgError> for Failure {
+    fn from(e: ArgError) -> Self {
+        Self::Argument(e)
+    }
+}
+
+impl From<BackendError> for Failure {
+    fn from(e: BackendError) -> Self {
+        Self::Backend(e)
+    }
+}
+
 impl<T> Envelope<T> {
+    /// The envelope of a finished call: `data` on success, `empty` and the
+    /// worded failure otherwise.
+    pub fn of(result: Result<T, Failure>, empty: T) -> Self {
+        match result {
+            Ok(data) => Self::ok(data),
+            Err(failure) => Self::failed(empty, words::failure(&failure)),
+        }
+    }
+
     pub fn ok(data: T) -> Self {
         Self {
             success: true,

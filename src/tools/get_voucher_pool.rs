@@ -5,35 +5,18 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::args::{self, RawArgs};
-use super::envelope::{Envelope, ToolOutcome};
-use super::schema::{schema_for, Face};
-use super::{read_only_tool, words, CallContext, ToolFuture, ToolSpec};
-use crate::backend::Pool;
+use super::args::{self, PoolInput, RawArgs};
+use super::envelope::{Envelope, Failure};
+use super::CallContext;
+use crate::backend::{Pool, PoolRef};
 
-pub const TOOL: ToolSpec = ToolSpec {
-    name: "get_voucher_pool",
-    definition,
-    run,
-};
+pub const NAME: &str = "get_voucher_pool";
+pub const TITLE: &str = "Get a voucher pool";
 
-const TITLE: &str = "Get a voucher pool";
-
-const DESCRIPTION: &str = "\
-Get one voucher pool in full: its name, code counts, the project it belongs to (`company_id`) and `used_by`, the \
+pub fn description() -> &'static str {
+    "Get one voucher pool in full: its name, code counts, the project it belongs to (`company_id`) and `used_by`, the \
 campaigns, scenarios or other resources that draw codes from it. Take `pool_id` from list_voucher_pools. To look \
-at the individual codes, call list_voucher_codes next.";
-
-/// Declared shape of the arguments.
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-struct Input {
-    /// The project token (project ID) the pool belongs to.
-    #[schemars(length(min = 1))]
-    project_id: String,
-    /// The pool's id, as given by list_voucher_pools.
-    #[schemars(length(min = 1))]
-    pool_id: String,
+at the individual codes, call list_voucher_codes next."
 }
 
 /// One voucher pool in full.
@@ -53,42 +36,39 @@ pub struct VoucherPool {
     pub used_by: Vec<Value>,
 }
 
-type Output = Envelope<Option<VoucherPool>>;
+/// Declared shape of the arguments: the pool's ids.
+pub type Input = PoolInput;
+pub type Output = Envelope<Option<VoucherPool>>;
 
-fn definition() -> rmcp::model::Tool {
-    read_only_tool(
-        TOOL.name,
-        TITLE,
-        DESCRIPTION,
-        schema_for::<Input>(Face::Input),
-        schema_for::<Output>(Face::Output),
-    )
+pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> Output {
+    Output::of(get_pool(context, args).await, None)
 }
 
-fn run<'a>(context: &'a CallContext<'a>, args: &'a RawArgs) -> ToolFuture<'a> {
-    Box::pin(async move {
-        let envelope = match args::pool_ids(args) {
-            Err(e) => Output::failed(None, words::arg_error(&e)),
-            Ok((project_id, pool_id)) => match context
-                .backend
-                .get_pool(&project_id, &pool_id, context.on_retry)
-                .await
-            {
-                Ok(pool) => Output::ok(Some(VoucherPool::from(pool))),
-                Err(e) => Output::failed(None, words::backend_error(&e)),
+async fn get_pool(
+    context: &CallContext<'_>,
+    args: &RawArgs,
+) -> Result<Option<VoucherPool>, Failure> {
+    let (project_id, pool_id) = args::pool_ids(args)?;
+    let pool = context
+        .backend
+        .get_pool(
+            PoolRef {
+                project_id: &project_id,
+                pool_id: &pool_id,
             },
-        };
-        ToolOutcome::new(&envelope)
-    })
+            context.on_retry,
+        )
+        .await?;
+    Ok(Some(VoucherPool::from(pool)))
 }
 
 impl From<Pool> for VoucherPool {
     fn from(p: Pool) -> Self {
         Self {
-            id: p.id,
-            name: p.name,
-            total: p.total,
-            available: p.available,
+            id: p.summary.id,
+            name: p.summary.name,
+            total: p.summary.total,
+            available: p.summary.available,
             company_id: p.company_id.unwrap_or_default(),
             used_by: p.used_by,
         }

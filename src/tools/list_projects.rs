@@ -5,27 +5,22 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::envelope::{Envelope, ToolOutcome};
-use super::schema::{schema_for, Face};
-use super::{read_only_tool, CallContext, RawArgs, ToolFuture, ToolSpec};
+use super::envelope::Envelope;
+use super::{CallContext, RawArgs};
 use crate::config::ProjectEntry;
 
-pub const TOOL: ToolSpec = ToolSpec {
-    name: "list_projects",
-    definition,
-    run,
-};
+pub const NAME: &str = "list_projects";
+pub const TITLE: &str = "List configured Bloomreach projects";
 
-const TITLE: &str = "List configured Bloomreach projects";
-
-const DESCRIPTION: &str = "\
-List the Bloomreach projects this server is set up to read. Each entry's `id` is the project token that every \
+pub fn description() -> &'static str {
+    "List the Bloomreach projects this server is set up to read. Each entry's `id` is the project token that every \
 other tool takes as `project_id`. Start here when you do not know the project. The list comes from the server's \
-configuration, not from Bloomreach; if it is empty, ask the user for their project token.";
+configuration, not from Bloomreach; if it is empty, ask the user for their project token."
+}
 
 /// Declared shape of the arguments: none.
 #[derive(JsonSchema)]
-struct Input {}
+pub struct Input {}
 
 /// A project this server is configured for.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
@@ -36,21 +31,10 @@ pub struct ProjectRecord {
     pub name: String,
 }
 
-type Output = Envelope<Vec<ProjectRecord>>;
+pub type Output = Envelope<Vec<ProjectRecord>>;
 
-fn definition() -> rmcp::model::Tool {
-    read_only_tool(
-        TOOL.name,
-        TITLE,
-        DESCRIPTION,
-        schema_for::<Input>(Face::Input),
-        schema_for::<Output>(Face::Output),
-    )
-}
-
-fn run<'a>(context: &'a CallContext<'a>, _args: &'a RawArgs) -> ToolFuture<'a> {
-    let projects = context.projects.iter().map(ProjectRecord::from).collect();
-    Box::pin(std::future::ready(ToolOutcome::new(&Output::ok(projects))))
+pub async fn call(context: &CallContext<'_>, _args: &RawArgs) -> Output {
+    Output::ok(context.projects.iter().map(ProjectRecord::from).collect())
 }
 
 impl From<&ProjectEntry> for ProjectRecord {

@@ -5,22 +5,15 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::args::{self, RawArgs, COUNT, SKIP};
-use super::envelope::ToolOutcome;
-use super::schema::{schema_for, Face};
-use super::{read_only_tool, words, CallContext, ToolFuture, ToolSpec};
+use super::args::{self, PoolInput, RawArgs, COUNT, SKIP};
+use super::{words, CallContext};
 use crate::backend::{Code, CodesQuery};
 use crate::time::rfc3339_utc;
 
-pub const TOOL: ToolSpec = ToolSpec {
-    name: "list_voucher_codes",
-    definition,
-    run,
-};
+pub const NAME: &str = "list_voucher_codes";
+pub const TITLE: &str = "List voucher codes";
 
-const TITLE: &str = "List voucher codes";
-
-fn description() -> String {
+pub fn description() -> String {
     format!(
         "List the codes inside a voucher pool, one page at a time; take `pool_id` from list_voucher_pools. \
          Each code has a `status`: `available` (not handed out), `assigned` (given to a customer but not yet used) \
@@ -37,13 +30,9 @@ fn description() -> String {
 /// Declared shape of the arguments.
 #[derive(JsonSchema)]
 #[allow(dead_code)]
-struct Input {
-    /// The project token (project ID) the pool belongs to.
-    #[schemars(length(min = 1))]
-    project_id: String,
-    /// The pool's id, as given by list_voucher_pools.
-    #[schemars(length(min = 1))]
-    pool_id: String,
+pub struct Input {
+    #[schemars(flatten)]
+    pool: PoolInput,
     #[schemars(
         description = format!("How many matching codes to pass over before this page starts (paging offset). Defaults to {}.", SKIP.default),
         range(min = SKIP.min),
@@ -106,21 +95,9 @@ pub struct CodesEnvelope {
     pub error: Option<String>,
 }
 
-fn definition() -> rmcp::model::Tool {
-    read_only_tool(
-        TOOL.name,
-        TITLE,
-        description(),
-        schema_for::<Input>(Face::Input),
-        schema_for::<CodesEnvelope>(Face::Output),
-    )
-}
+pub type Output = CodesEnvelope;
 
-fn run<'a>(context: &'a CallContext<'a>, args: &'a RawArgs) -> ToolFuture<'a> {
-    Box::pin(async move { ToolOutcome::new(&list_codes(context, args).await) })
-}
-
-async fn list_codes(context: &CallContext<'_>, args: &RawArgs) -> CodesEnvelope {
+pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> CodesEnvelope {
     let skip = args::integer(args, SKIP);
     let count = args::integer(args, COUNT);
     let failed = |error: String| CodesEnvelope {
@@ -195,7 +172,7 @@ mod tests {
             projects: &[],
             on_retry: &quiet,
         };
-        list_codes(&context, args.as_object().unwrap()).await
+        call(&context, args.as_object().unwrap()).await
     }
 
     #[tokio::test]

@@ -5,29 +5,24 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::args::{self, RawArgs};
-use super::envelope::{Envelope, ToolOutcome};
-use super::schema::{schema_for, Face};
-use super::{read_only_tool, words, CallContext, ToolFuture, ToolSpec};
+use super::envelope::{Envelope, Failure};
+use super::CallContext;
 use crate::backend::PoolSummary;
 
-pub const TOOL: ToolSpec = ToolSpec {
-    name: "list_voucher_pools",
-    definition,
-    run,
-};
+pub const NAME: &str = "list_voucher_pools";
+pub const TITLE: &str = "List voucher pools";
 
-const TITLE: &str = "List voucher pools";
-
-const DESCRIPTION: &str = "\
-List all voucher pools of a Bloomreach project. A voucher pool is a named set of unique discount or promo codes \
+pub fn description() -> &'static str {
+    "List all voucher pools of a Bloomreach project. A voucher pool is a named set of unique discount or promo codes \
 that campaigns hand out to customers. For each pool you get its `id`, its `name`, how many codes it holds \
 (`total`) and how many are still free to hand out (`available`). Use this to answer \"how many codes are left\" \
-questions, and to find the `pool_id` that get_voucher_pool and list_voucher_codes need.";
+questions, and to find the `pool_id` that get_voucher_pool and list_voucher_codes need."
+}
 
 /// Declared shape of the arguments.
 #[derive(JsonSchema)]
 #[allow(dead_code)]
-struct Input {
+pub struct Input {
     /// The project token (project ID) to read from; list_projects shows the configured ones.
     #[schemars(length(min = 1))]
     project_id: String,
@@ -46,33 +41,22 @@ pub struct VoucherPoolSummary {
     pub available: u64,
 }
 
-type Output = Envelope<Vec<VoucherPoolSummary>>;
+pub type Output = Envelope<Vec<VoucherPoolSummary>>;
 
-fn definition() -> rmcp::model::Tool {
-    read_only_tool(
-        TOOL.name,
-        TITLE,
-        DESCRIPTION,
-        schema_for::<Input>(Face::Input),
-        schema_for::<Output>(Face::Output),
-    )
+pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> Output {
+    Output::of(list_pools(context, args).await, Vec::new())
 }
 
-fn run<'a>(context: &'a CallContext<'a>, args: &'a RawArgs) -> ToolFuture<'a> {
-    Box::pin(async move {
-        let envelope = match args::id(args, "project_id") {
-            Err(e) => Output::failed(Vec::new(), words::arg_error(&e)),
-            Ok(project_id) => match context
-                .backend
-                .list_pools(&project_id, context.on_retry)
-                .await
-            {
-                Ok(pools) => Output::ok(pools.into_iter().map(VoucherPoolSummary::from).collect()),
-                Err(e) => Output::failed(Vec::new(), words::backend_error(&e)),
-            },
-        };
-        ToolOutcome::new(&envelope)
-    })
+async fn list_pools(
+    context: &CallContext<'_>,
+    args: &RawArgs,
+) -> Result<Vec<VoucherPoolSummary>, Failure> {
+    let project_id = args::id(args, "project_id")?;
+    let pools = context
+        .backend
+        .list_pools(&project_id, context.on_retry)
+        .await?;
+    Ok(pools.into_iter().map(VoucherPoolSummary::from).collect())
 }
 
 impl From<PoolSummary> for VoucherPoolSummary {

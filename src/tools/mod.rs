@@ -25,19 +25,23 @@ use std::time::Instant;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, Implementation,
-    InitializeRequestParams, InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams,
+    InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
     ProgressNotificationParam, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use schemars::JsonSchema;
 
 use crate::backend::{Backend, RetryNotice, RetryObserver};
 use crate::config::ProjectEntry;
 use crate::serve::StdinClosed;
 use args::RawArgs;
 use envelope::ToolOutcome;
+use schema::{schema_for, Face};
 
-/// One tool: how it is listed and how it runs.
+/// One tool: how it is listed and how it runs. Made by [`tool!`] from a
+/// tool's module, which holds `NAME`, `TITLE`, `description()`, the
+/// `Input` and `Output` types and `call`.
 pub struct ToolSpec {
     pub name: &'static str,
     /// The definition `tools/list` gives.
@@ -49,13 +53,32 @@ pub struct ToolSpec {
 /// What a tool's handler returns.
 pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = ToolOutcome> + Send + 'a>>;
 
+/// The [`ToolSpec`] of a tool's module.
+macro_rules! tool {
+    ($module:ident) => {
+        ToolSpec {
+            name: $module::NAME,
+            definition: || {
+                read_only_tool::<$module::Input, $module::Output>(
+                    $module::NAME,
+                    $module::TITLE,
+                    $module::description(),
+                )
+            },
+            run: |context, args| {
+                Box::pin(async move { ToolOutcome::new(&$module::call(context, args).await) })
+            },
+        }
+    };
+}
+
 /// Every tool, in the order a workflow uses them. Adding a tool is one file
 /// and one line here.
 pub const TOOLS: &[ToolSpec] = &[
-    list_projects::TOOL,
-    list_voucher_pools::TOOL,
-    get_voucher_pool::TOOL,
-    list_voucher_codes::TOOL,
+    tool!(list_projects),
+    tool!(list_voucher_pools),
+    tool!(get_voucher_pool),
+    tool!(list_voucher_codes),
 ];
 
 /// What a tool's handler may use while it runs.
@@ -67,17 +90,16 @@ pub struct CallContext<'a> {
     pub on_retry: RetryObserver<'a>,
 }
 
-/// A read-only tool's definition: annotations, title, both schemas.
-pub fn read_only_tool(
+/// A read-only tool's definition: its annotations, its title, and the
+/// schemas of its input `I` and output `O`.
+pub fn read_only_tool<I: JsonSchema, O: JsonSchema>(
     name: &'static str,
     title: &'static str,
     description: impl Into<String>,
-    input: Arc<JsonObject>,
-    output: Arc<JsonObject>,
 ) -> Tool {
-    Tool::new(name, description.into(), input)
+    Tool::new(name, description.into(), schema_for::<I>(Face::Input))
         .with_title(title)
-        .with_raw_output_schema(output)
+        .with_raw_output_schema(schema_for::<O>(Face::Output))
         .with_annotations(
             ToolAnnotations::with_title(title)
                 .read_only(true)

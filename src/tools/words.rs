@@ -6,10 +6,19 @@
 use std::time::Duration;
 
 use super::args::{ArgError, ArgProblem, IntRule};
+use super::envelope::Failure;
 use crate::backend::{
     AnswerProblem, BackendError, IdProblem, RetryNotice, RetryReason, Subject, TransportFailure,
 };
 use crate::config::env;
+
+/// A failed call, in words.
+pub fn failure(f: &Failure) -> String {
+    match f {
+        Failure::Argument(e) => arg_error(e),
+        Failure::Backend(e) => backend_error(e),
+    }
+}
 
 /// An argument error: the argument, the rule it broke, the value received.
 pub fn arg_error(e: &ArgError) -> String {

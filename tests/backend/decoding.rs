@@ -44,10 +44,7 @@ async fn get_pool_decodes_the_contract_example_and_passes_used_by_through() {
     assert_eq!(
         pool,
         Pool {
-            id: "p1".into(),
-            name: "SUMMER20".into(),
-            total: 1000,
-            available: 742,
+            summary: summer20(),
             company_id: Some("proj".into()),
             used_by: vec![
                 json!({"type": "campaign", "id": "c9", "name": "Summer", "extra": [1, 2]})
@@ -204,7 +201,12 @@ async fn a_path_prefix_in_the_base_url_is_kept() {
             summer20()
         );
         assert_eq!(
-            client.get_pool("proj", "p1", &quiet).await.unwrap().name,
+            client
+                .get_pool("proj", "p1", &quiet)
+                .await
+                .unwrap()
+                .summary
+                .name,
             "SUMMER20"
         );
         assert_eq!(

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bloomreach_vouchers_mcp::backend::rest::{Endpoint, RetryPolicy};
 use bloomreach_vouchers_mcp::backend::{
-    BackendError, ClientOptions, Code, CodeStatus, CodesPage, CodesQuery, Id, Pool, PoolSummary,
-    RestClient, RetryNotice, RetryObserver, RetryReason, Subject,
+    BackendError, ClientOptions, Code, CodeStatus, CodesPage, CodesQuery, Id, Pool, PoolRef,
+    PoolSummary, RestClient, RetryNotice, RetryObserver, RetryReason, Subject,
 };
 use bloomreach_vouchers_mcp::config::{parse_base_url, Credentials, Secret};
 use bloomreach_vouchers_mcp::tools::words;
@@ -100,7 +100,13 @@ impl Client {
         observer: RetryObserver<'_>,
     ) -> Result<Pool, BackendError> {
         self.0
-            .get_pool(&id(project_id), &id(pool_id), observer)
+            .get_pool(
+                PoolRef {
+                    project_id: &id(project_id),
+                    pool_id: &id(pool_id),
+                },
+                observer,
+            )
             .await
     }
 

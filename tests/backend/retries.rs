@@ -301,7 +301,7 @@ async fn a_retry_after_http_date_is_honoured() {
             .unwrap();
     let elapsed = started.elapsed();
 
-    assert_eq!(pool.id, "p1");
+    assert_eq!(pool.summary.id, "p1");
     assert!(elapsed >= ms(1500), "{elapsed:?}");
     assert_eq!(received(&server).await.len(), 2);
     let notice = &notices.all()[0];

@@ -7,7 +7,7 @@ use reqwest::Url;
 
 use crate::backend::error::Subject;
 use crate::backend::id::Id;
-use crate::backend::model::CodesQuery;
+use crate::backend::model::{CodesQuery, PoolRef};
 
 /// Characters left as they are in a path segment: RFC 3986 "unreserved".
 /// Everything else, `/`, `%`, `?`, `#` and spaces included, is encoded.
@@ -23,7 +23,7 @@ pub enum Endpoint<'a> {
     /// `GET /data/v2/projects/{project_id}/vouchers/pools`
     Pools { project_id: &'a Id },
     /// `GET /data/v2/projects/{project_id}/vouchers/pools/{pool_id}`
-    Pool { project_id: &'a Id, pool_id: &'a Id },
+    Pool(PoolRef<'a>),
     /// `GET …/pools/{pool_id}/codes?skip=&count=[&status=]`
     Codes(&'a CodesQuery<'a>),
 }
@@ -70,10 +70,7 @@ impl Endpoint<'_> {
     fn ids(&self) -> (&Id, Option<&Id>) {
         match self {
             Endpoint::Pools { project_id } => (project_id, None),
-            Endpoint::Pool {
-                project_id,
-                pool_id,
-            } => (project_id, Some(pool_id)),
+            Endpoint::Pool(pool) => (pool.project_id, Some(pool.pool_id)),
             Endpoint::Codes(query) => (query.project_id, Some(query.pool_id)),
         }
     }
@@ -90,6 +87,33 @@ mod tests {
 
     const BASE: &str = "https://gateway.example.com/bloomreach";
 
+    fn pool_url(base: &str, project_id: &str, pool_id: &str) -> Url {
+        Endpoint::Pool(PoolRef {
+            project_id: &id(project_id),
+            pool_id: &id(pool_id),
+        })
+        .url(base)
+        .unwrap()
+    }
+
+    fn codes_url(
+        project_id: &str,
+        pool_id: &str,
+        skip: u64,
+        count: u64,
+        status: Option<CodeStatus>,
+    ) -> Url {
+        let (p, q) = (id(project_id), id(pool_id));
+        let query = CodesQuery {
+            project_id: &p,
+            pool_id: &q,
+            skip,
+            count,
+            status,
+        };
+        Endpoint::Codes(&query).url(BASE).unwrap()
+    }
+
     #[test]
     fn urls_keep_the_prefix_and_encode_each_id_as_one_segment() {
         let proj = id("proj");
@@ -100,56 +124,34 @@ mod tests {
                 .as_str(),
             "https://gateway.example.com/bloomreach/data/v2/projects/proj/vouchers/pools"
         );
-        let (p, q) = (id("p 1"), id("../x"));
-        let query = CodesQuery {
-            project_id: &p,
-            pool_id: &q,
-            skip: 0,
-            count: 20,
-            status: None,
-        };
         assert_eq!(
-            Endpoint::Codes(&query).url(BASE).unwrap().as_str(),
+            codes_url("p 1", "../x", 0, 20, None).as_str(),
             "https://gateway.example.com/bloomreach/data/v2/projects/p%201/vouchers/pools/..%2Fx/codes?skip=0&count=20"
         );
-        let (p, q) = (id("a/b?c#d%2F"), id("é\r\n"));
         assert_eq!(
-            Endpoint::Pool {
-                project_id: &p,
-                pool_id: &q
-            }
-            .url(BASE)
-            .unwrap()
-            .path(),
+            pool_url(BASE, "a/b?c#d%2F", "é\r\n").path(),
             "/bloomreach/data/v2/projects/a%2Fb%3Fc%23d%252F/vouchers/pools/%C3%A9%0D%0A"
         );
-        let (p, q) = (id("..."), id("p.v2"));
         assert_eq!(
-            Endpoint::Pool {
-                project_id: &p,
-                pool_id: &q
-            }
-            .url("https://api.exponea.com")
-            .unwrap()
-            .path(),
+            pool_url("https://api.exponea.com", "...", "p.v2").path(),
             "/data/v2/projects/.../vouchers/pools/p.v2"
         );
     }
 
     #[test]
     fn the_status_filter_goes_in_the_query() {
+        assert_eq!(
+            codes_url("p", "q", 40, 1000, Some(CodeStatus::Redeemed)).query(),
+            Some("skip=40&count=1000&status=redeemed")
+        );
         let (p, q) = (id("p"), id("q"));
         let query = CodesQuery {
             project_id: &p,
             pool_id: &q,
-            skip: 40,
-            count: 1000,
-            status: Some(CodeStatus::Redeemed),
+            skip: 0,
+            count: 1,
+            status: None,
         };
-        assert_eq!(
-            Endpoint::Codes(&query).url(BASE).unwrap().query(),
-            Some("skip=40&count=1000&status=redeemed")
-        );
         assert_eq!(
             Endpoint::Codes(&query).subject(),
             Subject::Pool {

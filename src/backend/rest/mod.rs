@@ -18,7 +18,7 @@ pub use retry::{parse_retry_after, RetryPolicy};
 
 use super::error::BackendError;
 use super::id::Id;
-use super::model::{Code, CodesPage, CodesQuery, Pool, PoolSummary, Reply};
+use super::model::{Code, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, Reply};
 use super::notice::RetryObserver;
 use super::quote::Quoter;
 use super::AnswerProblem;
@@ -152,23 +152,18 @@ impl RestClient {
     /// `GET /data/v2/projects/{project_id}/vouchers/pools/{pool_id}`
     pub async fn get_pool(
         &self,
-        project_id: &Id,
-        pool_id: &Id,
+        pool: PoolRef<'_>,
         observer: RetryObserver<'_>,
     ) -> Result<Pool, BackendError> {
-        let endpoint = Endpoint::Pool {
-            project_id,
-            pool_id,
-        };
-        let reply: Reply<Pool> = self.get(&endpoint, observer).await?;
-        let mut pool = reply.data.ok_or(BackendError::Unexpected {
+        let reply: Reply<Pool> = self.get(&Endpoint::Pool(pool), observer).await?;
+        let mut found = reply.data.ok_or(BackendError::Unexpected {
             problem: AnswerProblem::NoData,
             excerpt: None,
         })?;
-        if pool.company_id.is_none() {
-            pool.company_id = Some(project_id.to_string());
+        if found.company_id.is_none() {
+            found.company_id = Some(pool.project_id.to_string());
         }
-        Ok(pool)
+        Ok(found)
     }
 
     /// `GET /data/v2/projects/{project_id}/vouchers/pools/{pool_id}/codes?skip=&count=[&status=]`
