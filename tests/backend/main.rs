@@ -10,8 +10,7 @@
 //! the `Retry-After` and timeout cases take about a second each.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use bloomreach_vouchers_mcp::backend::rest::{Endpoint, RetryPolicy};
@@ -22,9 +21,7 @@ use bloomreach_vouchers_mcp::backend::{
 use bloomreach_vouchers_mcp::config::{parse_base_url, Credentials, Secret};
 use bloomreach_vouchers_mcp::tools::words;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::net::TcpListener;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -277,6 +274,9 @@ async fn closed_port() -> u16 {
     drop(listener);
     port
 }
+
+#[path = "../support/mod.rs"]
+mod support;
 
 mod body_cap;
 mod decoding;
