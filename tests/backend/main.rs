@@ -18,18 +18,13 @@ use bloomreach_vouchers_mcp::backend::{
     BackendError, ClientOptions, Code, CodeStatus, CodesPage, CodesQuery, Id, Pool, PoolRef,
     PoolSummary, RestClient, RetryNotice, RetryObserver, RetryReason, Subject,
 };
-use bloomreach_vouchers_mcp::config::{parse_base_url, Credentials, Secret};
 use bloomreach_vouchers_mcp::tools::words;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-const KEY_ID: &str = "kid";
-const SECRET: &str = "topsecret";
-/// `base64("kid:topsecret")`, written out so the test does not share the
-/// client's encoder.
-const BASIC_TOKEN: &str = "a2lkOnRvcHNlY3JldA==";
+use support::rest::{rest_options, REST_BASIC_TOKEN as BASIC_TOKEN, REST_SECRET as SECRET};
 
 const POOLS: &str = "/data/v2/projects/proj/vouchers/pools";
 const POOL: &str = "/data/v2/projects/proj/vouchers/pools/p1";
@@ -48,21 +43,15 @@ fn ms(n: u64) -> Duration {
 /// Options with fast backoff (5..20 ms), the default retry count and
 /// `Retry-After` ceiling, and a 5 s per-attempt timeout.
 fn options(base: &str) -> ClientOptions {
-    let mut options = ClientOptions::new(
-        parse_base_url(base).expect("a loopback base URL"),
-        Credentials {
-            key_id: KEY_ID.to_owned(),
-            secret: Secret::new(SECRET),
+    rest_options(
+        base,
+        RetryPolicy {
+            max_retries: 3,
+            base_delay: ms(5),
+            max_delay: ms(20),
+            max_retry_after: Duration::from_secs(10),
         },
-        Duration::from_secs(5),
-    );
-    options.retry = RetryPolicy {
-        max_retries: 3,
-        base_delay: ms(5),
-        max_delay: ms(20),
-        max_retry_after: Duration::from_secs(10),
-    };
-    options
+    )
 }
 
 /// The REST client, called with plain strings as ids.

@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bloomreach_vouchers_mcp::backend::rest::RetryPolicy;
-use bloomreach_vouchers_mcp::backend::{Backend, ClientOptions, RestClient, RetryNotice};
-use bloomreach_vouchers_mcp::config::{parse_base_url, Credentials, ProjectEntry, Secret};
+use bloomreach_vouchers_mcp::backend::{Backend, RestClient, RetryNotice};
+use bloomreach_vouchers_mcp::config::ProjectEntry;
 use bloomreach_vouchers_mcp::tools::envelope::ToolOutcome;
 use bloomreach_vouchers_mcp::tools::VoucherServer;
 use percent_encoding::percent_decode_str;
@@ -32,10 +32,9 @@ use serde_json::{json, Map, Value};
 use wiremock::matchers::any as any_request;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-pub(crate) const KEY_ID: &str = "kid";
-pub(crate) const SECRET: &str = "topsecret";
-/// `base64("kid:topsecret")`, the Authorization token; never to be quoted.
-pub(crate) const BASIC_TOKEN: &str = "a2lkOnRvcHNlY3JldA==";
+pub(crate) use support::rest::{
+    rest_options, REST_BASIC_TOKEN as BASIC_TOKEN, REST_SECRET as SECRET,
+};
 
 pub(crate) const LIST_PROJECTS: &str = "list_projects";
 pub(crate) const LIST_VOUCHER_POOLS: &str = "list_voucher_pools";
@@ -111,20 +110,15 @@ pub(crate) fn projects() -> Vec<ProjectEntry> {
 }
 
 pub(crate) fn api_server(mock: &MockServer, max_retries: u32) -> VoucherServer {
-    let mut options = ClientOptions::new(
-        parse_base_url(&mock.uri()).expect("a loopback base URL"),
-        Credentials {
-            key_id: KEY_ID.to_owned(),
-            secret: Secret::new(SECRET),
+    let options = rest_options(
+        &mock.uri(),
+        RetryPolicy {
+            max_retries,
+            base_delay: Duration::from_millis(2),
+            max_delay: Duration::from_millis(5),
+            max_retry_after: Duration::from_secs(1),
         },
-        Duration::from_secs(5),
     );
-    options.retry = RetryPolicy {
-        max_retries,
-        base_delay: Duration::from_millis(2),
-        max_delay: Duration::from_millis(5),
-        max_retry_after: Duration::from_secs(1),
-    };
     let client = RestClient::new(options).expect("the client builds");
     VoucherServer::new(Backend::Rest(client), projects())
 }
@@ -222,6 +216,9 @@ pub(crate) fn check_envelope(
     prop_assert_eq!(&parsed, envelope);
     Ok(())
 }
+
+#[path = "../support/mod.rs"]
+mod support;
 
 mod arguments;
 mod calendar;

@@ -2,27 +2,25 @@
 //! read from its stdout, including lines no well-behaved client would send,
 //! and cancellation of a call in flight.
 
-mod common;
-
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-use wiremock::ResponseTemplate;
 
-use common::*;
+use crate::support::binary::api_env;
+use crate::support::fake_api::{session_with_a_call_in_flight, slow_api};
+use crate::support::jsonrpc::{call_params, initialize_params, structured, Session};
+use crate::support::raw_http::{Event, RawHttp, Reply};
+use crate::support::{KEY_ID, POOL, PROJECT};
 
 /// A demo session, initialized at 2025-11-25.
-async fn demo_session() -> RawSession {
-    let mut s = RawSession::start(&["--demo"], &[]);
+async fn demo_session() -> Session {
+    let mut s = Session::start(&["--demo"], &[]);
     s.initialize("2025-11-25").await;
     s
 }
 
 /// Asserts the session still serves a real tool call.
-async fn assert_serves_tools(s: &mut RawSession, id: i64) {
+async fn assert_serves_tools(s: &mut Session, id: u64) {
     let response = s
         .roundtrip(
             id,
@@ -33,6 +31,24 @@ async fn assert_serves_tools(s: &mut RawSession, id: i64) {
     let envelope = structured(&response);
     assert_eq!(envelope["success"], true, "{response}");
     assert_eq!(envelope["data"].as_array().unwrap().len(), 4);
+}
+
+/// Asserts the session still answers: `ping` as request `id`, then a real
+/// tool call as `id + 1`.
+async fn assert_the_session_goes_on(s: &mut Session, id: u64) {
+    s.assert_ping(id).await;
+    assert_serves_tools(s, id + 1).await;
+}
+
+/// Asserts the session answers tools/list with the four tools (it needs no
+/// demo data).
+async fn assert_lists_the_four_tools(s: &mut Session, id: u64) {
+    let tools = s.roundtrip(id, "tools/list", json!({})).await;
+    assert_eq!(
+        tools["result"]["tools"].as_array().unwrap().len(),
+        4,
+        "{tools}"
+    );
 }
 
 #[tokio::test]
@@ -64,8 +80,7 @@ async fn an_unknown_method_gets_method_not_found() {
     let mut s = demo_session().await;
     let response = s.roundtrip(5, "vouchers/redeem", json!({})).await;
     assert_eq!(response["error"]["code"], -32601, "{response}");
-    s.assert_ping(6).await;
-    assert_serves_tools(&mut s, 7).await;
+    assert_the_session_goes_on(&mut s, 6).await;
 }
 
 #[tokio::test]
@@ -77,8 +92,7 @@ async fn an_unknown_tool_gets_invalid_params() {
     assert_eq!(response["error"]["code"], -32602, "{response}");
     let message = response["error"]["message"].as_str().unwrap();
     assert!(message.contains("redeem_voucher"), "{message}");
-    s.assert_ping(6).await;
-    assert_serves_tools(&mut s, 7).await;
+    assert_the_session_goes_on(&mut s, 6).await;
 }
 
 #[tokio::test]
@@ -102,8 +116,7 @@ async fn a_ten_megabyte_line_is_answered_and_the_session_goes_on() {
 
     // A huge line that is not JSON either.
     s.send_line(&"y".repeat(10 * 1024 * 1024)).await;
-    s.assert_ping(9).await;
-    assert_serves_tools(&mut s, 10).await;
+    assert_the_session_goes_on(&mut s, 9).await;
 }
 
 #[tokio::test]
@@ -115,27 +128,20 @@ async fn a_second_initialize_changes_nothing_for_later_requests() {
     // Whatever the answer, it is an answer to id 1.
     assert!(again.get("result").is_some() || again.get("error").is_some());
     s.assert_ping(2).await;
-    let tools = s.roundtrip(3, "tools/list", json!({})).await;
-    assert_eq!(
-        tools["result"]["tools"].as_array().unwrap().len(),
-        4,
-        "{tools}"
-    );
+    assert_lists_the_four_tools(&mut s, 3).await;
     assert_serves_tools(&mut s, 4).await;
     let again = s
         .roundtrip(5, "initialize", initialize_params("2025-06-18"))
         .await;
     assert!(again.get("result").is_some() || again.get("error").is_some());
-    s.assert_ping(6).await;
-    assert_serves_tools(&mut s, 7).await;
+    assert_the_session_goes_on(&mut s, 6).await;
 }
 
 #[tokio::test]
 async fn stdout_carries_only_json_rpc_lines() {
     let mut s = demo_session().await;
     s.send_line("garbage").await;
-    s.assert_ping(1).await;
-    assert_serves_tools(&mut s, 2).await;
+    assert_the_session_goes_on(&mut s, 1).await;
     let (stdout, _stderr) = s.finish().await;
     for line in stdout.lines() {
         let msg: Value = serde_json::from_str(line).expect("every stdout line is JSON");
@@ -149,37 +155,15 @@ async fn stdout_carries_only_json_rpc_lines() {
 
 #[tokio::test]
 async fn a_cancelled_call_gets_no_result_and_the_session_goes_on() {
-    let api = fake_api_answering(
-        ResponseTemplate::new(200)
-            .set_delay(Duration::from_secs(30))
-            .set_body_json(pools_body()),
-    )
-    .await;
-    let a = api_args(&api);
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let mut s = RawSession::start(&a, &api_env());
-    s.initialize("2025-11-25").await;
-    s.request(
-        42,
-        "tools/call",
-        call_params("list_voucher_pools", json!({"project_id": PROJECT})),
-    )
-    .await;
-    // Wait until the request has reached the fake.
-    for _ in 0..100 {
-        if !requests(&api).await.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(requests(&api).await.len(), 1, "the call reached the API");
+    let api = slow_api().await;
+    let mut s = session_with_a_call_in_flight(&api, 42).await;
     s.notify(
         "notifications/cancelled",
         json!({"requestId": 42, "reason": "the user gave up"}),
     )
     .await;
     s.assert_ping(43).await;
-    assert_serves_tools_demo_free(&mut s, 44).await;
+    assert_lists_the_four_tools(&mut s, 44).await;
     // Nothing for id 42, now or a little later.
     while let Some(msg) = s.next_message(Duration::from_millis(500)).await {
         s.skipped.push(msg);
@@ -191,57 +175,15 @@ async fn a_cancelled_call_gets_no_result_and_the_session_goes_on() {
             "answered a cancelled call: {msg}"
         );
     }
-    let stdout = s.stdout.lock().unwrap().concat();
+    let stdout = s.stdout_text();
     assert!(!stdout.contains("\"id\":42"), "{stdout}");
-}
-
-/// A session without demo data still answers tools/list.
-async fn assert_serves_tools_demo_free(s: &mut RawSession, id: i64) {
-    let tools = s.roundtrip(id, "tools/list", json!({})).await;
-    assert_eq!(
-        tools["result"]["tools"].as_array().unwrap().len(),
-        4,
-        "{tools}"
-    );
-}
-
-/// A fake API on a raw socket: it reads one request, never answers, and
-/// reports when the server closes the connection.
-async fn silent_api() -> (String, mpsc::UnboundedReceiver<&'static str>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut seen = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => {
-                            let _ = tx.send("closed");
-                            return;
-                        }
-                        Ok(n) => {
-                            seen.extend_from_slice(&buf[..n]);
-                            if seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                                let _ = tx.send("request");
-                                seen.clear();
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    });
-    (format!("http://{addr}"), rx)
 }
 
 #[tokio::test]
 async fn a_cancelled_call_drops_its_upstream_connection() {
-    let (base, mut events) = silent_api().await;
-    let mut s = RawSession::start(
+    let api = RawHttp::serve(|_| Reply::silent());
+    let base = api.base_url();
+    let mut s = Session::start(
         &[
             "--api-base-url",
             &base,
@@ -262,18 +204,18 @@ async fn a_cancelled_call_drops_its_upstream_connection() {
         ),
     )
     .await;
-    let first = tokio::time::timeout(Duration::from_secs(10), events.recv())
+    let first = api
+        .next_event(Duration::from_secs(10))
         .await
-        .expect("the request reaches the fake")
-        .unwrap();
-    assert_eq!(first, "request");
+        .expect("the request reaches the fake");
+    assert_eq!(first, Event::Request);
     s.notify("notifications/cancelled", json!({"requestId": 7}))
         .await;
-    let next = tokio::time::timeout(Duration::from_secs(3), events.recv())
+    let next = api
+        .next_event(Duration::from_secs(3))
         .await
-        .expect("the server closes the upstream connection after the cancel")
-        .unwrap();
-    assert_eq!(next, "closed");
+        .expect("the server closes the upstream connection after the cancel");
+    assert_eq!(next, Event::ClosedByClient);
     s.assert_ping(8).await;
     while let Some(msg) = s.next_message(Duration::from_millis(300)).await {
         assert_ne!(

@@ -10,7 +10,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_bloomreach-vouchers-mcp");
+use crate::support::binary::{clear_environment, BIN};
+use crate::support::json::field_of_each;
 
 fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
@@ -20,11 +21,20 @@ fn on_path(name: &str) -> Option<PathBuf> {
     })
 }
 
+/// The MCP Inspector CLI, or `None` (having said how to install it) when it
+/// is missing.
 fn inspector() -> Option<PathBuf> {
-    match std::env::var_os("MCP_INSPECTOR") {
+    let found = match std::env::var_os("MCP_INSPECTOR") {
         Some(path) => Some(PathBuf::from(path)),
         None => on_path("mcp-inspector"),
+    };
+    if found.is_none() {
+        skip(
+            "the MCP Inspector CLI",
+            "npm install -g @modelcontextprotocol/inspector@2.12.0 (or set MCP_INSPECTOR)",
+        );
     }
+    found
 }
 
 fn skip(what: &str, how: &str) {
@@ -32,9 +42,9 @@ fn skip(what: &str, how: &str) {
 }
 
 fn run_inspector(inspector: &PathBuf, extra: &[&str]) -> Output {
-    let output = Command::new(inspector)
+    let output = clear_environment(&mut Command::new(inspector))
         .arg("--cli")
-        .arg(BINARY)
+        .arg(BIN)
         .arg("--demo")
         .args(extra)
         .env("RUST_LOG", "warn")
@@ -60,19 +70,12 @@ fn printed_json(output: &Output) -> Value {
 #[test]
 fn inspector_strict_lists_four_tools_without_portability_complaints() {
     let Some(inspector) = inspector() else {
-        return skip(
-            "the MCP Inspector CLI",
-            "npm install -g @modelcontextprotocol/inspector@2.12.0 (or set MCP_INSPECTOR)",
-        );
+        return;
     };
     let output = run_inspector(&inspector, &["--method", "tools/list", "--strict"]);
     let listed = printed_json(&output);
-    let mut names: Vec<&str> = listed["tools"]
-        .as_array()
-        .expect("tools")
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    assert!(listed["tools"].is_array(), "tools");
+    let mut names = field_of_each(&listed["tools"], "name");
     names.sort_unstable();
     assert_eq!(
         names,
@@ -96,10 +99,7 @@ fn inspector_strict_lists_four_tools_without_portability_complaints() {
 #[test]
 fn inspector_calls_each_tool_on_demo_data() {
     let Some(inspector) = inspector() else {
-        return skip(
-            "the MCP Inspector CLI",
-            "npm install -g @modelcontextprotocol/inspector@2.12.0 (or set MCP_INSPECTOR)",
-        );
+        return;
     };
     let calls = [
         ("list_projects", "{}", "demo"),
@@ -164,12 +164,9 @@ fn run_python_client(mode: &str) {
             "pip install 'mcp>=2,<3' (or set MCP_PYTHON to an interpreter that has it)",
         );
     };
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/interop/python_client.py"
-    );
-    let output = Command::new(python)
-        .args([script, BINARY, mode])
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/python_client.py");
+    let output = clear_environment(&mut Command::new(python))
+        .args([script, BIN, mode])
         .output()
         .expect("python runs");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -6,19 +6,11 @@
 //! pseudo-terminal; they are skipped with a message where `script` is
 //! missing.
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_bloomreach-vouchers-mcp");
-
-fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    common::std_command(args, env)
-        .output()
-        .expect("run the binary")
-}
+use crate::support::binary::{clear_environment, run, BIN};
 
 /// Runs the binary on a pseudo-terminal; `None` when `script` is missing.
 fn run_on_terminal(args: &str) -> Option<String> {
@@ -27,10 +19,9 @@ fn run_on_terminal(args: &str) -> Option<String> {
         eprintln!("SKIPPED: `script` (util-linux) is not installed, so no terminal can be faked");
         return None;
     }
-    let output = Command::new("script")
-        .args(["-qec", &format!("{BINARY} {args}"), "/dev/null"])
+    let output = clear_environment(&mut Command::new("script"))
+        .args(["-qec", &format!("{BIN} {args}"), "/dev/null"])
         .env("RUST_LOG", "off")
-        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .output()
         .expect("run script");

@@ -1,8 +1,6 @@
 //! The process as a whole: how it starts, stops and fails, its command line
 //! for people, and what it never lets out (the API secret).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -10,7 +8,11 @@ use serde_json::{json, Value};
 use wiremock::matchers::{path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use common::*;
+use crate::support::binary::run;
+use crate::support::fake_api::{pools_body, pools_path, session_with_a_call_in_flight, slow_api};
+use crate::support::json::field_of_each;
+use crate::support::jsonrpc::{call_params, structured, Session};
+use crate::support::TOOL_NAMES;
 
 // ---------------------------------------------------------------------------
 // Stopping
@@ -18,10 +20,10 @@ use common::*;
 
 #[tokio::test]
 async fn exits_within_two_seconds_after_stdin_closes() {
-    let mut s = RawSession::start(&["--demo"], &[]);
+    let mut s = Session::start(&["--demo"], &[]);
     s.initialize("2025-11-25").await;
     s.assert_ping(1).await;
-    s.close_stdin();
+    s.close_stdin().await;
     let started = Instant::now();
     let status = s
         .wait_exit(Duration::from_secs(2))
@@ -33,8 +35,8 @@ async fn exits_within_two_seconds_after_stdin_closes() {
 
 #[tokio::test]
 async fn exits_after_stdin_closes_even_before_initialize() {
-    let mut s = RawSession::start(&["--demo"], &[]);
-    s.close_stdin();
+    let mut s = Session::start(&["--demo"], &[]);
+    s.close_stdin().await;
     let status = s
         .wait_exit(Duration::from_secs(2))
         .await
@@ -42,42 +44,11 @@ async fn exits_after_stdin_closes_even_before_initialize() {
     assert!(status.success(), "{status:?}");
 }
 
-/// A session with one `list_voucher_pools` call waiting on a slow API.
-async fn session_with_a_call_in_flight(api: &MockServer) -> RawSession {
-    let a = api_args(api);
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let mut s = RawSession::start(&a, &api_env());
-    s.initialize("2025-11-25").await;
-    s.request(
-        3,
-        "tools/call",
-        call_params("list_voucher_pools", json!({"project_id": PROJECT})),
-    )
-    .await;
-    for _ in 0..100 {
-        if !requests(api).await.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(requests(api).await.len(), 1, "the call reached the API");
-    s
-}
-
-async fn slow_api() -> MockServer {
-    fake_api_answering(
-        ResponseTemplate::new(200)
-            .set_delay(Duration::from_secs(30))
-            .set_body_json(pools_body()),
-    )
-    .await
-}
-
 #[tokio::test]
 async fn exits_within_a_second_after_stdin_closes_with_a_call_in_flight() {
     let api = slow_api().await;
-    let mut s = session_with_a_call_in_flight(&api).await;
-    s.close_stdin();
+    let mut s = session_with_a_call_in_flight(&api, 3).await;
+    s.close_stdin().await;
     let status = s.wait_exit(Duration::from_secs(1)).await;
     assert!(
         status.is_some(),
@@ -87,9 +58,14 @@ async fn exits_within_a_second_after_stdin_closes_with_a_call_in_flight() {
 
 #[tokio::test]
 async fn exits_promptly_on_sigterm() {
-    let mut s = RawSession::start(&["--demo"], &[]);
+    let mut s = Session::start(&["--demo"], &[]);
     s.initialize("2025-11-25").await;
     s.assert_ping(1).await;
+    assert_sigterm_ends_it_cleanly(&mut s).await;
+}
+
+/// Sends SIGTERM and asserts a clean exit within 2 s.
+async fn assert_sigterm_ends_it_cleanly(s: &mut Session) {
     sigterm(s.pid());
     let status = s
         .wait_exit(Duration::from_secs(2))
@@ -108,7 +84,7 @@ fn sigterm(pid: u32) {
 
 #[tokio::test]
 async fn exits_promptly_on_sigterm_before_initialize() {
-    let mut s = RawSession::start(&["--demo"], &[]);
+    let mut s = Session::start(&["--demo"], &[]);
     tokio::time::sleep(Duration::from_millis(100)).await;
     sigterm(s.pid());
     let status = s.wait_exit(Duration::from_secs(2)).await;
@@ -118,27 +94,14 @@ async fn exits_promptly_on_sigterm_before_initialize() {
 #[tokio::test]
 async fn exits_promptly_on_sigterm_with_a_call_in_flight() {
     let api = slow_api().await;
-    let mut s = session_with_a_call_in_flight(&api).await;
+    let mut s = session_with_a_call_in_flight(&api, 3).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    sigterm(s.pid());
-    let status = s
-        .wait_exit(Duration::from_secs(2))
-        .await
-        .expect("exited within 2 s of SIGTERM");
-    assert_eq!(status.code(), Some(0), "a clean exit: {status:?}");
+    assert_sigterm_ends_it_cleanly(&mut s).await;
 }
 
 // ---------------------------------------------------------------------------
 // Bad configuration
 // ---------------------------------------------------------------------------
-
-fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut cmd = std_command(args, env);
-    let started = Instant::now();
-    let out = cmd.output().expect("run the binary");
-    assert!(started.elapsed() < Duration::from_secs(10));
-    out
-}
 
 /// Arguments, environment, and the setting the error must name.
 type BadConfigCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
@@ -221,34 +184,31 @@ fn cli_call_prints_one_compact_envelope_and_exits_0() {
     assert!(stdout.starts_with("{\"success\":true,"), "{stdout}");
     let envelope: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(envelope["error"], Value::Null);
-    let ids: Vec<&str> = envelope["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        ids,
+        field_of_each(&envelope["data"], "id"),
         ["summer20", "welcome10", "ete-bienvenue", "black-friday"]
     );
 }
 
+/// Runs `--demo call` with `call_args`; its exit code and the envelope it
+/// printed.
+fn demo_call(call_args: &[&str]) -> (Option<i32>, Value) {
+    let args = [&["--demo", "call"], call_args].concat();
+    let out = run(&args, &[]);
+    let envelope = serde_json::from_slice(&out.stdout).unwrap();
+    (out.status.code(), envelope)
+}
+
 #[test]
 fn cli_call_reads_integers_from_pairs_and_json() {
-    let out = run(
-        &[
-            "--demo",
-            "call",
-            "list_voucher_codes",
-            "--json",
-            r#"{"project_id": "demo", "count": 3}"#,
-            "pool_id=summer20",
-            "skip=5",
-        ],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0));
-    let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, envelope) = demo_call(&[
+        "list_voucher_codes",
+        "--json",
+        r#"{"project_id": "demo", "count": 3}"#,
+        "pool_id=summer20",
+        "skip=5",
+    ]);
+    assert_eq!(code, Some(0));
     assert_eq!(envelope["data"].as_array().unwrap().len(), 3);
     assert_eq!(
         (envelope["skip"].clone(), envelope["limit"].clone()),
@@ -258,35 +218,19 @@ fn cli_call_reads_integers_from_pairs_and_json() {
 
 #[test]
 fn cli_failing_call_prints_the_failure_envelope_and_exits_1() {
-    let out = run(
-        &[
-            "--demo",
-            "call",
-            "get_voucher_pool",
-            "project_id=demo",
-            "pool_id=nope",
-        ],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(1));
-    let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, envelope) = demo_call(&["get_voucher_pool", "project_id=demo", "pool_id=nope"]);
+    assert_eq!(code, Some(1));
     assert_eq!(envelope["success"], false);
     assert_eq!(envelope["data"], Value::Null);
     assert!(envelope["error"].as_str().unwrap().contains("\"nope\""));
 
-    let out = run(
-        &[
-            "--demo",
-            "call",
-            "list_voucher_codes",
-            "project_id=demo",
-            "pool_id=summer20",
-            "count=5000",
-        ],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(1));
-    let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, envelope) = demo_call(&[
+        "list_voucher_codes",
+        "project_id=demo",
+        "pool_id=summer20",
+        "count=5000",
+    ]);
+    assert_eq!(code, Some(1));
     assert!(envelope["error"]
         .as_str()
         .unwrap()
@@ -357,7 +301,7 @@ async fn the_secret_never_appears_on_stdout_or_stderr_even_at_trace() {
         .await;
 
     let uri = api.uri();
-    let mut s = RawSession::start(
+    let mut s = Session::start(
         &["--api-base-url", &uri, "--api-key-id", key_id],
         &[("BLOOMREACH_API_SECRET", secret), ("RUST_LOG", "trace")],
     );

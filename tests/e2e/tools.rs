@@ -1,8 +1,6 @@
-//! End to end through rmcp's client: the built binary, spoken to over stdio,
-//! in front of a wiremock fake of the Bloomreach API (or `--demo`). Every
-//! envelope is checked against its tool's outputSchema.
-
-mod common;
+//! The tools as an assistant meets them, through rmcp's client: the built
+//! binary in front of a wiremock fake of the Bloomreach API (or `--demo`).
+//! Every envelope is checked against its tool's outputSchema.
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +10,77 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use common::*;
+use crate::support::binary::{api_args, api_env};
+use crate::support::fake_api::*;
+use crate::support::json::{args, field_of_each, object, sorted_strings};
+use crate::support::mcp::*;
+use crate::support::raw_http::closed_port;
+use crate::support::{KEY_ID, POOL, PROJECT, SECRET, SERVER_NAME, SERVER_VERSION, TOOL_NAMES};
+
+/// One tool call against a fake API, and what came of it.
+struct Called {
+    /// The result's envelope, checked against the tool's outputSchema.
+    envelope: Value,
+    /// Every request the fake API received.
+    requests: Vec<Request>,
+    /// From sending the call to its result.
+    took: Duration,
+}
+
+/// Starts the binary against `api` with the test credentials, calls `tool`
+/// with `arguments` and returns what came of it.
+async fn call_against(api: &MockServer, tool: &str, arguments: Value) -> Called {
+    call_on(connect_api(&api.uri()).await, api, tool, arguments).await
+}
+
+/// [`call_against`] on a `session` started against `api` by the caller.
+async fn call_on(session: Session, api: &MockServer, tool: &str, arguments: Value) -> Called {
+    let (mut answers, requests) = timed_calls_on(session, api, &[(tool, arguments)]).await;
+    let (envelope, took) = answers.remove(0);
+    Called {
+        envelope,
+        requests,
+        took,
+    }
+}
+
+/// Starts the binary against `api` with the test credentials, makes `calls`
+/// in turn on one session, and returns their envelopes and every request
+/// the fake API received.
+async fn calls_against(api: &MockServer, calls: &[(&str, Value)]) -> (Vec<Value>, Vec<Request>) {
+    calls_on(connect_api(&api.uri()).await, api, calls).await
+}
+
+/// [`calls_against`] on a `session` started against `api` by the caller.
+async fn calls_on(
+    session: Session,
+    api: &MockServer,
+    calls: &[(&str, Value)],
+) -> (Vec<Value>, Vec<Request>) {
+    let (answers, requests) = timed_calls_on(session, api, calls).await;
+    (answers.into_iter().map(|(e, _)| e).collect(), requests)
+}
+
+async fn timed_calls_on(
+    session: Session,
+    api: &MockServer,
+    calls: &[(&str, Value)],
+) -> (Vec<(Value, Duration)>, Vec<Request>) {
+    let mut answers = Vec::with_capacity(calls.len());
+    for (tool, arguments) in calls {
+        let started = Instant::now();
+        let envelope = call(&session, tool, arguments.clone()).await;
+        answers.push((envelope, started.elapsed()));
+    }
+    let requests = requests(api).await;
+    session.cancel().await.unwrap();
+    (answers, requests)
+}
+
+/// A session with the demo data.
+async fn demo() -> Session {
+    connect(&["--demo"], &[]).await
+}
 
 // ---------------------------------------------------------------------------
 // tools/list and the handshake
@@ -20,7 +88,7 @@ use common::*;
 
 #[tokio::test]
 async fn tools_list_has_exactly_the_four_read_only_tools_and_the_server_names_itself() {
-    let session = connect(&["--demo"], &[]).await;
+    let session = demo().await;
     let info = session.peer_info().expect("server info after initialize");
     let server_info = info.server_info.as_ref().expect("serverInfo");
     assert_eq!(server_info.name, SERVER_NAME);
@@ -109,16 +177,16 @@ fn portability_problems(schema: &Value, at: &str, out: &mut Vec<String>) {
 
 #[tokio::test]
 async fn input_schemas_are_portable_and_carry_their_bounds() {
-    let session = connect(&["--demo"], &[]).await;
+    let session = demo().await;
     let tools = tools_by_name(&session).await;
     for (name, tool) in &tools {
-        let schema = Value::Object((*tool.input_schema).clone());
+        let schema = input_schema(tool);
         let mut problems = Vec::new();
         portability_problems(&schema, name, &mut problems);
         assert!(problems.is_empty(), "{problems:#?}\n{schema:#}");
     }
 
-    let schema = |name: &str| Value::Object((*tools[name].input_schema).clone());
+    let schema = |name: &str| input_schema(&tools[name]);
     assert_eq!(schema("list_projects")["properties"], json!({}));
 
     let pools = schema("list_voucher_pools");
@@ -127,28 +195,17 @@ async fn input_schemas_are_portable_and_carry_their_bounds() {
     assert_eq!(pools["properties"]["project_id"]["minLength"], 1);
 
     let pool = schema("get_voucher_pool");
-    let mut required: Vec<&str> = pool["required"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    required.sort_unstable();
-    assert_eq!(required, ["pool_id", "project_id"]);
+    assert_eq!(sorted_strings(&pool["required"]), ["pool_id", "project_id"]);
     for id in ["project_id", "pool_id"] {
         assert_eq!(pool["properties"][id]["type"], "string");
         assert_eq!(pool["properties"][id]["minLength"], 1);
     }
 
     let codes = schema("list_voucher_codes");
-    let mut required: Vec<&str> = codes["required"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    required.sort_unstable();
-    assert_eq!(required, ["pool_id", "project_id"]);
+    assert_eq!(
+        sorted_strings(&codes["required"]),
+        ["pool_id", "project_id"]
+    );
     let props = &codes["properties"];
     for id in ["project_id", "pool_id"] {
         assert_eq!(props[id]["minLength"], 1, "{id}");
@@ -161,23 +218,19 @@ async fn input_schemas_are_portable_and_carry_their_bounds() {
     assert_eq!(props["skip"]["minimum"], 0);
     assert_eq!(props["skip"]["default"], 0);
     assert_eq!(props["status"]["type"], "string");
-    let mut statuses: Vec<&str> = props["status"]["enum"]
-        .as_array()
-        .expect("status enum")
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    statuses.sort_unstable();
-    assert_eq!(statuses, ["assigned", "available", "redeemed"]);
+    assert!(props["status"]["enum"].is_array(), "status enum");
+    assert_eq!(
+        sorted_strings(&props["status"]["enum"]),
+        ["assigned", "available", "redeemed"]
+    );
     session.cancel().await.unwrap();
 }
 
 #[tokio::test]
 async fn code_status_is_an_open_string_in_the_output_schema() {
-    let session = connect(&["--demo"], &[]).await;
+    let session = demo().await;
     let tools = tools_by_name(&session).await;
-    let schema =
-        Value::Object((**tools["list_voucher_codes"].output_schema.as_ref().unwrap()).clone());
+    let schema = output_schema(&tools["list_voucher_codes"]);
     let envelope = json!({
         "success": true,
         "data": [{"code": "X", "status": "expired", "assigned_time": null, "redeemed_time": null,
@@ -202,18 +255,17 @@ fn expected_auth() -> String {
 #[tokio::test]
 async fn list_voucher_pools_maps_the_example_answer_and_sends_auth_accept_and_user_agent() {
     let api = fake_api().await;
-    let session = connect_api(&api).await;
-    let envelope = call(
-        &session,
+    let called = call_against(
+        &api,
         "list_voucher_pools",
         args(json!({"project_id": PROJECT})),
     )
     .await;
     assert_eq!(
-        envelope,
+        called.envelope,
         json!({"success": true, "data": expected_pools(), "error": null})
     );
-    let reqs = requests(&api).await;
+    let reqs = called.requests;
     assert_eq!(reqs.len(), 1);
     let req = &reqs[0];
     assert_eq!(req.url.path(), pools_path(PROJECT));
@@ -223,39 +275,35 @@ async fn list_voucher_pools_maps_the_example_answer_and_sends_auth_accept_and_us
         req.headers["user-agent"],
         format!("{SERVER_NAME}/{SERVER_VERSION}").as_str()
     );
-    session.cancel().await.unwrap();
 }
 
 #[tokio::test]
 async fn get_voucher_pool_maps_the_example_answer_with_company_id_and_used_by_as_given() {
     let api = fake_api().await;
-    let session = connect_api(&api).await;
-    let envelope = call(
-        &session,
+    let called = call_against(
+        &api,
         "get_voucher_pool",
         args(json!({"project_id": PROJECT, "pool_id": POOL})),
     )
     .await;
     assert_eq!(
-        envelope,
+        called.envelope,
         json!({"success": true, "data": expected_pool(), "error": null})
     );
-    assert_eq!(requests(&api).await[0].url.path(), pool_path(PROJECT, POOL));
-    session.cancel().await.unwrap();
+    assert_eq!(called.requests[0].url.path(), pool_path(PROJECT, POOL));
 }
 
 #[tokio::test]
 async fn list_voucher_codes_maps_the_example_answer_with_rfc3339_times_and_paging() {
     let api = fake_api().await;
-    let session = connect_api(&api).await;
-    let envelope = call(
-        &session,
+    let called = call_against(
+        &api,
         "list_voucher_codes",
         args(json!({"project_id": PROJECT, "pool_id": POOL})),
     )
     .await;
     assert_eq!(
-        envelope,
+        called.envelope,
         json!({
             "success": true,
             "data": expected_codes(),
@@ -266,73 +314,64 @@ async fn list_voucher_codes_maps_the_example_answer_with_rfc3339_times_and_pagin
             "error": null
         })
     );
-    let reqs = requests(&api).await;
+    let reqs = called.requests;
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].url.path(), codes_path(PROJECT, POOL));
     assert_eq!(reqs[0].url.query(), Some("skip=0&count=20"));
-    session.cancel().await.unwrap();
 }
 
 #[tokio::test]
 async fn list_voucher_codes_sends_status_and_paging_asked_for() {
     let api = fake_api().await;
-    let session = connect_api(&api).await;
-    let envelope = call(
-        &session,
+    let called = call_against(
+        &api,
         "list_voucher_codes",
         args(json!({"project_id": PROJECT, "pool_id": POOL, "skip": 40, "count": 7, "status": "redeemed", "unknown_arg": 1})),
     )
     .await;
-    assert_eq!(envelope["success"], true);
-    let reqs = requests(&api).await;
-    assert_eq!(reqs[0].url.query(), Some("skip=40&count=7&status=redeemed"));
-    session.cancel().await.unwrap();
+    assert_eq!(called.envelope["success"], true);
+    assert_eq!(
+        called.requests[0].url.query(),
+        Some("skip=40&count=7&status=redeemed")
+    );
 }
 
 #[tokio::test]
 async fn list_projects_lists_the_configured_tokens_without_calling_the_api() {
     let api = fake_api().await;
-    let mut a = api_args(&api);
+    let mut a = api_args(&api.uri());
     a.extend([
         "--project-token".into(),
         "shop-eu=Main store, shop-us".into(),
     ]);
-    let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let session = connect(&a, &api_env()).await;
-    let envelope = call(&session, "list_projects", json!({})).await;
+    let called = call_on(session, &api, "list_projects", json!({})).await;
     assert_eq!(
-        envelope,
+        called.envelope,
         json!({"success": true, "data": [
             {"id": "shop-eu", "name": "Main store"},
             {"id": "shop-us", "name": "shop-us"}
         ], "error": null})
     );
-    assert!(requests(&api).await.is_empty());
-    session.cancel().await.unwrap();
+    assert!(called.requests.is_empty());
 }
 
 #[tokio::test]
 async fn ids_with_slashes_are_sent_as_one_encoded_segment() {
-    let api = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(pool_body()))
-        .mount(&api)
-        .await;
-    let session = connect_api(&api).await;
-    let envelope = call(
-        &session,
+    let api = fake_api_answering(ResponseTemplate::new(200).set_body_json(pool_body())).await;
+    let called = call_against(
+        &api,
         "get_voucher_pool",
         args(json!({"project_id": "../x", "pool_id": "a/b?c#d"})),
     )
     .await;
-    assert_eq!(envelope["success"], true);
-    let reqs = requests(&api).await;
+    assert_eq!(called.envelope["success"], true);
+    let reqs = called.requests;
     assert_eq!(
         reqs[0].url.path(),
         "/data/v2/projects/..%2Fx/vouchers/pools/a%2Fb%3Fc%23d"
     );
     assert_eq!(reqs[0].url.query(), None);
-    session.cancel().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------
@@ -342,13 +381,13 @@ async fn ids_with_slashes_are_sent_as_one_encoded_segment() {
 #[tokio::test]
 async fn count_out_of_range_is_an_argument_error_and_nothing_goes_upstream() {
     let api = fake_api().await;
-    let session = connect_api(&api).await;
-    let envelope = call(
-        &session,
+    let called = call_against(
+        &api,
         "list_voucher_codes",
         args(json!({"project_id": PROJECT, "pool_id": POOL, "skip": 3, "count": 5000})),
     )
     .await;
+    let envelope = called.envelope;
     assert_eq!(
         envelope,
         json!({
@@ -366,14 +405,12 @@ async fn count_out_of_range_is_an_argument_error_and_nothing_goes_upstream() {
         error.contains("count must be between 1 and 1000 (got 5000)"),
         "{error}"
     );
-    assert!(requests(&api).await.is_empty(), "nothing sent upstream");
-    session.cancel().await.unwrap();
+    assert!(called.requests.is_empty(), "nothing sent upstream");
 }
 
 #[tokio::test]
 async fn bad_ids_are_argument_errors_for_every_tool_and_nothing_goes_upstream() {
     let api = fake_api().await;
-    let session = connect_api(&api).await;
     let cases = [
         ("list_voucher_pools", json!({}), "project_id"),
         (
@@ -417,10 +454,14 @@ async fn bad_ids_are_argument_errors_for_every_tool_and_nothing_goes_upstream() 
             "status",
         ),
     ];
-    for (tool, arguments, named) in cases {
-        let envelope = call(&session, tool, arguments.clone()).await;
+    let calls: Vec<(&str, Value)> = cases
+        .iter()
+        .map(|(tool, arguments, _)| (*tool, arguments.clone()))
+        .collect();
+    let (envelopes, requests) = calls_against(&api, &calls).await;
+    for ((tool, arguments, named), envelope) in cases.iter().zip(&envelopes) {
         assert_eq!(envelope["success"], false, "{tool} {arguments}");
-        let expected_data = if tool == "get_voucher_pool" {
+        let expected_data = if *tool == "get_voucher_pool" {
             Value::Null
         } else {
             json!([])
@@ -429,30 +470,31 @@ async fn bad_ids_are_argument_errors_for_every_tool_and_nothing_goes_upstream() 
         let error = envelope["error"].as_str().unwrap();
         assert!(error.contains(named), "{tool} {arguments}: {error}");
     }
-    assert!(requests(&api).await.is_empty(), "nothing sent upstream");
-    session.cancel().await.unwrap();
+    assert!(requests.is_empty(), "nothing sent upstream");
 }
 
 #[tokio::test]
 async fn count_as_digit_string_or_integral_float_is_accepted() {
     let api = fake_api().await;
-    let session = connect_api(&api).await;
-    for count in [json!("20"), json!(20.0), json!(" 20 ")] {
-        let envelope = call(
-            &session,
-            "list_voucher_codes",
-            args(json!({"project_id": PROJECT, "pool_id": POOL, "count": count, "skip": "0"})),
-        )
-        .await;
+    let counts = [json!("20"), json!(20.0), json!(" 20 ")];
+    let calls: Vec<(&str, Value)> = counts
+        .iter()
+        .map(|count| {
+            (
+                "list_voucher_codes",
+                args(json!({"project_id": PROJECT, "pool_id": POOL, "count": count, "skip": "0"})),
+            )
+        })
+        .collect();
+    let (envelopes, reqs) = calls_against(&api, &calls).await;
+    for (count, envelope) in counts.iter().zip(&envelopes) {
         assert_eq!(envelope["success"], true, "count {count}: {envelope}");
         assert_eq!(envelope["data"], expected_codes());
     }
-    let reqs = requests(&api).await;
     assert_eq!(reqs.len(), 3);
     for r in reqs {
         assert_eq!(r.url.query(), Some("skip=0&count=20"));
     }
-    session.cancel().await.unwrap();
 }
 
 #[tokio::test]
@@ -461,7 +503,7 @@ async fn missing_credentials_answer_an_error_naming_both_settings() {
     let uri = api.uri();
     // Only the key ID: the secret is missing.
     let session = connect(&["--api-base-url", &uri, "--api-key-id", KEY_ID], &[]).await;
-    for (tool, arguments, data) in [
+    let cases = [
         (
             "list_voucher_pools",
             json!({"project_id": PROJECT}),
@@ -477,22 +519,26 @@ async fn missing_credentials_answer_an_error_naming_both_settings() {
             json!({"project_id": PROJECT, "pool_id": POOL, "count": 5}),
             json!([]),
         ),
-    ] {
-        let envelope = call(&session, tool, arguments).await;
+    ];
+    let calls: Vec<(&str, Value)> = cases
+        .iter()
+        .map(|(tool, arguments, _)| (*tool, arguments.clone()))
+        .collect();
+    let (envelopes, requests) = calls_on(session, &api, &calls).await;
+    for ((tool, _, data), envelope) in cases.iter().zip(&envelopes) {
         assert_eq!(envelope["success"], false);
-        assert_eq!(envelope["data"], data);
+        assert_eq!(&envelope["data"], data);
         let error = envelope["error"].as_str().unwrap();
         assert!(error.contains("BLOOMREACH_API_KEY_ID"), "{error}");
         assert!(error.contains("BLOOMREACH_API_SECRET"), "{error}");
-        if tool == "list_voucher_codes" {
+        if *tool == "list_voucher_codes" {
             assert_eq!(envelope["skip"], 0);
             assert_eq!(envelope["limit"], 5);
             assert_eq!(envelope["matched"], Value::Null);
             assert_eq!(envelope["matched_limited"], Value::Null);
         }
     }
-    assert!(requests(&api).await.is_empty());
-    session.cancel().await.unwrap();
+    assert!(requests.is_empty());
 }
 
 #[tokio::test]
@@ -502,25 +548,30 @@ async fn upstream_404_names_the_id_asked_for() {
             .set_body_json(json!({"errors": {"code": 404, "description": "pool not found"}})),
     )
     .await;
-    let session = connect_api(&api).await;
-    let envelope = call(
-        &session,
-        "get_voucher_pool",
-        args(json!({"project_id": PROJECT, "pool_id": "gone-pool"})),
+    let (envelopes, requests) = calls_against(
+        &api,
+        &[
+            (
+                "get_voucher_pool",
+                args(json!({"project_id": PROJECT, "pool_id": "gone-pool"})),
+            ),
+            (
+                "list_voucher_codes",
+                args(
+                    json!({"project_id": PROJECT, "pool_id": "gone-pool", "skip": 10, "count": 50}),
+                ),
+            ),
+        ],
     )
     .await;
+    let envelope = &envelopes[0];
     assert_eq!(envelope["data"], Value::Null);
     let error = envelope["error"].as_str().unwrap();
     assert!(error.contains("\"gone-pool\""), "{error}");
     assert!(error.contains("not found"), "{error}");
     assert!(error.contains("pool not found"), "{error}");
 
-    let envelope = call(
-        &session,
-        "list_voucher_codes",
-        args(json!({"project_id": PROJECT, "pool_id": "gone-pool", "skip": 10, "count": 50})),
-    )
-    .await;
+    let envelope = &envelopes[1];
     assert_eq!(envelope["data"], json!([]));
     assert_eq!(
         (envelope["skip"].clone(), envelope["limit"].clone()),
@@ -529,8 +580,7 @@ async fn upstream_404_names_the_id_asked_for() {
     assert_eq!(envelope["matched"], Value::Null);
     assert!(envelope["error"].as_str().unwrap().contains("gone-pool"));
     // 404 is not retried.
-    assert_eq!(requests(&api).await.len(), 2);
-    session.cancel().await.unwrap();
+    assert_eq!(requests.len(), 2);
 }
 
 #[tokio::test]
@@ -540,22 +590,20 @@ async fn upstream_401_says_the_credentials_were_refused_and_names_the_settings()
             .set_body_json(json!({"success": false, "error": "access key not found"})),
     )
     .await;
-    let session = connect_api(&api).await;
-    let envelope = call(
-        &session,
+    let called = call_against(
+        &api,
         "list_voucher_pools",
         args(json!({"project_id": PROJECT})),
     )
     .await;
-    assert_eq!(envelope["data"], json!([]));
-    let error = envelope["error"].as_str().unwrap();
+    assert_eq!(called.envelope["data"], json!([]));
+    let error = called.envelope["error"].as_str().unwrap();
     assert!(error.contains("401"), "{error}");
     assert!(error.contains("BLOOMREACH_API_KEY_ID"), "{error}");
     assert!(error.contains("BLOOMREACH_API_SECRET"), "{error}");
     assert!(!error.contains(SECRET), "{error}");
     assert!(!error.contains(KEY_ID), "{error}");
-    assert_eq!(requests(&api).await.len(), 1, "401 is not retried");
-    session.cancel().await.unwrap();
+    assert_eq!(called.requests.len(), 1, "401 is not retried");
 }
 
 #[tokio::test]
@@ -567,13 +615,13 @@ async fn upstream_500_is_retried_then_reported_with_status_and_excerpt() {
             .set_body_string("<html><head><title>Oops</title></head><body><h1>Internal proxy failure</h1></body></html>"),
     )
     .await;
-    let session = connect_api(&api).await;
-    let envelope = call(
-        &session,
+    let called = call_against(
+        &api,
         "list_voucher_codes",
         args(json!({"project_id": PROJECT, "pool_id": POOL})),
     )
     .await;
+    let envelope = called.envelope;
     assert_eq!(
         (
             envelope["data"].clone(),
@@ -585,12 +633,11 @@ async fn upstream_500_is_retried_then_reported_with_status_and_excerpt() {
     let error = envelope["error"].as_str().unwrap();
     assert!(error.contains("500"), "{error}");
     assert!(error.contains("Internal proxy failure"), "{error}");
-    let n = requests(&api).await.len();
+    let n = called.requests.len();
     assert!(
         (2..=4).contains(&n),
         "retried, at most 3 times: {n} requests"
     );
-    session.cancel().await.unwrap();
 }
 
 #[tokio::test]
@@ -606,27 +653,21 @@ async fn upstream_200_with_success_false_or_junk_is_a_failure_envelope() {
         .respond_with(ResponseTemplate::new(200).set_body_string("<<not json>>"))
         .mount(&api)
         .await;
-    let session = connect_api(&api).await;
-    let envelope = call(
-        &session,
-        "list_voucher_pools",
-        json!({"project_id": "false-project"}),
+    let (envelopes, _) = calls_against(
+        &api,
+        &[
+            ("list_voucher_pools", json!({"project_id": "false-project"})),
+            ("list_voucher_pools", json!({"project_id": "junk-project"})),
+        ],
     )
     .await;
-    assert!(envelope["error"]
+    assert!(envelopes[0]["error"]
         .as_str()
         .unwrap()
         .contains("Project is disabled"));
-    let envelope = call(
-        &session,
-        "list_voucher_pools",
-        json!({"project_id": "junk-project"}),
-    )
-    .await;
-    let error = envelope["error"].as_str().unwrap();
+    let error = envelopes[1]["error"].as_str().unwrap();
     assert!(error.contains("unexpected"), "{error}");
     assert!(error.contains("<<not json>>"), "{error}");
-    session.cancel().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------
@@ -635,7 +676,7 @@ async fn upstream_200_with_success_false_or_junk_is_a_failure_envelope() {
 
 #[tokio::test]
 async fn demo_serves_all_four_tools() {
-    let session = connect(&["--demo"], &[]).await;
+    let session = demo().await;
 
     let envelope = call(&session, "list_projects", json!({})).await;
     assert_eq!(envelope["success"], true);
@@ -649,14 +690,8 @@ async fn demo_serves_all_four_tools() {
         json!({"project_id": "demo"}),
     )
     .await;
-    let ids: Vec<&str> = envelope["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        ids,
+        field_of_each(&envelope["data"], "id"),
         ["summer20", "welcome10", "ete-bienvenue", "black-friday"]
     );
     let pools = envelope["data"].as_array().unwrap();
@@ -709,7 +744,7 @@ async fn demo_serves_all_four_tools() {
 
 #[tokio::test]
 async fn demo_status_filter_lists_only_that_status_and_counts_it_in_matched() {
-    let session = connect(&["--demo"], &[]).await;
+    let session = demo().await;
     let pools = call(
         &session,
         "list_voucher_pools",
@@ -825,7 +860,7 @@ async fn two_hundred_concurrent_calls_each_get_their_own_answer() {
         .respond_with(EchoPool)
         .mount(&api)
         .await;
-    let session = connect_api(&api).await;
+    let session = connect_api(&api.uri()).await;
     let tools = tools_by_name(&session).await;
     let tool = tools["list_voucher_codes"].clone();
     let started = Instant::now();
@@ -863,7 +898,7 @@ async fn two_hundred_concurrent_calls_each_get_their_own_answer() {
 
 #[tokio::test]
 async fn the_schema_check_is_not_vacuous() {
-    let session = connect(&["--demo"], &[]).await;
+    let session = demo().await;
     let tools = tools_by_name(&session).await;
     for (tool, bad) in [
         (
@@ -880,7 +915,7 @@ async fn the_schema_check_is_not_vacuous() {
             json!({"success": true, "data": [], "matched": null, "matched_limited": null, "skip": 0, "error": null}),
         ),
     ] {
-        let schema = Value::Object((**tools[tool].output_schema.as_ref().unwrap()).clone());
+        let schema = output_schema(&tools[tool]);
         let validator = jsonschema::validator_for(&schema).unwrap();
         assert!(!validator.is_valid(&bad), "{tool} accepted {bad}");
     }
@@ -895,50 +930,24 @@ async fn upstream_429_with_a_long_retry_after_ends_at_once_saying_when_to_retry(
             .set_body_json(json!({"success": false, "error": "slow down"})),
     )
     .await;
-    let session = connect_api(&api).await;
-    let started = Instant::now();
-    let envelope = call(
-        &session,
-        "list_voucher_pools",
-        json!({"project_id": PROJECT}),
-    )
-    .await;
-    assert!(started.elapsed() < Duration::from_secs(5));
-    let error = envelope["error"].as_str().unwrap();
+    let called = call_against(&api, "list_voucher_pools", json!({"project_id": PROJECT})).await;
+    assert!(called.took < Duration::from_secs(5));
+    let error = called.envelope["error"].as_str().unwrap();
     assert!(error.contains("429"), "{error}");
     assert!(error.contains("rate limit"), "{error}");
     assert!(error.contains("120"), "{error}");
-    assert_eq!(requests(&api).await.len(), 1);
-    session.cancel().await.unwrap();
+    assert_eq!(called.requests.len(), 1);
 }
 
 #[tokio::test]
 async fn upstream_429_then_success_is_retried_transparently() {
-    let api = MockServer::start().await;
-    Mock::given(path(pools_path(PROJECT)))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&api)
-        .await;
-    Mock::given(path(pools_path(PROJECT)))
-        .respond_with(ResponseTemplate::new(200).set_body_json(pools_body()))
-        .with_priority(2)
-        .mount(&api)
-        .await;
-    let session = connect_api(&api).await;
-    let envelope = call(
-        &session,
-        "list_voucher_pools",
-        json!({"project_id": PROJECT}),
-    )
-    .await;
+    let api = rate_limited_once("0").await;
+    let called = call_against(&api, "list_voucher_pools", json!({"project_id": PROJECT})).await;
     assert_eq!(
-        envelope,
+        called.envelope,
         json!({"success": true, "data": expected_pools(), "error": null})
     );
-    assert_eq!(requests(&api).await.len(), 2);
-    session.cancel().await.unwrap();
+    assert_eq!(called.requests.len(), 2);
 }
 
 #[tokio::test]
@@ -962,33 +971,23 @@ async fn a_slow_api_times_out_naming_the_host_and_the_setting() {
         &api_env(),
     )
     .await;
-    let started = Instant::now();
-    let envelope = call(
-        &session,
+    let called = call_on(
+        session,
+        &api,
         "list_voucher_pools",
         json!({"project_id": PROJECT}),
     )
     .await;
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
-    );
-    let error = envelope["error"].as_str().unwrap();
+    assert!(called.took < Duration::from_secs(4), "{:?}", called.took);
+    let error = called.envelope["error"].as_str().unwrap();
     let host = uri.trim_start_matches("http://");
     assert!(error.contains(host), "{error}");
     assert!(error.contains("BLOOMREACH_TIMEOUT_SECS"), "{error}");
-    session.cancel().await.unwrap();
 }
 
 #[tokio::test]
 async fn a_refused_connection_is_reported_with_the_host() {
-    // A port that was free a moment ago and now has no listener.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_port();
     let base = format!("http://127.0.0.1:{port}");
     let session = connect(
         &["--api-base-url", &base, "--api-key-id", KEY_ID],
@@ -1013,16 +1012,9 @@ async fn a_redirect_to_another_host_is_not_followed() {
         ResponseTemplate::new(302).insert_header("Location", "http://127.0.0.2:9/steal"),
     )
     .await;
-    let session = connect_api(&api).await;
-    let envelope = call(
-        &session,
-        "list_voucher_pools",
-        json!({"project_id": PROJECT}),
-    )
-    .await;
-    let error = envelope["error"].as_str().unwrap();
+    let called = call_against(&api, "list_voucher_pools", json!({"project_id": PROJECT})).await;
+    let error = called.envelope["error"].as_str().unwrap();
     assert!(error.contains("redirect"), "{error}");
     assert!(error.contains("127.0.0.2"), "{error}");
-    assert_eq!(requests(&api).await.len(), 1);
-    session.cancel().await.unwrap();
+    assert_eq!(called.requests.len(), 1);
 }

@@ -1,0 +1,19 @@
+//! The end-to-end tests: the built binary, run as a child process and
+//! spoken to as its users do (an MCP client over stdio, JSON-RPC lines by
+//! hand, the command line, clients written by others), in front of a local
+//! fake of the Bloomreach API or its demo data.
+//!
+//! One test binary, one module per behaviour; the machinery they share
+//! lives in `tests/support`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+#[cfg(target_os = "linux")]
+mod body_cap;
+mod cli;
+mod interop;
+mod process;
+mod progress;
+mod tools;
+mod wire;
