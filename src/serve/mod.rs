@@ -1,21 +1,28 @@
-//! Serving MCP on stdio: the session from the first line to the last,
-//! a clean stop on SIGTERM or Ctrl-C (also during the handshake), a hint
-//! for a person who starts the server on a terminal, and standard input
-//! that tells when it has ended.
+//! Serving MCP on stdio: the session from the first line to the last, a
+//! clean stop on SIGTERM, SIGINT or SIGHUP (also during the handshake), a
+//! hint for a person who starts the server on a terminal.
+//!
+//! Between stdio and the MCP library stand [`inbound`] (each line checked,
+//! the hostile ones answered here, stdin read only while there is room for
+//! another call) and [`outbound`] (one writer for stdout, which stops the
+//! session when the client closes it).
 //!
 //! When the client closes stdin the session is over, but the MCP library
 //! waits several seconds for calls still in flight before it lets go. The
 //! server watches [`StdinClosed`] to end such calls quickly instead, so the
 //! process exits promptly.
 
+mod inbound;
+mod outbound;
+mod raw_id;
+
 use std::io::IsTerminal;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rmcp::ServiceExt;
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::BufReader;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
 use crate::config::{env, Config};
@@ -48,48 +55,81 @@ pub async fn serve(backend: Backend, config: &Config) {
             env::SECRET
         );
     }
-    let (reader, writer) = rmcp::transport::stdio_pipes();
-    let (reader, stdin_closed) = EofSignalling::new(reader);
-    let server = VoucherServer::with_stdin_signal(backend, config.projects.clone(), stdin_closed);
-    let running = tokio::select! {
-        started = server.serve((reader, writer)) => match started {
-            Ok(running) => running,
-            Err(e) => {
-                tracing::info!(reason = %e, "session ended before it started");
+    let (stdin, stdout) = rmcp::transport::stdio_pipes();
+    let (closed, stdin_closed) = watch::channel(false);
+    let ledger = outbound::Ledger::new(inbound::MAX_CALLS_IN_FLIGHT);
+    let stop = CancellationToken::new();
+    let (out, lines) = outbound::channel();
+    let (to_library, from_pump) = tokio::io::duplex(64 * 1024);
+    let server = VoucherServer::with_stdin_signal(
+        backend,
+        config.projects.clone(),
+        StdinClosed(stdin_closed),
+    );
+    let mcp = async {
+        let sink = outbound::LineSink::new(out.clone());
+        let running = tokio::select! {
+            started = server.serve((from_pump, sink)) => match started {
+                Ok(running) => running,
+                Err(e) => {
+                    tracing::info!(reason = %e, "session ended before it started");
+                    return;
+                }
+            },
+            signal = &mut signal => {
+                tracing::info!(signal, "stopping");
                 return;
             }
-        },
-        signal = &mut signal => {
-            tracing::info!(signal, "stopping");
-            return;
+            () = stop.cancelled() => return,
+        };
+        let cancel = running.cancellation_token();
+        tokio::select! {
+            reason = running.waiting() => {
+                tracing::info!(reason = ?reason.ok(), "session ended");
+            }
+            signal = &mut signal => {
+                tracing::info!(signal, "stopping");
+                cancel.cancel();
+            }
+            () = stop.cancelled() => cancel.cancel(),
         }
     };
-    let stop = running.cancellation_token();
+    let session = async {
+        mcp.await;
+        // However the session ended, stdin is not read any more.
+        stop.cancel();
+    };
+    let pump = async {
+        inbound::pump(BufReader::new(stdin), to_library, &ledger, &out, &stop).await;
+        closed.send_replace(true);
+    };
+    let writer = outbound::write_lines(lines, stdout, &ledger, &stop);
+    tokio::pin!(writer);
     tokio::select! {
-        reason = running.waiting() => {
-            tracing::info!(reason = ?reason.ok(), "session ended");
-        }
-        signal = &mut signal => {
-            tracing::info!(signal, "stopping");
-            stop.cancel();
-        }
+        () = async { tokio::join!(session, pump); } => {}
+        () = &mut writer => {}
     }
+    // Whatever was answered last still goes out.
+    drop(out);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer).await;
 }
 
-/// Waits for SIGTERM or SIGINT (Ctrl-C).
+/// Waits for SIGTERM, SIGHUP (the terminal or the parent went away) or
+/// SIGINT (Ctrl-C).
 async fn shutdown_signal() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return "SIGINT";
-            }
+        let (Ok(mut term), Ok(mut hangup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
         };
         tokio::select! {
             _ = term.recv() => "SIGTERM",
+            _ = hangup.recv() => "SIGHUP",
             _ = tokio::signal::ctrl_c() => "SIGINT",
         }
     }
@@ -103,12 +143,6 @@ async fn shutdown_signal() -> &'static str {
 /// How long calls in flight may still finish after stdin closes. Answers
 /// to requests that were already read usually need far less.
 pub const GRACE_AFTER_EOF: Duration = Duration::from_millis(300);
-
-/// A reader that raises [`StdinClosed`] when it reaches end of input.
-pub struct EofSignalling<R> {
-    inner: R,
-    closed: watch::Sender<bool>,
-}
 
 /// Resolves once stdin has closed (and never, if it cannot).
 #[derive(Clone, Debug)]
@@ -133,40 +167,15 @@ impl StdinClosed {
     }
 }
 
-impl<R> EofSignalling<R> {
-    pub fn new(inner: R) -> (Self, StdinClosed) {
-        let (closed, receiver) = watch::channel(false);
-        (Self { inner, closed }, StdinClosed(receiver))
-    }
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for EofSignalling<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let at_eof = matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() == before;
-        if (at_eof && buf.remaining() > 0) || matches!(polled, Poll::Ready(Err(_))) {
-            self.closed.send_replace(true);
-        }
-        polled
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt;
 
     #[tokio::test]
     async fn end_of_input_raises_the_signal() {
-        let (mut reader, closed) = EofSignalling::new(&b"{}\n"[..]);
-        let mut text = String::new();
-        reader.read_to_string(&mut text).await.unwrap();
-        assert_eq!(text, "{}\n");
+        let (sender, receiver) = watch::channel(false);
+        let closed = StdinClosed(receiver);
+        sender.send_replace(true);
         tokio::time::timeout(Duration::from_secs(2), closed.then_grace())
             .await
             .expect("the signal fires after the grace period");

@@ -1,0 +1,262 @@
+//! What goes out on stdout: every line, the MCP library's and the error
+//! answers of [`super::inbound`], through one writer task, so lines never
+//! interleave. The [`Ledger`] keeps the requests in flight: a request's
+//! permit is given back only once its answer has been written, so calls in
+//! flight and answers not yet written are bounded together. A write that
+//! fails (the client closed stdout) stops the session.
+
+use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::inbound::IdKey;
+
+/// An error answer: `id` is the request's id as JSON text, or none.
+pub fn error_line(id: Option<&str>, code: i32, message: &str) -> String {
+    let message = serde_json::Value::String(message.to_owned());
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{},"error":{{"code":{code},"message":{message}}}}}"#,
+        id.unwrap_or("null")
+    )
+}
+
+/// The requests in flight and whether the session has started.
+pub struct Ledger {
+    permits: Arc<Semaphore>,
+    started: AtomicBool,
+    in_flight: Mutex<HashMap<IdKey, OwnedSemaphorePermit>>,
+    /// Requests before the session started whose success starts it.
+    early: Mutex<HashSet<IdKey>>,
+}
+
+impl Ledger {
+    pub fn new(max_in_flight: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(max_in_flight)),
+            started: AtomicBool::new(false),
+            in_flight: Mutex::new(HashMap::new()),
+            early: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
+
+    pub fn start(&self) {
+        self.started.store(true, Ordering::Release);
+    }
+
+    /// Waits for room for one more request.
+    pub async fn permit(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.permits).acquire_owned().await.ok()
+    }
+
+    pub fn is_in_flight(&self, id: &IdKey) -> bool {
+        lock(&self.in_flight).contains_key(id)
+    }
+
+    pub fn track(&self, id: IdKey, permit: Option<OwnedSemaphorePermit>) {
+        if let Some(permit) = permit {
+            lock(&self.in_flight).insert(id, permit);
+        }
+    }
+
+    pub fn track_early(&self, id: IdKey, starts: bool) {
+        if starts {
+            lock(&self.early).insert(id);
+        }
+    }
+
+    /// The request `id` needs no answer any more (cancelled).
+    pub fn release(&self, id: &IdKey) {
+        lock(&self.in_flight).remove(id);
+    }
+
+    /// The answer to `id` has been written.
+    fn answered(&self, id: &IdKey, success: bool) {
+        lock(&self.in_flight).remove(id);
+        if lock(&self.early).remove(id) && success {
+            self.start();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Where lines for stdout are sent. Cheap to clone.
+#[derive(Clone)]
+pub struct Outbound {
+    lines: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+impl Outbound {
+    /// A line (without its newline) for stdout.
+    pub fn send_line(&self, line: String) {
+        let mut bytes = line.into_bytes();
+        bytes.push(b'\n');
+        let _ = self.lines.send(bytes);
+    }
+}
+
+/// The channel into the writer task, and its receiving end.
+pub fn channel() -> (Outbound, mpsc::UnboundedReceiver<Vec<u8>>) {
+    let (lines, receiver) = mpsc::unbounded_channel();
+    (Outbound { lines }, receiver)
+}
+
+/// The MCP library's stdout: whole lines go to the writer task.
+pub struct LineSink {
+    partial: Vec<u8>,
+    out: Outbound,
+}
+
+impl LineSink {
+    pub fn new(out: Outbound) -> Self {
+        Self {
+            partial: Vec::new(),
+            out,
+        }
+    }
+}
+
+impl AsyncWrite for LineSink {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut rest = buf;
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            let mut line = std::mem::take(&mut self.partial);
+            line.extend_from_slice(&rest[..=i]);
+            if self.out.lines.send(line).is_err() {
+                return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+            }
+            rest = &rest[i + 1..];
+        }
+        self.partial.extend_from_slice(rest);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Writes lines to `stdout` until every sender is gone; a failed write
+/// fires `stop`.
+pub async fn write_lines(
+    mut lines: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut stdout: impl AsyncWrite + Unpin,
+    ledger: &Ledger,
+    stop: &CancellationToken,
+) {
+    while let Some(line) = lines.recv().await {
+        let answered = answer_id(&line);
+        let written = match stdout.write_all(&line).await {
+            Ok(()) if lines.is_empty() => stdout.flush().await,
+            other => other,
+        };
+        if let Err(e) = written {
+            tracing::info!(error = %e, "stdout is closed; stopping");
+            stop.cancel();
+            return;
+        }
+        if let Some((id, success)) = answered {
+            ledger.answered(&id, success);
+        }
+    }
+    let _ = stdout.flush().await;
+}
+
+/// The id of an answer line and whether it is a success, read from its
+/// start as the MCP library writes it: `{"jsonrpc":"2.0","id":…,"result"…`.
+fn answer_id(line: &[u8]) -> Option<(IdKey, bool)> {
+    let rest = line.strip_prefix(br#"{"jsonrpc":"2.0","id":"#)?;
+    let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<serde_json::Value>();
+    let id = values.next()?.ok()?;
+    let after = &rest[values.byte_offset()..];
+    let success = after.starts_with(br#","result""#);
+    if !success && !after.starts_with(br#","error""#) {
+        return None;
+    }
+    Some((id.to_string(), success))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_ids_are_read_from_the_start_of_a_line() {
+        assert_eq!(
+            answer_id(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#),
+            Some(("7".into(), true))
+        );
+        assert_eq!(
+            answer_id(br#"{"jsonrpc":"2.0","id":"a\"b","error":{"code":1}}"#),
+            Some((r#""a\"b""#.into(), false))
+        );
+        assert_eq!(
+            answer_id(br#"{"jsonrpc":"2.0","method":"notifications/progress"}"#),
+            None
+        );
+        assert_eq!(
+            answer_id(br#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn error_lines_carry_the_id_as_written() {
+        assert_eq!(
+            error_line(Some("12"), -32600, "bad \"x\""),
+            r#"{"jsonrpc":"2.0","id":12,"error":{"code":-32600,"message":"bad \"x\""}}"#
+        );
+        assert_eq!(
+            error_line(None, -32700, "p"),
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"p"}}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn a_permit_comes_back_when_the_answer_is_written() {
+        let ledger = Ledger::new(1);
+        let permit = ledger.permit().await;
+        ledger.track("1".into(), permit);
+        assert!(ledger.is_in_flight(&"1".into()));
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), ledger.permit())
+                .await
+                .is_err(),
+            "no room while the first is in flight"
+        );
+        let (out, receiver) = channel();
+        out.send_line(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#.into());
+        drop(out);
+        write_lines(
+            receiver,
+            tokio::io::sink(),
+            &ledger,
+            &CancellationToken::new(),
+        )
+        .await;
+        assert!(!ledger.is_in_flight(&"1".into()));
+        assert!(ledger.permit().await.is_some());
+    }
+}

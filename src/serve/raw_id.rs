@@ -1,0 +1,164 @@
+//! The `id` of a JSON-RPC line that is not valid JSON, read as far as it
+//! can be: a line with a number like `1e400`, a lone surrogate or a broken
+//! byte somewhere in its params still names the request it belongs to, and
+//! that request still deserves an answer with its id.
+//!
+//! The scan walks the top-level object without building anything: it
+//! skips strings (honouring escapes) and nested brackets, and returns the
+//! raw text of the value of the first top-level `"id"` member when that
+//! value is a string or a number.
+
+/// The raw JSON text of the top-level `"id"` member's value, if the line
+/// is an object whose `id` is a string or a number.
+pub fn raw_id(line: &[u8]) -> Option<&[u8]> {
+    let mut i = skip_space(line, 0);
+    if line.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        i = skip_space(line, i);
+        match line.get(i)? {
+            b'}' => return None,
+            b',' => {
+                i += 1;
+                continue;
+            }
+            b'"' => {}
+            _ => return None,
+        }
+        let key_end = string_end(line, i)?;
+        let key = &line[i + 1..key_end - 1];
+        i = skip_space(line, key_end);
+        if line.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_space(line, i + 1);
+        let value_end = value_end(line, i)?;
+        if key == b"id" {
+            let value = &line[i..value_end];
+            return match value.first()? {
+                b'"' | b'-' | b'0'..=b'9' => Some(value),
+                _ => None,
+            };
+        }
+        i = value_end;
+    }
+}
+
+fn skip_space(line: &[u8], mut i: usize) -> usize {
+    while line.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
+        i += 1;
+    }
+    i
+}
+
+/// The index just past the string that starts at `start` (a `"`).
+fn string_end(line: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    loop {
+        match line.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+}
+
+/// The index just past the value that starts at `start`.
+fn value_end(line: &[u8], start: usize) -> Option<usize> {
+    match line.get(start)? {
+        b'"' => string_end(line, start),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = start;
+            loop {
+                match line.get(i)? {
+                    b'"' => {
+                        i = string_end(line, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let mut i = start;
+            while line
+                .get(i)
+                .is_some_and(|b| !matches!(b, b',' | b'}' | b']') && !b.is_ascii_whitespace())
+            {
+                i += 1;
+            }
+            (i > start).then_some(i)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::raw_id;
+
+    fn id(line: &str) -> Option<String> {
+        raw_id(line.as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    #[test]
+    fn finds_the_id_wherever_it_stands() {
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":7,"method":"x"}"#).as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            id(r#"{"method":"x","params":{"id":1,"a":[1,{"id":2}]},"id":"a\"b"}"#).as_deref(),
+            Some(r#""a\"b""#)
+        );
+        assert_eq!(id(r#" { "id" : -3e2 , "x": 1}"#).as_deref(), Some("-3e2"));
+        assert_eq!(
+            id(r#"{"id":1180591620717411303424,"method":"x"}"#).as_deref(),
+            Some("1180591620717411303424")
+        );
+    }
+
+    #[test]
+    fn reads_ids_of_lines_that_are_not_valid_json() {
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"n":1e400}}"#).as_deref(),
+            Some("5")
+        );
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":6,"params":{"s":"\ud800"},"method":"m"}"#).as_deref(),
+            Some("6")
+        );
+        let mut bytes = br#"{"id":8,"params":{"s":""#.to_vec();
+        bytes.extend_from_slice(&[0xff, 0xfe]);
+        bytes.extend_from_slice(br#""}}"#);
+        assert_eq!(raw_id(&bytes), Some(&b"8"[..]));
+        assert_eq!(id(r#"{"params":{"s":"x"},"id":9"#).as_deref(), Some("9"));
+    }
+
+    #[test]
+    fn no_id_where_there_is_none_or_it_is_not_a_string_or_number() {
+        for line in [
+            "",
+            "not json",
+            "[1,2]",
+            r#"{"method":"x"}"#,
+            r#"{"id":null}"#,
+            r#"{"id":{"a":1}}"#,
+            r#"{"id":true}"#,
+            r#"{"params":{"id":1}}"#,
+            r#"{"a":"unterminated"#,
+        ] {
+            assert_eq!(id(line), None, "{line}");
+        }
+    }
+}
