@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
+use crate::backend::rest::Endpoint;
 use crate::backend::Id;
 use crate::cli::Settings;
 
@@ -176,6 +177,15 @@ pub fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(err(format!(
             "must not carry a query or fragment: {trimmed:?}"
+        )));
+    }
+    // Every request URL is made from this one: one that cannot be made
+    // now would fail every call later.
+    let probe = Id::new("probe").expect("a valid id");
+    if let Err(e) = (Endpoint::Pools { project_id: &probe }).url(url.as_str().trim_end_matches('/'))
+    {
+        return Err(err(format!(
+            "cannot be the start of a request URL ({e}): {trimmed:?}"
         )));
     }
     Ok(url)

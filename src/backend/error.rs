@@ -28,6 +28,10 @@ pub enum AnswerProblem {
     MissingField { detail: String },
     /// The body has no `data`.
     NoData,
+    /// The body could not be decoded (a corrupt compressed body).
+    Undecodable { detail: String },
+    /// The answer is not well-formed HTTP (a head too large, a bad header).
+    Malformed { detail: String },
 }
 
 /// Which part of an exchange broke.
@@ -39,6 +43,9 @@ pub enum TransportFailure {
     Connect,
     /// The connection broke while the answer was being read.
     BodyBroken,
+    /// The answer is not well-formed HTTP, or no request could be built:
+    /// trying again would fail the same way.
+    Malformed,
     /// Anything else.
     Other,
 }

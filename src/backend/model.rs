@@ -121,6 +121,52 @@ impl CodeStatus {
     }
 }
 
+/// The most codes one page holds (the API's own page limit); codes beyond
+/// it in an answer are skipped unread.
+pub const MAX_CODES_PER_PAGE: usize = 1000;
+/// The most pools read from one answer.
+pub const MAX_POOLS: usize = 10_000;
+/// The most `used_by` entries read for one pool.
+pub const MAX_USED_BY: usize = 1000;
+
+/// At most `N` items of a JSON array: the rest are skipped as they are
+/// read, so that no answer, however many records it holds, is kept whole.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Capped<T, const N: usize>(pub Vec<T>);
+
+impl<T, const N: usize> Default for Capped<T, N> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Capped<T, N> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Items<T, const N: usize>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>, const N: usize> serde::de::Visitor<'de> for Items<T, N> {
+            type Value = Capped<T, N>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(N).min(1024));
+                while items.len() < N {
+                    match seq.next_element()? {
+                        Some(item) => items.push(item),
+                        None => return Ok(Capped(items)),
+                    }
+                }
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Capped(items))
+            }
+        }
+        deserializer.deserialize_seq(Items(std::marker::PhantomData))
+    }
+}
+
 /// Accepts a non-negative integer, also when written as an integral float.
 fn lenient_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     let value = serde_json::Number::deserialize(deserializer)?;
@@ -148,7 +194,11 @@ fn number_to_u64(n: &serde_json::Number) -> Option<u64> {
 }
 
 fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Value>, D::Error> {
-    Ok(Option::<Vec<Value>>::deserialize(deserializer)?.unwrap_or_default())
+    Ok(
+        Option::<Capped<Value, MAX_USED_BY>>::deserialize(deserializer)?
+            .unwrap_or_default()
+            .0,
+    )
 }
 
 #[cfg(test)]
@@ -230,6 +280,17 @@ mod tests {
         .unwrap();
         assert!(pool.used_by.is_empty());
         assert_eq!(pool.company_id, None);
+    }
+
+    #[test]
+    fn capped_arrays_keep_the_first_items_and_skip_the_rest() {
+        let capped: Capped<u32, 3> =
+            serde_json::from_str("[1, 2, 3, 4, {\"x\": [5]}, \"y\"]").unwrap();
+        assert_eq!(capped.0, vec![1, 2, 3]);
+        let short: Capped<u32, 3> = serde_json::from_str("[7]").unwrap();
+        assert_eq!(short.0, vec![7]);
+        assert!(serde_json::from_str::<Capped<u32, 3>>("[1, \"a\"]").is_err());
+        assert!(serde_json::from_str::<Capped<u32, 3>>("{}").is_err());
     }
 
     #[test]

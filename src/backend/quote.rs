@@ -3,6 +3,7 @@
 //! API uses (`error`, `errors` as text, list or object, HTML pages from a
 //! proxy) give up their message here.
 
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
 
 use crate::text::{one_line, shorten};
@@ -22,11 +23,26 @@ pub struct Quoter {
 }
 
 impl Quoter {
-    /// A quoter that takes out each of `secrets` (empty ones are ignored).
+    /// A quoter that takes out each of `secrets` (empty ones are ignored),
+    /// also as a URL or a JSON string would spell them.
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
-        Self {
-            redactions: secrets.into_iter().filter(|s| !s.is_empty()).collect(),
+        let mut redactions = Vec::new();
+        for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
+            let percent = utf8_percent_encode(&secret, NON_ALPHANUMERIC).to_string();
+            let json = serde_json::to_string(&secret).unwrap_or_default();
+            let json = json.trim_matches('"').to_owned();
+            redactions.extend([percent, json, secret]);
         }
+        // Longest first, so that no shorter form leaves part of a longer one.
+        redactions.sort_by_key(|r| std::cmp::Reverse(r.len()));
+        redactions.dedup();
+        Self { redactions }
+    }
+
+    /// How many bytes past a cut a secret can reach: read this much more
+    /// than is quoted, so that every secret is whole when it is scrubbed.
+    pub fn margin(&self) -> usize {
+        self.redactions.first().map_or(0, String::len)
     }
 
     /// `text` with every redaction replaced by `[redacted]`.
@@ -40,19 +56,23 @@ impl Quoter {
         out
     }
 
-    /// Scrubbed, on one line, at most `max` characters.
+    /// Scrubbed, on one line, at most `max` characters. Scrubbed before
+    /// anything else and again after folding, so that no transformation
+    /// can bring a secret together or cut one in part.
     pub fn quote(&self, text: &str, max: usize) -> String {
-        shorten(&one_line(&self.scrub(text)), max)
+        shorten(&self.scrub(&one_line(&self.scrub(text))), max)
     }
 
     /// A short excerpt of a body: the visible text of an HTML page, or the
-    /// body itself.
+    /// body itself. The whole body read is scrubbed before it is cut to
+    /// [`MAX_ERROR_BODY_BYTES`] or stripped of tags, and again after.
     pub fn excerpt(&self, body: &[u8]) -> String {
-        let text = String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_BODY_BYTES)]);
+        let text = self.scrub(&String::from_utf8_lossy(body));
+        let text = shorten(&text, MAX_ERROR_BODY_BYTES);
         let text = if looks_like_html(&text) {
             html_text(&text)
         } else {
-            text.into_owned()
+            text
         };
         self.quote(&text, MAX_EXCERPT_CHARS)
     }
@@ -181,6 +201,21 @@ mod tests {
             m("<html><head><title>502 Bad Gateway</title><style>p{}</style></head><body><h1>Bad   Gateway</h1></body></html>").as_deref(),
             Some("502 Bad Gateway Bad Gateway")
         );
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_across_cuts_tags_and_spellings() {
+        let q = Quoter::new(["s3cr/t&x".to_owned()]);
+        let at_the_cut = format!("{}s3cr/t&x tail", "y".repeat(MAX_ERROR_BODY_BYTES - 4));
+        assert!(!q.excerpt(at_the_cut.as_bytes()).contains("s3cr"));
+        let tagged = "<html><body>s3cr<b>/t&amp;</b>x s3cr/<i>t&x</i></body></html>";
+        let quoted = q.excerpt(tagged.as_bytes());
+        assert!(!quoted.contains("s3cr/t&x"), "{quoted}");
+        assert_eq!(
+            q.quote("https://x.example/?t=s3cr%2Ft%26x and \"s3cr/t&x\"", 200),
+            "https://x.example/?t=[redacted] and \"[redacted]\""
+        );
+        assert!(q.margin() >= "s3cr%2Ft%26x".len());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::CallArgs;
 use crate::backend::RetryNotice;
-use crate::tools::{tool_names, words, VoucherServer};
+use crate::tools::{shown_name, tool_names, words, VoucherServer};
 
 /// Runs the tool `call` names and prints its envelope on stdout.
 pub async fn run_call(server: VoucherServer, call: CallArgs) -> ExitCode {
@@ -23,8 +23,8 @@ pub async fn run_call(server: VoucherServer, call: CallArgs) -> ExitCode {
     let on_retry = |notice: &RetryNotice| eprintln!("{}", words::retry_notice(notice));
     let Some(outcome) = server.call(&call.tool, Some(args), &on_retry).await else {
         eprintln!(
-            "error: unknown tool {:?}; the tools are {}",
-            call.tool,
+            "error: unknown tool {}; the tools are {}",
+            shown_name(&call.tool),
             tool_names().join(", ")
         );
         return ExitCode::from(2);

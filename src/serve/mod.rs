@@ -105,13 +105,15 @@ pub async fn serve(backend: Backend, config: &Config) {
     };
     let writer = outbound::write_lines(lines, stdout, &ledger, &stop);
     tokio::pin!(writer);
-    tokio::select! {
-        () = async { tokio::join!(session, pump); } => {}
-        () = &mut writer => {}
+    let writer_ended = tokio::select! {
+        () = async { tokio::join!(session, pump); } => false,
+        () = &mut writer => true,
+    };
+    if !writer_ended {
+        // Whatever was answered last still goes out.
+        drop(out);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer).await;
     }
-    // Whatever was answered last still goes out.
-    drop(out);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer).await;
 }
 
 /// Waits for SIGTERM, SIGHUP (the terminal or the parent went away) or

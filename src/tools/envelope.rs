@@ -2,6 +2,9 @@
 //! conversion to an MCP result: the same JSON as `structuredContent` and as
 //! a text block, with `isError` set on failure.
 
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 use rmcp::model::{CallToolResult, ContentBlock};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -39,6 +42,50 @@ impl From<ArgError> for Failure {
 impl From<BackendError> for Failure {
     fn from(e: BackendError) -> Self {
         Self::Backend(e)
+    }
+}
+
+/// The most bytes of envelope JSON one answer carries. The answer line
+/// holds it twice (as structured content and as text), so no upstream
+/// answer can push a line past about twice this; a larger envelope is
+/// answered as a failure that says so.
+pub const MAX_ANSWER_BYTES: usize = 2 * 1024 * 1024;
+
+/// What a tool answers: an envelope that can also say that it failed.
+pub trait Answer: Serialize + Sized {
+    /// This answer as a failure with `error` (keeping what it echoes).
+    fn into_failure(self, error: String) -> Self;
+    /// A failure with `error`, for a call that has no answer of its own.
+    fn failure(error: String) -> Self;
+}
+
+impl<T: Default> Answer for Envelope<T>
+where
+    Envelope<T>: Serialize,
+{
+    fn into_failure(self, error: String) -> Self {
+        Self::failure(error)
+    }
+
+    fn failure(error: String) -> Self {
+        Self::failed(T::default(), error)
+    }
+}
+
+/// Runs a tool's call and makes its outcome; a panic inside the call is a
+/// bug, answered as a failure envelope rather than left unanswered.
+pub async fn guarded<A: Answer>(call: impl std::future::Future<Output = A>) -> ToolOutcome {
+    match AssertUnwindSafe(call).catch_unwind().await {
+        Ok(answer) => ToolOutcome::of(answer),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %crate::text::shorten(&what, 200), "a tool call panicked");
+            ToolOutcome::of(A::failure(words::internal_error()))
+        }
     }
 }
 
@@ -80,6 +127,19 @@ pub struct ToolOutcome {
 }
 
 impl ToolOutcome {
+    /// The outcome of `answer`, or of its failure when it is larger than
+    /// [`MAX_ANSWER_BYTES`].
+    pub fn of<A: Answer>(answer: A) -> Self {
+        match serde_json::to_string(&answer) {
+            Ok(text) if text.len() > MAX_ANSWER_BYTES => {
+                let error = words::answer_too_large(text.len(), MAX_ANSWER_BYTES);
+                drop(text);
+                Self::new(&answer.into_failure(error))
+            }
+            _ => Self::new(&answer),
+        }
+    }
+
     /// Serializes an envelope; `is_error` follows its `success` field.
     pub fn new<T: Serialize>(envelope: &T) -> Self {
         match (

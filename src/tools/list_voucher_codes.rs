@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::args::{self, PoolInput, RawArgs, COUNT, SKIP};
+use super::envelope::Answer;
 use super::{words, CallContext};
 use crate::backend::{Code, CodesQuery};
 use crate::time::rfc3339_utc;
@@ -133,7 +134,13 @@ pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> CodesEnvelope {
     match context.backend.list_codes(&query, context.on_retry).await {
         Ok(page) => CodesEnvelope {
             success: true,
-            data: page.codes.into_iter().map(VoucherCode::from).collect(),
+            // Records beyond the count asked for are not this call's to pass on.
+            data: page
+                .codes
+                .into_iter()
+                .take(query.count as usize)
+                .map(VoucherCode::from)
+                .collect(),
             matched: page.matched,
             matched_limited: page.matched_limited,
             skip: i64::try_from(page.skip).unwrap_or(i64::MAX),
@@ -141,6 +148,31 @@ pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> CodesEnvelope {
             error: None,
         },
         Err(e) => failed(words::backend_error(&e)),
+    }
+}
+
+impl Answer for CodesEnvelope {
+    fn into_failure(self, error: String) -> Self {
+        Self {
+            success: false,
+            data: Vec::new(),
+            matched: None,
+            matched_limited: None,
+            error: Some(error),
+            ..self
+        }
+    }
+
+    fn failure(error: String) -> Self {
+        Self {
+            success: false,
+            data: Vec::new(),
+            matched: None,
+            matched_limited: None,
+            skip: SKIP.default,
+            limit: COUNT.default,
+            error: Some(error),
+        }
     }
 }
 

@@ -65,9 +65,7 @@ macro_rules! tool {
                     $module::description(),
                 )
             },
-            run: |context, args| {
-                Box::pin(async move { ToolOutcome::new(&$module::call(context, args).await) })
-            },
+            run: |context, args| Box::pin(envelope::guarded($module::call(context, args))),
         }
     };
 }
@@ -188,6 +186,16 @@ impl VoucherServer {
     }
 }
 
+/// A tool name as logs and errors show it: as it is for a tool of this
+/// server, else quoted, escaped and at most 100 characters.
+pub fn shown_name(name: &str) -> String {
+    if TOOLS.iter().any(|t| t.name == name) {
+        name.to_owned()
+    } else {
+        crate::text::shorten(&format!("{name:?}"), 100)
+    }
+}
+
 /// The workflow, told to the assistant at the start of a session.
 fn instructions(projects: &[ProjectEntry]) -> String {
     let mut text = format!(
@@ -281,6 +289,9 @@ impl ServerHandler for VoucherServer {
     ) -> Result<CallToolResponse, McpError> {
         let started = Instant::now();
         let name = request.name.clone();
+        // A name from the client is logged escaped and short: a newline or
+        // an escape sequence in it must not forge a log line.
+        let tool = shown_name(&name);
         let progress_token = context.meta.get_progress_token();
         let peer = context.peer.clone();
         let on_retry = move |notice: &RetryNotice| {
@@ -297,19 +308,19 @@ impl ServerHandler for VoucherServer {
         let outcome = tokio::select! {
             outcome = self.call(&name, request.arguments, &on_retry) => outcome,
             _ = context.ct.cancelled() => {
-                tracing::info!(tool = %name, outcome = "cancelled", duration_ms = started.elapsed().as_millis() as u64, "tool call");
+                tracing::info!(tool = %tool, outcome = "cancelled", duration_ms = started.elapsed().as_millis() as u64, "tool call");
                 return Err(McpError::internal_error("the call was cancelled", None));
             }
             _ = self.inner.stdin_closed.then_grace() => {
-                tracing::info!(tool = %name, outcome = "abandoned: stdin closed", duration_ms = started.elapsed().as_millis() as u64, "tool call");
+                tracing::info!(tool = %tool, outcome = "abandoned: stdin closed", duration_ms = started.elapsed().as_millis() as u64, "tool call");
                 return Err(McpError::internal_error("the client closed the session", None));
             }
         };
         let Some(outcome) = outcome else {
-            tracing::info!(tool = %name, outcome = "unknown tool", "tool call");
+            tracing::info!(tool = %tool, outcome = "unknown tool", "tool call");
             return Err(McpError::invalid_params(
                 format!(
-                    "unknown tool {name:?}; this server has {}",
+                    "unknown tool {tool}; this server has {}",
                     tool_names().join(", ")
                 ),
                 None,
@@ -317,9 +328,9 @@ impl ServerHandler for VoucherServer {
         };
         let duration_ms = started.elapsed().as_millis() as u64;
         match outcome.error() {
-            None => tracing::info!(tool = %name, outcome = "ok", duration_ms, "tool call"),
+            None => tracing::info!(tool = %tool, outcome = "ok", duration_ms, "tool call"),
             Some(error) => {
-                tracing::info!(tool = %name, outcome = "error", duration_ms, error, "tool call")
+                tracing::info!(tool = %tool, outcome = "error", duration_ms, error, "tool call")
             }
         }
         Ok(outcome.into_call_result().into())

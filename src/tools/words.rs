@@ -98,9 +98,9 @@ pub fn backend_error(e: &BackendError) -> String {
             wait,
             until,
         } => format!(
-            "The Bloomreach API {} and asked to wait {} s, longer than this server waits; try again after {}",
+            "The Bloomreach API {} and asked to wait {}, longer than this server waits; try again after {}",
             busy(*status),
-            wait.as_secs(),
+            seconds(*wait),
             httpdate::fmt_http_date(*until)
         ),
         BackendError::Server {
@@ -163,6 +163,20 @@ pub fn backend_error(e: &BackendError) -> String {
     }
 }
 
+/// An answer too large to send.
+pub fn answer_too_large(bytes: usize, max: usize) -> String {
+    format!(
+        "The answer would be {} KiB, more than the {} MiB this server sends in one answer; ask for fewer records (a smaller count)",
+        bytes.div_ceil(1024),
+        max / (1024 * 1024)
+    )
+}
+
+/// A bug in this server, met during a call.
+pub fn internal_error() -> String {
+    "This server met an internal error while answering (a bug, logged on its stderr); the call can be tried again".to_owned()
+}
+
 /// Why a call waits, and for how long: a progress message and a log line.
 pub fn retry_notice(notice: &RetryNotice) -> String {
     let why = match &notice.reason {
@@ -199,6 +213,12 @@ fn answer_problem(problem: &AnswerProblem) -> String {
             format!("a required field is missing or has the wrong type ({detail})")
         }
         AnswerProblem::NoData => "the answer has no data field".to_owned(),
+        AnswerProblem::Undecodable { detail } => {
+            format!("its body could not be decoded ({detail}); trying again would not help")
+        }
+        AnswerProblem::Malformed { detail } => {
+            format!("the answer is not well-formed HTTP ({detail})")
+        }
     }
 }
 
@@ -207,6 +227,7 @@ fn transport_failure(failure: TransportFailure) -> &'static str {
         TransportFailure::Tls => "the TLS handshake failed",
         TransportFailure::Connect => "the connection could not be made",
         TransportFailure::BodyBroken => "the connection broke while the answer was being read",
+        TransportFailure::Malformed => "the request could not be made",
         TransportFailure::Other => "the request failed",
     }
 }
@@ -228,8 +249,18 @@ fn busy(status: u16) -> String {
 
 fn retry_hint(retry_after: Option<Duration>) -> String {
     match retry_after {
-        Some(d) if d.as_secs() > 0 => format!("try again in {} s", d.as_secs()),
+        Some(d) if !d.is_zero() => format!("try again in {}", seconds(d)),
         _ => "try again in a minute".to_owned(),
+    }
+}
+
+/// A wait in seconds: whole where it is whole (`120 s`), else to the
+/// tenth (`10.5 s`), never rounded down to a shorter wait.
+fn seconds(wait: Duration) -> String {
+    if wait.subsec_nanos() == 0 {
+        format!("{} s", wait.as_secs())
+    } else {
+        format!("{:.1} s", (wait.as_secs_f64() * 10.0).ceil() / 10.0)
     }
 }
 
@@ -412,6 +443,16 @@ mod tests {
             until,
         };
         assert_eq!(backend_error(&e), "The Bloomreach API is rate limiting requests (HTTP 429) and asked to wait 120 s, longer than this server waits; try again after Tue, 14 Nov 2023 22:13:20 GMT");
+        let e = BackendError::RetryAfterTooLong {
+            status: 503,
+            wait: Duration::from_millis(10_500),
+            until,
+        };
+        assert!(
+            backend_error(&e).contains("is unavailable (HTTP 503) and asked to wait 10.5 s"),
+            "{}",
+            backend_error(&e)
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod support;
 #[cfg(target_os = "linux")]
 mod body_cap;
 mod cli;
+mod hostile_client;
 mod interop;
 mod process;
 mod progress;

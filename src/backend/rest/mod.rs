@@ -18,7 +18,10 @@ pub use retry::{parse_retry_after, RetryPolicy};
 
 use super::error::BackendError;
 use super::id::Id;
-use super::model::{Code, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, Reply};
+use super::model::{
+    Capped, Code, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, Reply, MAX_CODES_PER_PAGE,
+    MAX_POOLS,
+};
 use super::notice::RetryObserver;
 use super::quote::Quoter;
 use super::AnswerProblem;
@@ -26,6 +29,9 @@ use crate::config::Credentials;
 
 /// The largest answer body read, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// The most requests on the wire at once (so the most connections open);
+/// further calls queue for a free one.
+pub const MAX_CONNECTIONS: usize = 50;
 /// Same-origin redirects followed before giving up.
 pub const MAX_REDIRECTS: usize = 5;
 
@@ -73,6 +79,8 @@ struct Inner {
     max_body_bytes: usize,
     /// Takes the secret and the encoded header value out of every quote.
     quoter: Quoter,
+    /// One permit per request on the wire.
+    connections: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for RestClient {
@@ -116,6 +124,7 @@ impl RestClient {
             .redirect(redirect)
             .connect_timeout(options.timeout)
             .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(MAX_CONNECTIONS)
             .build()?;
 
         let base = options.base_url.as_str().trim_end_matches('/').to_owned();
@@ -134,6 +143,7 @@ impl RestClient {
                 retry: options.retry,
                 max_body_bytes: options.max_body_bytes,
                 quoter,
+                connections: tokio::sync::Semaphore::new(MAX_CONNECTIONS),
             }),
         })
     }
@@ -144,9 +154,9 @@ impl RestClient {
         project_id: &Id,
         observer: RetryObserver<'_>,
     ) -> Result<Vec<PoolSummary>, BackendError> {
-        let reply: Reply<Vec<PoolSummary>> =
+        let reply: Reply<Capped<PoolSummary, MAX_POOLS>> =
             self.get(&Endpoint::Pools { project_id }, observer).await?;
-        Ok(reply.data.unwrap_or_default())
+        Ok(reply.data.unwrap_or_default().0)
     }
 
     /// `GET /data/v2/projects/{project_id}/vouchers/pools/{pool_id}`
@@ -172,9 +182,10 @@ impl RestClient {
         query: &CodesQuery<'_>,
         observer: RetryObserver<'_>,
     ) -> Result<CodesPage, BackendError> {
-        let reply: Reply<Vec<Code>> = self.get(&Endpoint::Codes(query), observer).await?;
+        let reply: Reply<Capped<Code, MAX_CODES_PER_PAGE>> =
+            self.get(&Endpoint::Codes(query), observer).await?;
         Ok(CodesPage {
-            codes: reply.data.unwrap_or_default(),
+            codes: reply.data.unwrap_or_default().0,
             matched: reply.matched,
             matched_limited: reply.matched_limited,
             skip: reply.skip.unwrap_or(query.skip),

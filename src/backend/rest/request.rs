@@ -17,7 +17,6 @@ use crate::backend::error::{AnswerProblem, BackendError, Subject, TransportFailu
 use crate::backend::model::Reply;
 use crate::backend::notice::{RetryNotice, RetryObserver, RetryReason};
 use crate::backend::quote::{strip_position, MAX_ERROR_BODY_BYTES};
-use crate::text::shorten;
 
 /// The result of one attempt.
 enum Attempt {
@@ -29,6 +28,10 @@ enum Attempt {
     },
     Redirect {
         location: String,
+    },
+    /// A 200 whose body could not be decoded (a corrupt compressed body).
+    Undecodable {
+        detail: String,
     },
     RedirectLoop,
     TooLarge,
@@ -49,7 +52,11 @@ impl RestClient {
         let policy = inner.retry;
         let mut retries = 0u32;
         loop {
+            // At most MAX_CONNECTIONS requests are on the wire at once; the
+            // others queue here, before their timeout starts.
+            let permit = inner.connections.acquire().await;
             let attempt = tokio::time::timeout(inner.timeout, self.attempt(&url)).await;
+            drop(permit);
             let Ok(attempt) = attempt else {
                 return Err(BackendError::Timeout {
                     host: inner.host.clone(),
@@ -61,6 +68,12 @@ impl RestClient {
                 Attempt::TooLarge => {
                     return Err(BackendError::BodyTooLarge {
                         limit: inner.max_body_bytes,
+                    })
+                }
+                Attempt::Undecodable { detail } => {
+                    return Err(BackendError::Unexpected {
+                        problem: AnswerProblem::Undecodable { detail },
+                        excerpt: None,
                     })
                 }
                 Attempt::Redirect { location } => {
@@ -85,7 +98,9 @@ impl RestClient {
                             return Err(BackendError::RetryAfterTooLong {
                                 status: status.as_u16(),
                                 wait,
-                                until: SystemTime::now() + wait,
+                                until: SystemTime::now()
+                                    .checked_add(wait)
+                                    .unwrap_or_else(SystemTime::now),
                             });
                         }
                     }
@@ -107,6 +122,16 @@ impl RestClient {
                 }
                 Attempt::Transport(error) => {
                     let (failure, cause) = transport_failure(&error);
+                    if failure == TransportFailure::Malformed {
+                        return Err(BackendError::Unexpected {
+                            problem: AnswerProblem::Malformed {
+                                detail: cause
+                                    .map(|c| inner.quoter.quote(&c, 150))
+                                    .unwrap_or_default(),
+                            },
+                            excerpt: None,
+                        });
+                    }
                     let cause = cause.map(|c| inner.quoter.scrub(&c));
                     if retries >= policy.max_retries {
                         return Err(BackendError::Connection {
@@ -125,7 +150,10 @@ impl RestClient {
                 }
             };
             retries += 1;
-            let wait = retry_after.unwrap_or_else(|| policy.backoff(retries));
+            // A Retry-After of 0 or of a past date still waits the backoff:
+            // a rate-limiting API is never asked again at once.
+            let backoff = policy.backoff(retries);
+            let wait = retry_after.map_or(backoff, |asked| asked.max(backoff));
             observer(&RetryNotice {
                 retry: retries,
                 max_retries: policy.max_retries,
@@ -145,19 +173,23 @@ impl RestClient {
             Err(e) => return Attempt::Transport(e),
         };
         let status = response.status();
-        if status.is_redirection() {
-            let location = response
-                .headers()
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .map(|l| shorten(l, 120))
-                .unwrap_or_else(|| "no location given".to_owned());
-            return Attempt::Redirect { location };
+        let location = response.headers().get(LOCATION);
+        if status.is_redirection() && status != StatusCode::NOT_MODIFIED && location.is_some() {
+            // Same-origin redirects were followed already: this one leaves.
+            let location = location
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default();
+            return Attempt::Redirect {
+                location: inner.quoter.quote(&location, 120),
+            };
         }
         if status.is_success() {
             return match read_capped(response, inner.max_body_bytes).await {
                 Ok(body) => Attempt::Body(body),
                 Err(ReadError::TooLarge) => Attempt::TooLarge,
+                Err(ReadError::Transport(e)) if is_undecodable(&e) => Attempt::Undecodable {
+                    detail: inner.quoter.quote(&innermost(&e), 150),
+                },
                 Err(ReadError::Transport(e)) => Attempt::Transport(e),
             };
         }
@@ -166,7 +198,9 @@ impl RestClient {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let body = read_prefix(response, MAX_ERROR_BODY_BYTES).await;
+        // A little more than is quoted, so that a secret cut by the end of
+        // what is read is still whole when it is scrubbed.
+        let body = read_prefix(response, MAX_ERROR_BODY_BYTES + inner.quoter.margin()).await;
         Attempt::Status {
             status,
             retry_after,
@@ -279,18 +313,42 @@ async fn read_prefix(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
     body
 }
 
-/// What failed, from the innermost cause of a transport error; the cause
-/// is `None` when it says no more than the error itself.
-fn transport_failure(error: &reqwest::Error) -> (TransportFailure, Option<String>) {
+/// The innermost cause of an error, in words.
+fn innermost(error: &reqwest::Error) -> String {
     let mut innermost: &dyn std::error::Error = error;
     while let Some(source) = innermost.source() {
         innermost = source;
     }
-    let cause = innermost.to_string();
+    innermost.to_string()
+}
+
+/// Whether a body error is the body itself (a corrupt compressed body),
+/// which trying again cannot mend, rather than the connection.
+fn is_undecodable(error: &reqwest::Error) -> bool {
+    let mut cause: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::InvalidData;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// What failed, from the innermost cause of a transport error; the cause
+/// is `None` when it says no more than the error itself.
+fn transport_failure(error: &reqwest::Error) -> (TransportFailure, Option<String>) {
+    let cause = innermost(error);
     let lower = cause.to_ascii_lowercase();
     let failure =
         if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
             TransportFailure::Tls
+        } else if error.is_builder()
+            || lower.contains("message head is too large")
+            || (lower.starts_with("invalid ") && lower.contains("parsed"))
+            || lower.contains("unexpected message")
+        {
+            TransportFailure::Malformed
         } else if error.is_connect() {
             TransportFailure::Connect
         } else if error.is_body() || error.is_decode() {

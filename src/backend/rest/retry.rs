@@ -47,20 +47,27 @@ pub fn is_retryable(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
 }
 
-/// Reads a `Retry-After` value: delay-seconds or an HTTP date.
+/// The longest `Retry-After` kept: a longer one (up to `u64::MAX` seconds,
+/// or a date in the year 9999) is read as this, so that no arithmetic on
+/// it can overflow.
+pub const MAX_RETRY_AFTER_KEPT: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Reads a `Retry-After` value: delay-seconds (whole or not) or an HTTP
+/// date, at most [`MAX_RETRY_AFTER_KEPT`].
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    if let Ok(secs) = value.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Some(Duration::from_secs_f64(secs.min(1e9)));
+    let wait = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs.min(MAX_RETRY_AFTER_KEPT.as_secs()))
+    } else if let Ok(secs) = value.parse::<f64>() {
+        if !(secs.is_finite() && secs >= 0.0) {
+            return None;
         }
-        return None;
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+        Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER_KEPT.as_secs_f64()))
+    } else {
+        let when = httpdate::parse_http_date(value).ok()?;
+        when.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_RETRY_AFTER_KEPT))
 }
 
 #[cfg(test)]
@@ -80,6 +87,22 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after("10.5", now),
+            Some(Duration::from_millis(10_500))
+        );
+        for huge in [
+            "18446744073709551615",
+            "250000000000",
+            "1e300",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            assert_eq!(
+                parse_retry_after(huge, now),
+                Some(MAX_RETRY_AFTER_KEPT),
+                "{huge}"
+            );
+        }
         assert_eq!(parse_retry_after("-4", now), None);
     }
 
