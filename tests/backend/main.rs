@@ -271,6 +271,7 @@ mod body_cap;
 mod decoding;
 mod failures;
 mod headers;
+mod hostile_api;
 mod ids;
 mod raw_fake;
 mod redirects;

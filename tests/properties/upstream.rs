@@ -623,3 +623,63 @@ pub(crate) fn any_upstream_answer_gives_an_envelope_and_faults_give_short_errors
         Ok(())
     });
 }
+
+/// `Retry-After` values as a hostile API writes them: seconds up to 30
+/// digits, fractions, HTTP dates from the past to the year 9999, junk.
+/// None that the server would wait out for long: values of a second or
+/// less are left out, so each case ends quickly.
+fn retry_after_value() -> impl Strategy<Value = String> {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    prop_oneof![
+        (2u64..).prop_map(|n| n.to_string()),
+        "[1-9][0-9]{1,29}",
+        (2.0f64..1e308).prop_map(|f| f.to_string()),
+        "[1-9][0-9]{0,3}\\.[0-9]{1,6}[1-9]",
+        Just("0".to_owned()),
+        (
+            0usize..7,
+            1u32..29,
+            0usize..12,
+            prop_oneof![1970u32..2000, 2100u32..=9999]
+        )
+            .prop_map(|(d, day, m, year)| format!(
+                "{}, {day:02} {} {year} 12:00:00 GMT",
+                DAYS[d], MONTHS[m]
+            )),
+        "[ -~]{0,40}",
+    ]
+}
+
+#[test]
+fn any_retry_after_gives_an_envelope_quickly_and_never_a_panic() {
+    let rt = runtime();
+    let args = json!({"project_id": "proj"});
+    check(
+        48,
+        (prop_oneof![Just(429u16), Just(503u16)], retry_after_value()),
+        |(status, value)| {
+            rt.block_on(async {
+                let mock = MockServer::start().await;
+                Mock::given(any_request())
+                    .respond_with(
+                        ResponseTemplate::new(status).insert_header("Retry-After", value.as_str()),
+                    )
+                    .mount(&mock)
+                    .await;
+                let outcome = api_server(&mock, 1)
+                    .call(LIST_VOUCHER_POOLS, args.as_object().cloned(), &quiet)
+                    .await
+                    .expect("a tool");
+                prop_assert!(outcome.is_error, "{value}: {:?}", outcome.envelope);
+                let error = outcome.error().unwrap_or_default();
+                prop_assert!(error.contains(&status.to_string()), "{value}: {error}");
+                let requests = mock.received_requests().await.map_or(0, |r| r.len());
+                prop_assert!(requests <= 2, "{value}: {requests} requests");
+                Ok(())
+            })
+        },
+    );
+}
