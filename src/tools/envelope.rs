@@ -204,6 +204,34 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_panic_in_a_call_is_answered_as_that_tools_failure() {
+        let outcome = guarded(async {
+            if outcome_is_forced() {
+                panic!("overflow when adding durations");
+            }
+            Envelope::ok(vec![1u8])
+        })
+        .await;
+        assert!(outcome.is_error);
+        assert_eq!(outcome.envelope["data"], json!([]));
+        assert_eq!(outcome.envelope["success"], false);
+        assert!(outcome.error().unwrap().contains("internal error"));
+    }
+
+    fn outcome_is_forced() -> bool {
+        true
+    }
+
+    #[test]
+    fn an_answer_over_the_limit_becomes_its_failure() {
+        let big = Envelope::ok(vec!["x".repeat(MAX_ANSWER_BYTES)]);
+        let outcome = ToolOutcome::of(big);
+        assert!(outcome.is_error);
+        assert_eq!(outcome.envelope["data"], json!([]));
+        assert!(outcome.text.len() < 1000);
+    }
+
     #[test]
     fn success_sends_error_null() {
         let outcome = ToolOutcome::new(&Envelope::<Vec<u8>>::ok(vec![]));

@@ -292,3 +292,61 @@ async fn an_unknown_tool_name_is_logged_escaped_and_short() {
     assert!(!stderr.contains('\u{1b}'), "{stderr}");
     assert!(stderr.lines().all(|l| l.len() < 1000), "a long log line");
 }
+
+/// 150 calls at once on a server allowed 64 open files: they queue for
+/// connections instead of failing with "Too many open files".
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[tokio::test]
+async fn many_calls_at_once_under_a_low_open_file_limit_are_all_served() {
+    use crate::support::binary::command;
+    use crate::support::jsonrpc::Transcript;
+    use std::sync::Arc;
+
+    let api = crate::support::fake_api::fake_api_answering(
+        wiremock::ResponseTemplate::new(200)
+            .set_delay(Duration::from_millis(150))
+            .set_body_json(crate::support::fake_api::pools_body()),
+    )
+    .await;
+    let mut cmd = command(
+        &crate::support::binary::api_args(&api.uri()),
+        &crate::support::binary::api_env(),
+    );
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child
+    // between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut s = Session::spawn(cmd, Transcript::Kept).expect("spawn the server");
+    s.initialize("2025-11-25").await;
+    let params = call_params(
+        "list_voucher_pools",
+        json!({"project_id": crate::support::PROJECT}),
+    )
+    .to_string();
+    let peer = Arc::clone(s.peer());
+    let calls: Vec<_> = (0..150)
+        .map(|_| {
+            let (peer, params) = (Arc::clone(&peer), params.clone());
+            tokio::spawn(async move { peer.timed_request("tools/call", &params).await })
+        })
+        .collect();
+    for call in calls {
+        let (line, _) = call.await.unwrap().expect("an answer");
+        let answer: Value = serde_json::from_slice(&line.bytes).unwrap();
+        assert_eq!(
+            answer["result"]["structuredContent"]["success"], true,
+            "{answer}"
+        );
+    }
+}
