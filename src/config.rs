@@ -87,9 +87,9 @@ pub struct ProjectEntry {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub base_url: Url,
+    pub timeout: Duration,
     /// `None` when either half is missing: tools then answer an error naming both settings.
     pub credentials: Option<Credentials>,
-    pub timeout: Duration,
     pub projects: Vec<ProjectEntry>,
     pub demo: bool,
 }

@@ -55,6 +55,10 @@ pub enum TransportFailure {
 pub enum BackendError {
     /// No way in is configured.
     NotConfigured,
+    /// This backend cannot filter codes by status.
+    CannotFilterByStatus,
+    /// A page filtered by `status` did not say how many codes match.
+    NoCount { status: super::model::CodeStatus },
     /// HTTP 400.
     Rejected { message: Option<String> },
     /// HTTP 401.

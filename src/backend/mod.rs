@@ -17,7 +17,9 @@ use std::sync::Arc;
 pub use demo::DemoData;
 pub use error::{AnswerProblem, BackendError, Subject, TransportFailure};
 pub use id::{Id, IdProblem, MAX_ID_CHARS};
-pub use model::{Code, CodeStatus, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary};
+pub use model::{
+    Code, CodeStatus, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, MAX_CODES_PER_PAGE,
+};
 pub use notice::{RetryNotice, RetryObserver, RetryReason};
 pub use rest::{ClientOptions, RestClient};
 
@@ -59,6 +61,12 @@ impl Backend {
             Self::Demo(_) => "demo",
             Self::Unconfigured => "unconfigured",
         }
+    }
+
+    /// Whether this backend can filter codes by status (the REST API and
+    /// the demo data can).
+    pub fn filters_by_status(&self) -> bool {
+        true
     }
 
     /// The projects this backend knows of by itself, for when none are

@@ -46,6 +46,75 @@ pub const COUNT: IntRule = IntRule {
     default: 20,
 };
 
+/// `limit`: the most matches one search returns.
+pub const LIMIT: IntRule = IntRule {
+    name: "limit",
+    min: 1,
+    max: 1000,
+    default: 100,
+};
+
+/// `max_scan`: the most codes one search examines.
+pub const MAX_SCAN: IntRule = IntRule {
+    name: "max_scan",
+    min: 1,
+    max: 100_000,
+    default: 10_000,
+};
+
+impl IntRule {
+    /// The schema of an optional integer argument under this rule: `about`,
+    /// then its bounds and default, all from the rule itself.
+    pub fn schema(&self, about: &str) -> schemars::Schema {
+        let description = if self.max == i64::MAX {
+            format!("{about}. Defaults to {}.", self.default)
+        } else {
+            format!(
+                "{about}, {} to {}. Defaults to {}.",
+                self.min, self.max, self.default
+            )
+        };
+        let mut schema = schemars::json_schema!({
+            "type": "integer",
+            "default": self.default,
+            "minimum": self.min,
+            "description": description,
+        });
+        if self.max != i64::MAX {
+            schema.insert("maximum".into(), self.max.into());
+        }
+        schema
+    }
+}
+
+/// Defines `fn $name(&mut SchemaGenerator) -> Schema`, the schema of an
+/// integer argument under `$rule` (for `#[schemars(schema_with)]`).
+macro_rules! int_schema {
+    ($name:ident, $rule:expr, $about:expr) => {
+        fn $name(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+            $rule.schema($about)
+        }
+    };
+}
+pub(crate) use int_schema;
+
+/// The declared defaults of the integer arguments, for their schemas.
+pub fn skip_default() -> Option<u64> {
+    Some(SKIP.default as u64)
+}
+
+pub fn count_default() -> Option<u64> {
+    Some(COUNT.default as u64)
+}
+
+pub fn limit_default() -> Option<u64> {
+    Some(LIMIT.default as u64)
+}
+
+pub fn max_scan_default() -> Option<u64> {
+    Some(MAX_SCAN.default as u64)
+}
+
 /// The status names a `status` argument takes.
 pub const STATUS_NAMES: [&str; 3] = [
     CodeStatus::ALL[0].as_str(),
@@ -92,6 +161,22 @@ pub enum ArgProblem {
         allowed: &'static [&'static str],
         got: String,
     },
+    /// A text argument that is not a non-empty string.
+    NotText { got: String },
+    /// Not readable as an instant.
+    NotAnInstant { got: String },
+    /// An `_after` bound that is not before its `_before` bound.
+    NotBefore { other: &'static str, got: String },
+}
+
+/// An instant, in whole microseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Instant(i64);
+
+impl Instant {
+    pub fn micros(self) -> i64 {
+        self.0
+    }
 }
 
 impl ArgError {
@@ -148,6 +233,51 @@ pub fn status(args: &RawArgs) -> Result<Option<CodeStatus>, ArgError> {
                 },
             )
         })
+}
+
+/// Reads an optional text argument: a non-empty string, or left out.
+pub fn text(args: &RawArgs, name: &'static str) -> Result<Option<String>, ArgError> {
+    match given(args, name) {
+        None => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+        Some(other) => Err(ArgError::new(
+            name,
+            ArgProblem::NotText { got: show(other) },
+        )),
+    }
+}
+
+/// Reads an optional instant: RFC 3339 text with an offset or `Z`, or
+/// Unix seconds as a number or a numeric string.
+pub fn instant(args: &RawArgs, name: &'static str) -> Result<Option<Instant>, ArgError> {
+    let Some(value) = given(args, name) else {
+        return Ok(None);
+    };
+    let fail = || ArgError::new(name, ArgProblem::NotAnInstant { got: show(value) });
+    let seconds = match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(text) => {
+            let text = text.trim();
+            match text.parse::<f64>() {
+                Ok(seconds) if text.bytes().any(|b| b.is_ascii_digit()) => Some(seconds),
+                _ => {
+                    let parsed = time::OffsetDateTime::parse(
+                        text,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .map_err(|_| fail())?;
+                    let micros = parsed.unix_timestamp_nanos().div_euclid(1000);
+                    return Ok(Some(Instant(i64::try_from(micros).map_err(|_| fail())?)));
+                }
+            }
+        }
+        _ => None,
+    };
+    let micros = seconds
+        .map(|s| (s * 1_000_000.0).round())
+        .filter(|us| us.is_finite() && us.abs() < 9.0e18)
+        .ok_or_else(fail)?;
+    Ok(Some(Instant(micros as i64)))
 }
 
 /// An integer argument as read, before its range is checked.
@@ -310,6 +440,41 @@ mod tests {
         }
         let missing = integer(&raw(json!({"count": null})), COUNT);
         assert_eq!((missing.checked(), missing.echo()), (Ok(20), 20));
+    }
+
+    #[test]
+    fn instants_are_rfc3339_with_any_offset_or_unix_seconds() {
+        let read = |v: Value| instant(&raw(json!({ "t": v })), "t");
+        let same = Some(Instant(1_718_000_000_500_000));
+        assert_eq!(read(json!("2024-06-10T06:13:20.5Z")), Ok(same));
+        assert_eq!(read(json!("2024-06-10T08:13:20.5+02:00")), Ok(same));
+        assert_eq!(read(json!("2024-06-10T01:13:20.5-05:00")), Ok(same));
+        assert_eq!(read(json!(1_718_000_000.5)), Ok(same));
+        assert_eq!(read(json!("1718000000.5")), Ok(same));
+        assert_eq!(
+            read(json!(1_718_000_000)),
+            Ok(Some(Instant(1_718_000_000_000_000)))
+        );
+        assert_eq!(read(json!(null)), Ok(None));
+        for bad in [
+            json!("yesterday"),
+            json!("2024-06-10"),
+            json!("2024-06-10T06:13:20"),
+            json!(true),
+            json!("NaN"),
+            json!(1e300),
+        ] {
+            assert!(
+                matches!(
+                    read(bad.clone()),
+                    Err(ArgError {
+                        problem: ArgProblem::NotAnInstant { .. },
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -128,15 +128,21 @@ pub struct ToolOutcome {
 
 impl ToolOutcome {
     /// The outcome of `answer`, or of its failure when it is larger than
-    /// [`MAX_ANSWER_BYTES`].
+    /// [`MAX_ANSWER_BYTES`]. The text is made once, before the JSON value,
+    /// so that an answer too large is never built as a value at all.
     pub fn of<A: Answer>(answer: A) -> Self {
-        match serde_json::to_string(&answer) {
+        let text = match serde_json::to_string(&answer) {
             Ok(text) if text.len() > MAX_ANSWER_BYTES => {
                 let error = words::answer_too_large(text.len(), MAX_ANSWER_BYTES);
                 drop(text);
-                Self::new(&answer.into_failure(error))
+                return Self::new(&answer.into_failure(error));
             }
-            _ => Self::new(&answer),
+            Ok(text) => text,
+            Err(e) => return Self::internal(&e),
+        };
+        match serde_json::to_value(&answer) {
+            Ok(value) => Self::from_parts(text, value),
+            Err(e) => Self::internal(&e),
         }
     }
 
@@ -146,24 +152,28 @@ impl ToolOutcome {
             serde_json::to_string(envelope),
             serde_json::to_value(envelope),
         ) {
-            (Ok(text), Ok(value)) => {
-                let is_error = value.get("success") != Some(&Value::Bool(true));
-                Self {
-                    envelope: value,
-                    text,
-                    is_error,
-                }
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                let value = serde_json::json!({
-                    "success": false, "data": null, "error": format!("internal error: {e}")
-                });
-                Self {
-                    text: value.to_string(),
-                    envelope: value,
-                    is_error: true,
-                }
-            }
+            (Ok(text), Ok(value)) => Self::from_parts(text, value),
+            (Err(e), _) | (_, Err(e)) => Self::internal(&e),
+        }
+    }
+
+    fn from_parts(text: String, value: Value) -> Self {
+        let is_error = value.get("success") != Some(&Value::Bool(true));
+        Self {
+            envelope: value,
+            text,
+            is_error,
+        }
+    }
+
+    fn internal(e: &serde_json::Error) -> Self {
+        let value = serde_json::json!({
+            "success": false, "data": null, "error": format!("internal error: {e}")
+        });
+        Self {
+            text: value.to_string(),
+            envelope: value,
+            is_error: true,
         }
     }
 

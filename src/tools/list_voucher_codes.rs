@@ -22,8 +22,9 @@ pub fn description() -> String {
          and the same instants as readable UTC timestamps (`assigned_at`, `redeemed_at`); times are null where \
          they do not apply. Page with `skip` (offset, default {}) and `count` (page size, {} to {}, default {}); \
          `matched` tells how many codes match in all, so you know whether more pages follow. Pass `status` to \
-         list only codes with that status. This is the only way to see individual codes: there is no lookup of a \
-         single code.",
+         list only codes with that status. Each code is about 150 characters of answer, so pages above about 300 \
+         codes are large for an assistant: to count codes use get_voucher_pool_stats, and to look up one code or \
+         find codes by prefix, status or time use find_voucher_codes, which answer in one call.",
         SKIP.default, COUNT.min, COUNT.max, COUNT.default
     )
 }
@@ -34,21 +35,22 @@ pub fn description() -> String {
 pub struct Input {
     #[schemars(flatten)]
     pool: PoolInput,
-    #[schemars(
-        description = format!("How many matching codes to pass over before this page starts (paging offset). Defaults to {}.", SKIP.default),
-        range(min = SKIP.min),
-        extend("default" = SKIP.default)
-    )]
+    #[serde(default = "args::skip_default")]
+    #[schemars(schema_with = "skip_schema")]
     skip: Option<u64>,
-    #[schemars(
-        description = format!("How many codes to return, {} to {}. Defaults to {}.", COUNT.min, COUNT.max, COUNT.default),
-        range(min = COUNT.min, max = COUNT.max),
-        extend("default" = COUNT.default)
-    )]
+    #[serde(default = "args::count_default")]
+    #[schemars(schema_with = "count_schema")]
     count: Option<u64>,
     /// Only codes with this status: `available`, `assigned` or `redeemed`. Leave out for all codes.
     status: Option<StatusInput>,
 }
+
+args::int_schema!(
+    skip_schema,
+    SKIP,
+    "How many matching codes to pass over before this page starts (paging offset)"
+);
+args::int_schema!(count_schema, COUNT, "How many codes to return");
 
 /// The status filter's declared values.
 #[derive(JsonSchema)]
@@ -203,6 +205,7 @@ mod tests {
             backend: &backend,
             projects: &[],
             on_retry: &quiet,
+            on_progress: &|_| {},
         };
         call(&context, args.as_object().unwrap()).await
     }

@@ -13,7 +13,9 @@ pub mod envelope;
 pub mod schema;
 pub mod words;
 
+pub mod find_voucher_codes;
 pub mod get_voucher_pool;
+pub mod get_voucher_pool_stats;
 pub mod list_projects;
 pub mod list_voucher_codes;
 pub mod list_voucher_pools;
@@ -77,6 +79,8 @@ pub const TOOLS: &[ToolSpec] = &[
     tool!(list_voucher_pools),
     tool!(get_voucher_pool),
     tool!(list_voucher_codes),
+    tool!(get_voucher_pool_stats),
+    tool!(find_voucher_codes),
 ];
 
 /// What a tool's handler may use while it runs.
@@ -86,6 +90,15 @@ pub struct CallContext<'a> {
     pub projects: &'a [ProjectEntry],
     /// Hears about each retry while the call waits on the backend.
     pub on_retry: RetryObserver<'a>,
+    /// Hears how far a scan has come, after each page.
+    pub on_progress: &'a (dyn Fn(ScanProgress) + Send + Sync),
+}
+
+/// How far a scan has come: codes examined, of how many.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanProgress {
+    pub examined: u64,
+    pub total: Option<u64>,
 }
 
 /// A read-only tool's definition: its annotations, its title, and the
@@ -106,6 +119,10 @@ pub fn read_only_tool<I: JsonSchema, O: JsonSchema>(
                 .open_world(true),
         )
 }
+
+/// How long a client may keep the tool list: a day (it never changes
+/// while the process runs).
+const TOOLS_TTL_MS: u64 = 24 * 3600 * 1000;
 
 /// The names of every tool, in table order.
 pub fn tool_names() -> Vec<&'static str> {
@@ -171,6 +188,19 @@ impl VoucherServer {
         arguments: Option<RawArgs>,
         on_retry: &(dyn Fn(&RetryNotice) + Send + Sync),
     ) -> Option<ToolOutcome> {
+        self.call_reporting(name, arguments, on_retry, &|_| {})
+            .await
+    }
+
+    /// [`VoucherServer::call`], with `on_progress` hearing how far a scan
+    /// has come after each page.
+    pub async fn call_reporting(
+        &self,
+        name: &str,
+        arguments: Option<RawArgs>,
+        on_retry: &(dyn Fn(&RetryNotice) + Send + Sync),
+        on_progress: &(dyn Fn(ScanProgress) + Send + Sync),
+    ) -> Option<ToolOutcome> {
         let spec = TOOLS.iter().find(|t| t.name == name)?;
         let args = arguments.unwrap_or_default();
         let observer = |notice: &RetryNotice| {
@@ -181,8 +211,63 @@ impl VoucherServer {
             backend: &self.inner.backend,
             projects: &self.inner.projects,
             on_retry: &observer,
+            on_progress,
         };
         Some((spec.run)(&context, &args).await)
+    }
+}
+
+/// Progress notifications for one call, when the client sent a progress
+/// token. Retries count 1, 2, 3 of 4 until a scan has reported; after that
+/// they repeat the scan's count, so progress never goes back.
+struct Progress {
+    token: Option<rmcp::model::ProgressToken>,
+    peer: rmcp::Peer<RoleServer>,
+    scanned: std::sync::Mutex<Option<ScanProgress>>,
+}
+
+impl Progress {
+    fn new(token: Option<rmcp::model::ProgressToken>, peer: rmcp::Peer<RoleServer>) -> Self {
+        Self {
+            token,
+            peer,
+            scanned: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn retry(&self, notice: &RetryNotice) {
+        let scanned = *self.scanned.lock().unwrap_or_else(|p| p.into_inner());
+        let (progress, total) = match scanned {
+            Some(scan) => (scan.examined as f64, scan.total.map(|t| t as f64)),
+            None => (
+                f64::from(notice.retry),
+                Some(f64::from(notice.max_retries + 1)),
+            ),
+        };
+        self.send(progress, total, words::retry_notice(notice));
+    }
+
+    fn scan(&self, scan: ScanProgress) {
+        *self.scanned.lock().unwrap_or_else(|p| p.into_inner()) = Some(scan);
+        self.send(
+            scan.examined as f64,
+            scan.total.map(|t| t as f64),
+            words::scan_progress(&scan),
+        );
+    }
+
+    fn send(&self, progress: f64, total: Option<f64>, message: String) {
+        let Some(token) = self.token.clone() else {
+            return;
+        };
+        let mut param = ProgressNotificationParam::new(token, progress).with_message(message);
+        if let Some(total) = total {
+            param = param.with_total(total);
+        }
+        let peer = self.peer.clone();
+        tokio::spawn(async move {
+            let _ = peer.notify_progress(param).await;
+        });
     }
 }
 
@@ -203,9 +288,15 @@ fn instructions(projects: &[ProjectEntry]) -> String {
          list_projects gives the project tokens (use one as project_id); \
          list_voucher_pools(project_id) lists the pools with how many codes each holds and how many are still available; \
          get_voucher_pool(project_id, pool_id) shows one pool and the campaigns that use it; \
-         list_voucher_codes(project_id, pool_id, skip, count, status) pages through the codes \
-         (status: available, assigned or redeemed; `matched` is the number of matching codes in all). \
-         To count or find codes of one status, filter with status and page with skip/count (at most {} per page). \
+         get_voucher_pool_stats(project_id, pool_id) counts a pool's codes by status (available, assigned, \
+         redeemed) in one call; \
+         find_voucher_codes(project_id, pool_id, code, code_prefix, status, assigned_after, assigned_before, \
+         redeemed_after, redeemed_before) finds the codes that match in one call (\"is ABC-123 still valid?\", \
+         \"which were redeemed yesterday?\"; times are RFC 3339 or Unix seconds, _after inclusive, _before exclusive), \
+         resuming from next_skip when complete is false; \
+         list_voucher_codes(project_id, pool_id, skip, count, status) pages through the codes themselves \
+         (at most {} per page; pages above about 300 codes are large, so prefer the two tools above for counts \
+         and searches). \
          Every tool answers {{success, data, error}}; when success is false, error says what to fix.",
         args::COUNT.max
     );
@@ -245,12 +336,24 @@ impl ServerHandler for VoucherServer {
         Ok(result)
     }
 
+    /// Under 2026-07-28, the list says it may be cached: the tools never
+    /// change while the process runs.
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.inner.tools.clone()))
+        let result = ListToolsResult::with_all_items(self.inner.tools.clone());
+        let version = context
+            .meta
+            .protocol_version()
+            .or_else(|| context.peer.peer_info().map(|i| i.protocol_version.clone()));
+        if version.is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28) {
+            return Ok(result
+                .with_ttl_ms(TOOLS_TTL_MS)
+                .with_cache_scope(rmcp::model::CacheScope::Public));
+        }
+        Ok(result)
     }
 
     /// A request for a known method whose params did not fit its shape
@@ -292,21 +395,11 @@ impl ServerHandler for VoucherServer {
         // A name from the client is logged escaped and short: a newline or
         // an escape sequence in it must not forge a log line.
         let tool = shown_name(&name);
-        let progress_token = context.meta.get_progress_token();
-        let peer = context.peer.clone();
-        let on_retry = move |notice: &RetryNotice| {
-            if let Some(token) = progress_token.clone() {
-                let peer = peer.clone();
-                let param = ProgressNotificationParam::new(token, f64::from(notice.retry))
-                    .with_total(f64::from(notice.max_retries + 1))
-                    .with_message(words::retry_notice(notice));
-                tokio::spawn(async move {
-                    let _ = peer.notify_progress(param).await;
-                });
-            }
-        };
+        let progress = Progress::new(context.meta.get_progress_token(), context.peer.clone());
+        let on_retry = |notice: &RetryNotice| progress.retry(notice);
+        let on_progress = |scan: ScanProgress| progress.scan(scan);
         let outcome = tokio::select! {
-            outcome = self.call(&name, request.arguments, &on_retry) => outcome,
+            outcome = self.call_reporting(&name, request.arguments, &on_retry, &on_progress) => outcome,
             _ = context.ct.cancelled() => {
                 tracing::info!(tool = %tool, outcome = "cancelled", duration_ms = started.elapsed().as_millis() as u64, "tool call");
                 return Err(McpError::internal_error("the call was cancelled", None));

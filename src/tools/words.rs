@@ -48,6 +48,13 @@ pub fn arg_error(e: &ArgError) -> String {
         ArgProblem::NotOneOf { allowed, got } => {
             format!("{name} must be one of {} (got {got})", allowed.join(", "))
         }
+        ArgProblem::NotText { got } => format!("{name} must be a non-empty string (got {got})"),
+        ArgProblem::NotAnInstant { got } => format!(
+            "{name} must be an instant: RFC 3339 with an offset or Z, like 2026-07-01T00:00:00Z, or Unix seconds (got {got})"
+        ),
+        ArgProblem::NotBefore { other, got } => {
+            format!("{name} must be before {other} (got {got})")
+        }
     }
 }
 
@@ -64,6 +71,13 @@ pub fn range(rule: &IntRule) -> String {
 /// A backend error, with what to check or do next.
 pub fn backend_error(e: &BackendError) -> String {
     match e {
+        BackendError::CannotFilterByStatus => {
+            "This backend cannot filter codes by status, so it cannot count or search them by status".to_owned()
+        }
+        BackendError::NoCount { status } => format!(
+            "The Bloomreach API did not say how many codes are {}; list_voucher_codes with that status shows them",
+            status.as_str()
+        ),
         BackendError::NotConfigured => format!(
             "No Bloomreach API key is configured: set {} and {} in the server's environment (or pass --api-key-id and --api-secret), then restart the server",
             env::KEY_ID,
@@ -175,6 +189,14 @@ pub fn answer_too_large(bytes: usize, max: usize) -> String {
 /// A bug in this server, met during a call.
 pub fn internal_error() -> String {
     "This server met an internal error while answering (a bug, logged on its stderr); the call can be tried again".to_owned()
+}
+
+/// How far a scan has come, for a progress message.
+pub fn scan_progress(scan: &super::ScanProgress) -> String {
+    match scan.total {
+        Some(total) => format!("examined {} of {total} codes", scan.examined),
+        None => format!("examined {} codes", scan.examined),
+    }
 }
 
 /// Why a call waits, and for how long: a progress message and a log line.

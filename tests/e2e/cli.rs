@@ -81,7 +81,7 @@ fn an_unknown_tool_is_a_usage_error() {
     assert!(output.stdout.is_empty());
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
-        "error: unknown tool \"list_vouchers\"; the tools are list_projects, list_voucher_pools, get_voucher_pool, list_voucher_codes\n"
+        "error: unknown tool \"list_vouchers\"; the tools are list_projects, list_voucher_pools, get_voucher_pool, list_voucher_codes, get_voucher_pool_stats, find_voucher_codes\n"
     );
 }
 

@@ -68,7 +68,7 @@ fn printed_json(output: &Output) -> Value {
 }
 
 #[test]
-fn inspector_strict_lists_four_tools_without_portability_complaints() {
+fn inspector_strict_lists_every_tool_without_portability_complaints() {
     let Some(inspector) = inspector() else {
         return;
     };
@@ -80,7 +80,9 @@ fn inspector_strict_lists_four_tools_without_portability_complaints() {
     assert_eq!(
         names,
         [
+            "find_voucher_codes",
             "get_voucher_pool",
+            "get_voucher_pool_stats",
             "list_projects",
             "list_voucher_codes",
             "list_voucher_pools"
@@ -113,6 +115,16 @@ fn inspector_calls_each_tool_on_demo_data() {
             "list_voucher_codes",
             r#"{"project_id":"demo","pool_id":"summer20","count":"3","status":"available"}"#,
             "available",
+        ),
+        (
+            "get_voucher_pool_stats",
+            r#"{"project_id":"demo","pool_id":"summer20"}"#,
+            "\"redeemed\":576",
+        ),
+        (
+            "find_voucher_codes",
+            r#"{"project_id":"demo","pool_id":"summer20","status":"redeemed","limit":"2"}"#,
+            "redeemed",
         ),
     ];
     for (tool, args, expected) in calls {
@@ -179,7 +191,7 @@ fn run_python_client(mode: &str) {
         stdout.contains(&format!("{{\"done\": \"{mode}\"}}")),
         "{stdout}"
     );
-    assert_eq!(stdout.matches("\"ok\"").count(), 12, "{stdout}");
+    assert_eq!(stdout.matches("\"ok\"").count(), 14, "{stdout}");
 }
 
 #[test]

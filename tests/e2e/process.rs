@@ -238,7 +238,7 @@ fn cli_failing_call_prints_the_failure_envelope_and_exits_1() {
 }
 
 #[test]
-fn cli_tools_lists_the_four_tools() {
+fn cli_tools_lists_every_tool() {
     let out = run(&["--demo", "tools"], &[]);
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8(out.stdout).unwrap();

@@ -14,7 +14,14 @@ import sys
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-EXPECTED_TOOLS = ["get_voucher_pool", "list_projects", "list_voucher_codes", "list_voucher_pools"]
+EXPECTED_TOOLS = [
+    "find_voucher_codes",
+    "get_voucher_pool",
+    "get_voucher_pool_stats",
+    "list_projects",
+    "list_voucher_codes",
+    "list_voucher_pools",
+]
 
 
 def check(condition, what):
@@ -70,6 +77,18 @@ async def main(binary, mode):
         data = structured(bad)
         check(is_error(bad) and data["success"] is False and data["data"] == [], f"{mode}: bad count is a failure envelope")
         check(data["error"] == "count must be between 1 and 1000 (got 5000)", f"{mode}: bad count message")
+
+        stats = await client.call_tool("get_voucher_pool_stats", {"project_id": "demo", "pool_id": "summer20"})
+        data = structured(stats)
+        check(not is_error(stats) and data["data"]["redeemed"] == 576, f"{mode}: get_voucher_pool_stats counts")
+
+        found = await client.call_tool(
+            "find_voucher_codes",
+            {"project_id": "demo", "pool_id": "summer20", "status": "redeemed", "limit": 3},
+        )
+        data = structured(found)
+        check(not is_error(found) and len(data["data"]) == 3 and data["next_skip"] is not None,
+              f"{mode}: find_voucher_codes stops at the limit with a place to resume")
 
         missing = await client.call_tool("get_voucher_pool", {"project_id": "demo", "pool_id": "nope"})
         data = structured(missing)

@@ -87,7 +87,7 @@ async fn demo() -> Session {
 // ---------------------------------------------------------------------------
 
 #[tokio::test]
-async fn tools_list_has_exactly_the_four_read_only_tools_and_the_server_names_itself() {
+async fn tools_list_has_exactly_the_read_only_tools_and_the_server_names_itself() {
     let session = demo().await;
     let info = session.peer_info().expect("server info after initialize");
     let server_info = info.server_info.as_ref().expect("serverInfo");
@@ -798,7 +798,7 @@ async fn era_session_works(session: Session, expected: ProtocolVersion) {
         Some(SERVER_NAME)
     );
     let tools = session.list_all_tools().await.expect("tools/list");
-    assert_eq!(tools.len(), 4);
+    assert_eq!(tools.len(), TOOL_NAMES.len());
     let envelope = call(
         &session,
         "list_voucher_codes",

@@ -40,13 +40,13 @@ async fn assert_the_session_goes_on(s: &mut Session, id: u64) {
     assert_serves_tools(s, id + 1).await;
 }
 
-/// Asserts the session answers tools/list with the four tools (it needs no
+/// Asserts the session answers tools/list with every tool (it needs no
 /// demo data).
-async fn assert_lists_the_four_tools(s: &mut Session, id: u64) {
+async fn assert_lists_every_tool(s: &mut Session, id: u64) {
     let tools = s.roundtrip(id, "tools/list", json!({})).await;
     assert_eq!(
         tools["result"]["tools"].as_array().unwrap().len(),
-        4,
+        crate::support::TOOL_NAMES.len(),
         "{tools}"
     );
 }
@@ -128,7 +128,7 @@ async fn a_second_initialize_changes_nothing_for_later_requests() {
     // Whatever the answer, it is an answer to id 1.
     assert!(again.get("result").is_some() || again.get("error").is_some());
     s.assert_ping(2).await;
-    assert_lists_the_four_tools(&mut s, 3).await;
+    assert_lists_every_tool(&mut s, 3).await;
     assert_serves_tools(&mut s, 4).await;
     let again = s
         .roundtrip(5, "initialize", initialize_params("2025-06-18"))
@@ -163,7 +163,7 @@ async fn a_cancelled_call_gets_no_result_and_the_session_goes_on() {
     )
     .await;
     s.assert_ping(43).await;
-    assert_lists_the_four_tools(&mut s, 44).await;
+    assert_lists_every_tool(&mut s, 44).await;
     // Nothing for id 42, now or a little later.
     while let Some(msg) = s.next_message(Duration::from_millis(500)).await {
         s.skipped.push(msg);

@@ -23,12 +23,14 @@ pub mod rest;
 pub const SERVER_NAME: &str = "bloomreach-vouchers-mcp";
 pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The four tools, in the order the server lists them.
-pub const TOOL_NAMES: [&str; 4] = [
+/// The tools, in the order the server lists them.
+pub const TOOL_NAMES: [&str; 6] = [
     "list_projects",
     "list_voucher_pools",
     "get_voucher_pool",
     "list_voucher_codes",
+    "get_voucher_pool_stats",
+    "find_voucher_codes",
 ];
 
 /// Credentials the binary is started with against a fake API.

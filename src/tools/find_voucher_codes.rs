@@ -1,0 +1,301 @@
+//! `find_voucher_codes`: the codes of a pool that meet a filter, found by
+//! a scan in the server, so that an assistant gets the few codes it asked
+//! about instead of every page. Pages of 1000 codes are read from `skip`
+//! on, with the status filter pushed down to the API, until `limit`
+//! matches are found, the codes run out, or `max_scan` codes have been
+//! examined; each page is filtered as it arrives and never kept whole.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::args::{self, ArgError, ArgProblem, Instant, PoolInput, RawArgs, LIMIT, MAX_SCAN, SKIP};
+use super::envelope::{Answer, Failure};
+use super::list_voucher_codes::{StatusInput, VoucherCode};
+use super::{words, CallContext, ScanProgress};
+use crate::backend::{Code, CodeStatus, CodesQuery, MAX_CODES_PER_PAGE};
+
+pub const NAME: &str = "find_voucher_codes";
+pub const TITLE: &str = "Find voucher codes";
+
+pub fn description() -> String {
+    format!(
+        "Find the codes of one voucher pool that meet a filter, in one call: the server pages through the pool \
+         and returns only the matches. Take `pool_id` from list_voucher_pools. Filter by `code` (an exact code, \
+         case ignored: \"is ABC-123 still valid?\"), `code_prefix`, `status`, and when codes were assigned or \
+         redeemed (`assigned_after`, `assigned_before`, `redeemed_after`, `redeemed_before`: RFC 3339 times with \
+         an offset, like 2026-07-01T00:00:00+02:00, or Unix seconds; `_after` includes the instant, `_before` \
+         excludes it: \"which were redeemed yesterday?\"). At most `limit` matches come back (default {}, at \
+         most {}); at most `max_scan` codes are examined (default {}, at most {}). `scanned` says how many were \
+         examined; when `complete` is false, call again with `skip` set to `next_skip` to go on.",
+        LIMIT.default, LIMIT.max, MAX_SCAN.default, MAX_SCAN.max
+    )
+}
+
+/// Declared shape of the arguments.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+pub struct Input {
+    #[schemars(flatten)]
+    pool: PoolInput,
+    /// An exact code to look for; upper and lower case are the same.
+    #[schemars(length(min = 1))]
+    code: Option<String>,
+    /// Only codes that start with this text; case is ignored.
+    #[schemars(length(min = 1))]
+    code_prefix: Option<String>,
+    /// Only codes with this status: `available`, `assigned` or `redeemed` (filtered by the API, so only those pages are read).
+    status: Option<StatusInput>,
+    /// Only codes assigned at or after this instant: RFC 3339 with an offset or `Z`, or Unix seconds.
+    assigned_after: Option<InstantInput>,
+    /// Only codes assigned before this instant (not at it).
+    assigned_before: Option<InstantInput>,
+    /// Only codes redeemed at or after this instant.
+    redeemed_after: Option<InstantInput>,
+    /// Only codes redeemed before this instant (not at it).
+    redeemed_before: Option<InstantInput>,
+    #[serde(default = "args::skip_default")]
+    #[schemars(schema_with = "skip_schema")]
+    skip: Option<u64>,
+    #[serde(default = "args::limit_default")]
+    #[schemars(schema_with = "limit_schema")]
+    limit: Option<u64>,
+    #[serde(default = "args::max_scan_default")]
+    #[schemars(schema_with = "max_scan_schema")]
+    max_scan: Option<u64>,
+}
+
+args::int_schema!(
+    skip_schema,
+    SKIP,
+    "Where the scan starts, as an offset among the pool's codes (those of `status`, when given); to go on with a scan, pass the `next_skip` of the call before"
+);
+args::int_schema!(limit_schema, LIMIT, "The most matching codes returned");
+args::int_schema!(
+    max_scan_schema,
+    MAX_SCAN,
+    "The most codes examined in this call"
+);
+
+/// An instant, as text or as Unix seconds.
+#[derive(JsonSchema)]
+#[schemars(untagged)]
+#[allow(dead_code)]
+enum InstantInput {
+    /// RFC 3339, e.g. 2026-07-01T00:00:00Z or 2026-07-01T02:00:00+02:00.
+    Text(String),
+    /// Unix seconds.
+    Seconds(f64),
+}
+
+/// The result: the matching codes and where the scan stands.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct FindEnvelope {
+    /// Whether the call succeeded.
+    pub success: bool,
+    /// The matching codes, in the pool's order; empty when the call failed.
+    pub data: Vec<VoucherCode>,
+    /// How many codes were examined.
+    pub scanned: u64,
+    /// How many codes the pool holds in the population scanned (all codes, or those of `status`), as the API counts them; null when unknown or on failure.
+    pub matched: Option<u64>,
+    /// Whether every code of that population from `skip` on was examined.
+    pub complete: bool,
+    /// Where a follow-up call resumes (pass it as `skip`); null when `complete`.
+    pub next_skip: Option<u64>,
+    /// Why the call failed, in a sentence for a person; null on success.
+    pub error: Option<String>,
+}
+
+pub type Output = FindEnvelope;
+
+impl Answer for FindEnvelope {
+    fn into_failure(self, error: String) -> Self {
+        Self {
+            success: false,
+            data: Vec::new(),
+            matched: None,
+            complete: false,
+            next_skip: None,
+            error: Some(error),
+            ..self
+        }
+    }
+
+    fn failure(error: String) -> Self {
+        Self::scanned(0).into_failure(error)
+    }
+}
+
+impl FindEnvelope {
+    /// A failure after `scanned` codes were examined.
+    fn scanned(scanned: u64) -> Self {
+        Self {
+            success: false,
+            data: Vec::new(),
+            scanned,
+            matched: None,
+            complete: false,
+            next_skip: None,
+            error: None,
+        }
+    }
+}
+
+/// The checked filter.
+struct Filter {
+    code: Option<String>,
+    code_prefix: Option<String>,
+    assigned: Bounds,
+    redeemed: Bounds,
+}
+
+/// `[after, before)` in microseconds since the epoch.
+#[derive(Default)]
+struct Bounds {
+    after: Option<i64>,
+    before: Option<i64>,
+}
+
+impl Bounds {
+    fn read(args: &RawArgs, after: &'static str, before: &'static str) -> Result<Self, ArgError> {
+        let bounds = Self {
+            after: args::instant(args, after)?.map(Instant::micros),
+            before: args::instant(args, before)?.map(Instant::micros),
+        };
+        if let (Some(a), Some(b)) = (bounds.after, bounds.before) {
+            if a >= b {
+                return Err(ArgError {
+                    name: after,
+                    problem: ArgProblem::NotBefore {
+                        other: before,
+                        got: args::show(args.get(after).unwrap_or_default()),
+                    },
+                });
+            }
+        }
+        Ok(bounds)
+    }
+
+    fn admit(&self, time: Option<f64>) -> bool {
+        if self.after.is_none() && self.before.is_none() {
+            return true;
+        }
+        let Some(micros) = time.and_then(micros) else {
+            return false;
+        };
+        self.after.is_none_or(|a| micros >= a) && self.before.is_none_or(|b| micros < b)
+    }
+}
+
+/// Unix seconds as whole microseconds.
+fn micros(seconds: f64) -> Option<i64> {
+    let us = (seconds * 1_000_000.0).round();
+    (us.is_finite() && us.abs() < 9.0e18).then_some(us as i64)
+}
+
+fn lower(text: &str) -> impl Iterator<Item = char> + '_ {
+    text.chars().flat_map(char::to_lowercase)
+}
+
+impl Filter {
+    fn admit(&self, code: &Code) -> bool {
+        if let Some(wanted) = &self.code {
+            if !lower(&code.code).eq(wanted.chars()) {
+                return false;
+            }
+        }
+        if let Some(prefix) = &self.code_prefix {
+            let mut letters = lower(&code.code);
+            if !prefix.chars().all(|p| letters.next() == Some(p)) {
+                return false;
+            }
+        }
+        self.assigned.admit(code.assigned_time) && self.redeemed.admit(code.redeemed_time)
+    }
+}
+
+pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> FindEnvelope {
+    match find(context, args).await {
+        Ok(envelope) => envelope,
+        Err((scanned, failure)) => FindEnvelope {
+            error: Some(words::failure(&failure)),
+            ..FindEnvelope::scanned(scanned)
+        },
+    }
+}
+
+async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope, (u64, Failure)> {
+    let fail = |e: ArgError| (0, Failure::from(e));
+    let (project_id, pool_id) = args::pool_ids(args).map_err(fail)?;
+    let filter = Filter {
+        code: args::text(args, "code")
+            .map_err(fail)?
+            .map(|c| lower(&c).collect()),
+        code_prefix: args::text(args, "code_prefix")
+            .map_err(fail)?
+            .map(|c| lower(&c).collect()),
+        assigned: Bounds::read(args, "assigned_after", "assigned_before").map_err(fail)?,
+        redeemed: Bounds::read(args, "redeemed_after", "redeemed_before").map_err(fail)?,
+    };
+    let status: Option<CodeStatus> = args::status(args).map_err(fail)?;
+    let skip = args::integer(args, SKIP).checked().map_err(fail)? as u64;
+    let limit = args::integer(args, LIMIT).checked().map_err(fail)? as usize;
+    let max_scan = args::integer(args, MAX_SCAN).checked().map_err(fail)? as u64;
+
+    let mut data = Vec::new();
+    let mut scanned = 0u64;
+    let mut matched = None;
+    let complete = loop {
+        let room = max_scan - scanned;
+        if room == 0 {
+            break false;
+        }
+        let count = room.min(MAX_CODES_PER_PAGE as u64);
+        let query = CodesQuery {
+            project_id: &project_id,
+            pool_id: &pool_id,
+            skip: skip + scanned,
+            count,
+            status,
+        };
+        let page = context
+            .backend
+            .list_codes(&query, context.on_retry)
+            .await
+            .map_err(|e| (scanned, Failure::from(e)))?;
+        matched = page.matched;
+        let on_page = page.codes.len().min(count as usize) as u64;
+        let mut examined = 0u64;
+        for code in page.codes.into_iter().take(count as usize) {
+            examined += 1;
+            if filter.admit(&code) {
+                data.push(VoucherCode::from(code));
+                if data.len() == limit {
+                    break;
+                }
+            }
+        }
+        scanned += examined;
+        (context.on_progress)(ScanProgress {
+            examined: scanned,
+            total: matched,
+        });
+        let population_ended = (examined == on_page && on_page < count)
+            || matched.is_some_and(|m| skip + scanned >= m);
+        if population_ended {
+            break true;
+        }
+        if data.len() == limit {
+            break false;
+        }
+    };
+    Ok(FindEnvelope {
+        success: true,
+        data,
+        scanned,
+        matched,
+        complete,
+        next_skip: (!complete).then_some(skip + scanned),
+        error: None,
+    })
+}
