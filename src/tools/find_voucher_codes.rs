@@ -279,7 +279,8 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
         (context.on_progress)(ScanProgress {
             examined: scanned,
             total: matched,
-        });
+        })
+        .await;
         let population_ended = (examined == on_page && on_page < count)
             || matched.is_some_and(|m| skip + scanned >= m);
         if population_ended {

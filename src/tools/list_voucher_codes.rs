@@ -205,7 +205,7 @@ mod tests {
             backend: &backend,
             projects: &[],
             on_retry: &quiet,
-            on_progress: &|_| {},
+            on_progress: &|_| Box::pin(std::future::ready(())),
         };
         call(&context, args.as_object().unwrap()).await
     }

@@ -90,9 +90,13 @@ pub struct CallContext<'a> {
     pub projects: &'a [ProjectEntry],
     /// Hears about each retry while the call waits on the backend.
     pub on_retry: RetryObserver<'a>,
-    /// Hears how far a scan has come, after each page.
-    pub on_progress: &'a (dyn Fn(ScanProgress) + Send + Sync),
+    /// Hears how far a scan has come, after each page; the call goes on
+    /// once the notice is sent, so it reaches the client before the answer.
+    pub on_progress: &'a (dyn Fn(ScanProgress) -> Notified + Send + Sync),
 }
+
+/// A progress notice on its way.
+pub type Notified = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// How far a scan has come: codes examined, of how many.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,8 +192,10 @@ impl VoucherServer {
         arguments: Option<RawArgs>,
         on_retry: &(dyn Fn(&RetryNotice) + Send + Sync),
     ) -> Option<ToolOutcome> {
-        self.call_reporting(name, arguments, on_retry, &|_| {})
-            .await
+        self.call_reporting(name, arguments, on_retry, &|_| {
+            Box::pin(std::future::ready(()))
+        })
+        .await
     }
 
     /// [`VoucherServer::call`], with `on_progress` hearing how far a scan
@@ -199,7 +205,7 @@ impl VoucherServer {
         name: &str,
         arguments: Option<RawArgs>,
         on_retry: &(dyn Fn(&RetryNotice) + Send + Sync),
-        on_progress: &(dyn Fn(ScanProgress) + Send + Sync),
+        on_progress: &(dyn Fn(ScanProgress) -> Notified + Send + Sync),
     ) -> Option<ToolOutcome> {
         let spec = TOOLS.iter().find(|t| t.name == name)?;
         let args = arguments.unwrap_or_default();
@@ -247,27 +253,31 @@ impl Progress {
         self.send(progress, total, words::retry_notice(notice));
     }
 
-    fn scan(&self, scan: ScanProgress) {
+    fn scan(&self, scan: ScanProgress) -> Notified {
         *self.scanned.lock().unwrap_or_else(|p| p.into_inner()) = Some(scan);
-        self.send(
+        self.notice(
             scan.examined as f64,
             scan.total.map(|t| t as f64),
             words::scan_progress(&scan),
-        );
+        )
     }
 
     fn send(&self, progress: f64, total: Option<f64>, message: String) {
+        tokio::spawn(self.notice(progress, total, message));
+    }
+
+    fn notice(&self, progress: f64, total: Option<f64>, message: String) -> Notified {
         let Some(token) = self.token.clone() else {
-            return;
+            return Box::pin(std::future::ready(()));
         };
         let mut param = ProgressNotificationParam::new(token, progress).with_message(message);
         if let Some(total) = total {
             param = param.with_total(total);
         }
         let peer = self.peer.clone();
-        tokio::spawn(async move {
+        Box::pin(async move {
             let _ = peer.notify_progress(param).await;
-        });
+        })
     }
 }
 

@@ -16,5 +16,6 @@ mod hostile_client;
 mod interop;
 mod process;
 mod progress;
+mod questions;
 mod tools;
 mod wire;

@@ -224,6 +224,7 @@ mod arguments;
 mod calendar;
 mod demo_paging;
 mod regressions;
+mod scans;
 mod strategies;
 mod upstream;
 
