@@ -93,6 +93,7 @@ mod floor;
 mod measure;
 mod release;
 mod report;
+mod scan;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -120,6 +121,7 @@ struct Plan {
     tp_in_flight: usize,
     tp_rounds: usize,
     tp_latency: Duration,
+    scan_rounds: usize,
 }
 
 const SMALL: u64 = 20;
@@ -139,6 +141,7 @@ impl Plan {
             tp_in_flight: 50,
             tp_rounds: 3,
             tp_latency: Duration::from_millis(20),
+            scan_rounds: 20,
         }
     }
 
@@ -155,6 +158,7 @@ impl Plan {
             tp_in_flight: 10,
             tp_rounds: 1,
             tp_latency: Duration::from_millis(20),
+            scan_rounds: 1,
         }
     }
 
@@ -244,6 +248,15 @@ async fn run(plan: Plan) -> Res<()> {
     );
     let tp = measure::throughput(&subjects, &slow_floor, &plan).await?;
 
+    eprintln!("  full scans ({} rounds)...", plan.scan_rounds);
+    let scan = scan::full_scans(
+        &subjects[0].bin,
+        &subjects[0].fast,
+        &fast_floor,
+        plan.scan_rounds,
+    )
+    .await?;
+
     let mut runs = Vec::with_capacity(subjects.len());
     for (((subject, cold), seq), tp) in subjects.into_iter().zip(cold).zip(seq).zip(tp) {
         let size = std::fs::metadata(&subject.bin)
@@ -258,5 +271,6 @@ async fn run(plan: Plan) -> Res<()> {
         });
     }
     report::print_report(&plan, &machine, &runs);
+    scan::print(&scan, plan.full);
     Ok(())
 }

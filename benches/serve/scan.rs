@@ -1,0 +1,116 @@
+//! The cost of a full `find_voucher_codes` scan of 10,000 codes: ten pages
+//! of 1,000 read, filtered and thrown away, against the same ten GETs made
+//! directly by reqwest (the floor), alternated round by round; and the
+//! server's peak memory while it scans, which stays low because pages are
+//! never held together. Measured for the binary under test only (a
+//! baseline may not have the tool).
+
+use std::time::{Duration, Instant};
+
+use crate::client::{expect_result, Server};
+use crate::fake::{codes_url, Fake, POOL, PROJECT};
+use crate::floor;
+use crate::support::proc_stats::{self, RssSampler};
+use crate::Res;
+
+/// Codes one scan examines, in pages of `PAGE`.
+const SCANNED: u64 = 10_000;
+const PAGE: u64 = 1000;
+
+pub struct Scan {
+    pub server: Vec<Duration>,
+    pub floor: Vec<Duration>,
+    pub peak_kb: u64,
+    pub requests_per_scan: u64,
+}
+
+/// `rounds` scans, each followed by its ten floor GETs.
+pub async fn full_scans(
+    bin: &std::path::Path,
+    fake: &Fake,
+    floor_fake: &Fake,
+    rounds: usize,
+) -> Res<Scan> {
+    let server = Server::spawn(bin, fake)?;
+    server.handshake().await?;
+    let floor_client = floor::client()?;
+    let base = floor_fake.base_url();
+    scan_once(&server).await?;
+    let sampler = RssSampler::start(server.pid());
+    let before = fake.requests();
+    let mut scan = Scan {
+        server: Vec::with_capacity(rounds),
+        floor: Vec::with_capacity(rounds),
+        peak_kb: 0,
+        requests_per_scan: 0,
+    };
+    for _ in 0..rounds {
+        scan.server.push(scan_once(&server).await?);
+        let started = Instant::now();
+        for page in 0..SCANNED / PAGE {
+            floor::get(&floor_client, &codes_url(&base, page * PAGE, PAGE)).await?;
+        }
+        scan.floor.push(started.elapsed());
+    }
+    let samples = sampler.finish();
+    scan.requests_per_scan = (fake.requests() - before) / rounds.max(1) as u64;
+    scan.peak_kb = proc_stats::peak_kb(server.pid(), &samples).unwrap_or(0);
+    server.shutdown().await?;
+    Ok(scan)
+}
+
+async fn scan_once(server: &Server) -> Res<Duration> {
+    let params = format!(
+        r#"{{"name":"find_voucher_codes","arguments":{{"project_id":"{PROJECT}","pool_id":"{POOL}","code":"none","max_scan":{SCANNED}}}}}"#
+    );
+    let (answer, took) = server.peer().timed_request("tools/call", &params).await?;
+    let result = expect_result(&answer, "find_voucher_codes")?;
+    let scanned = result["structuredContent"]["scanned"].as_u64();
+    if scanned != Some(SCANNED) {
+        return Err(format!(
+            "find_voucher_codes scanned {scanned:?} codes, not {SCANNED}: {result}"
+        ));
+    }
+    Ok(took)
+}
+
+fn median(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+}
+
+/// The section of the report.
+pub fn print(scan: &Scan, full: bool) {
+    let server = median(&scan.server);
+    let floor = median(&scan.floor);
+    let ratio = server.as_secs_f64() / floor.as_secs_f64().max(1e-9);
+    let peak_mb = scan.peak_kb as f64 / 1024.0;
+    let verdict = |met: bool| match (full, met) {
+        (false, _) => "",
+        (true, true) => "met",
+        (true, false) => "MISSED",
+    };
+    println!(
+        "\n[find_voucher_codes: full scan of {SCANNED} codes ({} pages), {} rounds]",
+        SCANNED / PAGE,
+        scan.server.len()
+    );
+    println!(
+        "  server median / floor (ten GETs) median                  | {:.2} / {:.2} ms",
+        server.as_secs_f64() * 1e3,
+        floor.as_secs_f64() * 1e3
+    );
+    println!(
+        "  ratio to floor                                            | {ratio:.3}x  (budget < 1.3x) {}",
+        verdict(ratio < 1.3)
+    );
+    println!(
+        "  upstream requests per scan                                | {}",
+        scan.requests_per_scan
+    );
+    println!(
+        "  peak RSS while scanning                                   | {peak_mb:.2} MB  (budget < 16 MB) {}",
+        verdict(peak_mb < 16.0)
+    );
+}
