@@ -69,14 +69,19 @@ pub fn call_arguments(json: Option<&str>, pairs: &[String]) -> Result<Map<String
 }
 
 /// An envelope's compact JSON text as it is for a pipe, indented for a
-/// terminal (fields keep their order: `serde_json` preserves it).
+/// terminal. serde-transcode streams the text into the pretty printer, so
+/// fields keep their order without a map that remembers it.
 fn render(compact: &str, pretty: bool) -> String {
     if !pretty {
         return compact.to_owned();
     }
-    serde_json::from_str::<Value>(compact)
-        .and_then(|value| serde_json::to_string_pretty(&value))
-        .unwrap_or_else(|_| compact.to_owned())
+    let mut out = Vec::with_capacity(compact.len() * 2);
+    let mut reader = serde_json::Deserializer::from_str(compact);
+    let mut writer = serde_json::Serializer::pretty(&mut out);
+    match serde_transcode::transcode(&mut reader, &mut writer) {
+        Ok(()) => String::from_utf8(out).unwrap_or_else(|_| compact.to_owned()),
+        Err(_) => compact.to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -232,7 +232,7 @@ async fn read_line(reader: &mut (impl AsyncBufRead + Unpin), max: usize) -> std:
                 Line::Whole(line)
             });
         }
-        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+        let (take, done) = match memchr::memchr(b'\n', chunk) {
             Some(i) => (i + 1, true),
             None => (chunk.len(), false),
         };

@@ -98,6 +98,32 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Clone)]
 pub struct Outbound {
     lines: mpsc::UnboundedSender<Vec<u8>>,
+    /// Buffers of lines already written, for the next lines to reuse: an
+    /// answer line can be hundreds of kilobytes, and allocating and freeing
+    /// one per answer costs more than copying it.
+    spare: Arc<Spare>,
+}
+
+/// Buffers of written lines, kept for reuse (at most a few).
+#[derive(Default)]
+struct Spare(Mutex<Vec<Vec<u8>>>);
+
+impl Spare {
+    const KEPT: usize = 4;
+
+    /// An empty buffer, reused where one is spare.
+    fn take(&self) -> Vec<u8> {
+        lock(&self.0).pop().unwrap_or_default()
+    }
+
+    /// Keeps a written line's buffer for reuse.
+    fn give(&self, mut line: Vec<u8>) {
+        line.clear();
+        let mut spare = lock(&self.0);
+        if spare.len() < Self::KEPT {
+            spare.push(line);
+        }
+    }
 }
 
 impl Outbound {
@@ -110,9 +136,22 @@ impl Outbound {
 }
 
 /// The channel into the writer task, and its receiving end.
-pub fn channel() -> (Outbound, mpsc::UnboundedReceiver<Vec<u8>>) {
+pub fn channel() -> (Outbound, Lines) {
     let (lines, receiver) = mpsc::unbounded_channel();
-    (Outbound { lines }, receiver)
+    let spare = Arc::new(Spare::default());
+    (
+        Outbound {
+            lines,
+            spare: Arc::clone(&spare),
+        },
+        Lines { receiver, spare },
+    )
+}
+
+/// The receiving end of the writer's channel.
+pub struct Lines {
+    receiver: mpsc::UnboundedReceiver<Vec<u8>>,
+    spare: Arc<Spare>,
 }
 
 /// The MCP library's stdout: whole lines go to the writer task.
@@ -137,8 +176,14 @@ impl AsyncWrite for LineSink {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let mut rest = buf;
-        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
-            let mut line = std::mem::take(&mut self.partial);
+        // An answer line can be megabytes long: find its end with memchr's
+        // vectorized search, not byte by byte.
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            let mut line = if self.partial.is_empty() {
+                self.out.spare.take()
+            } else {
+                std::mem::take(&mut self.partial)
+            };
             line.extend_from_slice(&rest[..=i]);
             if self.out.lines.send(line).is_err() {
                 return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
@@ -161,17 +206,22 @@ impl AsyncWrite for LineSink {
 /// Writes lines to `stdout` until every sender is gone; a failed write
 /// fires `stop`.
 pub async fn write_lines(
-    mut lines: mpsc::UnboundedReceiver<Vec<u8>>,
+    lines: Lines,
     mut stdout: impl AsyncWrite + Unpin,
     ledger: &Ledger,
     stop: &CancellationToken,
 ) {
+    let Lines {
+        receiver: mut lines,
+        spare,
+    } = lines;
     while let Some(line) = lines.recv().await {
         let answered = answer_id(&line);
         let written = match stdout.write_all(&line).await {
             Ok(()) if lines.is_empty() => stdout.flush().await,
             other => other,
         };
+        spare.give(line);
         if let Err(e) = written {
             tracing::info!(error = %e, "stdout is closed; stopping");
             stop.cancel();

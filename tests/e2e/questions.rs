@@ -488,3 +488,30 @@ async fn the_seed_question_is_answered_in_two_calls_under_5000_characters() {
     eprintln!("the seed question: {characters} characters in two calls");
     assert!(characters < 5000, "{characters} characters");
 }
+
+/// Under 2026-07-28 the tool list says it may be cached; earlier
+/// protocols get the list as they know it.
+#[tokio::test]
+async fn tools_list_may_be_cached_under_2026_07_28_only() {
+    let discover = crate::support::mcp::connect_discover(&["--demo"], &[]).await;
+    let listed = discover.list_tools(None).await.expect("tools/list");
+    assert_eq!(listed.ttl_ms, Some(86_400_000));
+    let older = connect(&["--demo"], &[]).await;
+    let listed = older.list_tools(None).await.expect("tools/list");
+    assert_eq!(listed.ttl_ms, None);
+}
+
+/// `list_voucher_codes` steers an assistant to the question tools.
+#[tokio::test]
+async fn list_voucher_codes_points_to_the_question_tools_for_counts_and_searches() {
+    let s = connect(&["--demo"], &[]).await;
+    let tools = crate::support::mcp::tools_by_name(&s).await;
+    let description = tools["list_voucher_codes"].description.as_deref().unwrap();
+    for needle in [
+        "about 300 codes",
+        "get_voucher_pool_stats",
+        "find_voucher_codes",
+    ] {
+        assert!(description.contains(needle), "{needle}: {description}");
+    }
+}
