@@ -183,14 +183,7 @@ async fn a_secret_in_a_redirect_location_is_not_quoted() {
 
 #[tokio::test]
 async fn a_page_of_600000_codes_is_read_as_at_most_1000() {
-    let mut body = String::from(r#"{"success":true,"matched":600000,"data":["#);
-    for i in 0..600_000 {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(r#"{"code":"c","status":"a"}"#);
-    }
-    body.push_str("]}");
+    let body = super::support::fake_api::minimal_codes_body(600_000);
     assert!(body.len() < 16 * MIB);
     let server = MockServer::start().await;
     mount(

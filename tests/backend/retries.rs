@@ -149,30 +149,46 @@ async fn client_errors_and_api_failures_are_never_retried() {
     }
 }
 
-#[tokio::test]
-async fn retry_after_seconds_on_429_is_waited_out_in_full() {
+/// What a call of `list_pools` met against a fake that answers `status`
+/// with `Retry-After: 1` once, then the example pools.
+struct AfterOneWait {
+    pools: Vec<PoolSummary>,
+    elapsed: Duration,
+    requests: usize,
+    notices: Vec<RetryNotice>,
+}
+
+async fn pools_after_one_wait(status: u16) -> AfterOneWait {
     let server = MockServer::start().await;
     mount_once(
         &server,
         POOLS,
-        ResponseTemplate::new(429).insert_header("Retry-After", "1"),
+        ResponseTemplate::new(status).insert_header("Retry-After", "1"),
     )
     .await;
     mount(&server, POOLS, ok_pools()).await;
     let notices = Notices::default();
-
     let started = Instant::now();
     let pools =
         guard(client(&server.uri()).list_pools("proj", &|n: &RetryNotice| notices.observe(n)))
             .await
             .unwrap();
-    let elapsed = started.elapsed();
+    AfterOneWait {
+        pools,
+        elapsed: started.elapsed(),
+        requests: received(&server).await.len(),
+        notices: notices.all(),
+    }
+}
 
-    assert_eq!(pools[0], summer20());
-    assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
-    assert_eq!(received(&server).await.len(), 2);
+#[tokio::test]
+async fn retry_after_seconds_on_429_is_waited_out_in_full() {
+    let met = pools_after_one_wait(429).await;
+    assert_eq!(met.pools[0], summer20());
+    assert!(met.elapsed >= Duration::from_secs(1), "{:?}", met.elapsed);
+    assert_eq!(met.requests, 2);
     assert_eq!(
-        notices.all(),
+        met.notices,
         vec![RetryNotice {
             retry: 1,
             max_retries: 3,
@@ -184,25 +200,11 @@ async fn retry_after_seconds_on_429_is_waited_out_in_full() {
 
 #[tokio::test]
 async fn retry_after_on_503_is_waited_out_too() {
-    let server = MockServer::start().await;
-    mount_once(
-        &server,
-        POOLS,
-        ResponseTemplate::new(503).insert_header("Retry-After", "1"),
-    )
-    .await;
-    mount(&server, POOLS, ok_pools()).await;
-    let notices = Notices::default();
-
-    let started = Instant::now();
-    guard(client(&server.uri()).list_pools("proj", &|n: &RetryNotice| notices.observe(n)))
-        .await
-        .unwrap();
-
-    assert!(started.elapsed() >= Duration::from_secs(1));
-    assert_eq!(received(&server).await.len(), 2);
-    assert_eq!(notices.all()[0].wait, Duration::from_secs(1));
-    assert_eq!(notices.all()[0].reason, RetryReason::Status(503));
+    let met = pools_after_one_wait(503).await;
+    assert!(met.elapsed >= Duration::from_secs(1));
+    assert_eq!(met.requests, 2);
+    assert_eq!(met.notices[0].wait, Duration::from_secs(1));
+    assert_eq!(met.notices[0].reason, RetryReason::Status(503));
 }
 
 #[tokio::test]

@@ -80,14 +80,7 @@ async fn a_40_mb_answer_is_refused_with_memory_bounded_by_the_cap() {
 /// `count=1`: one code comes back, and the server stays small.
 #[tokio::test]
 async fn a_page_of_600000_codes_asked_with_count_1_gives_one_code_in_bounded_memory() {
-    let mut body = String::from(r#"{"success":true,"matched":600000,"data":["#);
-    for i in 0..600_000 {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(r#"{"code":"c","status":"a"}"#);
-    }
-    body.push_str("]}");
+    let body = crate::support::fake_api::minimal_codes_body(600_000);
     let body = crate::support::raw_http::json_response(200, &[], body.as_bytes());
     let api = RawHttp::serve(move |_| Reply::Send(body.clone().into()));
     let nowhere = format!("http://127.0.0.1:{}", closed_port());

@@ -180,3 +180,17 @@ pub async fn session_with_a_call_in_flight(api: &MockServer, id: u64) -> Session
     wait_for_the_call(api).await;
     s
 }
+
+/// A codes answer of `n` minimal codes (`{"code":"c","status":"a"}`), with
+/// `matched` set to `n`: an answer that is small per code but holds many.
+pub fn minimal_codes_body(n: usize) -> String {
+    let mut body = format!(r#"{{"success":true,"matched":{n},"data":["#);
+    for i in 0..n {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(r#"{"code":"c","status":"a"}"#);
+    }
+    body.push_str("]}");
+    body
+}
