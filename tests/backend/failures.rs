@@ -82,12 +82,12 @@ async fn credentials_echoed_by_the_api_are_redacted() {
     .await;
     let client = client(&server.uri());
 
-    let e = client.list_pools("proj", &quiet).await.unwrap_err();
+    let e = client.pools_err().await;
     assert_eq!(
         text(&e),
         "Bloomreach refused the credentials (HTTP 401: bad header Basic [redacted] with secret [redacted]); check BLOOMREACH_API_KEY_ID and BLOOMREACH_API_SECRET: the key must exist, have private access and belong to the project"
     );
-    let e = client.get_pool("proj", "p1", &quiet).await.unwrap_err();
+    let e = client.pool_err().await;
     assert_eq!(
         text(&e),
         "The Bloomreach API answered unexpectedly: the answer is not JSON: Authorization: Basic [redacted]"
@@ -217,12 +217,9 @@ async fn success_false_on_200_quotes_the_api() {
     let client = client(&server.uri());
 
     let errors = [
-        client.list_pools("proj", &quiet).await.unwrap_err(),
-        client.get_pool("proj", "p1", &quiet).await.unwrap_err(),
-        client
-            .list_codes(&codes_query(0, 20, None), &quiet)
-            .await
-            .unwrap_err(),
+        client.pools_err().await,
+        client.pool_err().await,
+        client.codes_err().await,
     ];
 
     for e in errors {
@@ -258,24 +255,21 @@ async fn non_json_200_is_an_unexpected_answer_with_an_excerpt() {
     mount(&server, CODES, ResponseTemplate::new(200)).await;
     let client = client(&server.uri());
 
-    let e = client.list_pools("proj", &quiet).await.unwrap_err();
+    let e = client.pools_err().await;
     assert_eq!(
         text(&e),
         "The Bloomreach API answered unexpectedly: the answer is not JSON: upstream connect error or disconnect/reset before headers"
     );
     assert!(matches!(e, BackendError::Unexpected { .. }), "{e:?}");
 
-    let e = client.get_pool("proj", "p1", &quiet).await.unwrap_err();
+    let e = client.pool_err().await;
     assert_eq!(
         text(&e),
         "The Bloomreach API answered unexpectedly: the answer is not JSON: Maintenance Back soon"
     );
 
     // An empty 200 is not JSON either.
-    let e = client
-        .list_codes(&codes_query(0, 20, None), &quiet)
-        .await
-        .unwrap_err();
+    let e = client.codes_err().await;
     assert!(matches!(e, BackendError::Unexpected { .. }), "{e:?}");
     assert!(
         text(&e).starts_with("The Bloomreach API answered unexpectedly: the answer is not JSON"),
@@ -305,23 +299,20 @@ async fn a_missing_required_field_is_an_unexpected_answer() {
     .await;
     let client = client(&server.uri());
 
-    let e = client.list_pools("proj", &quiet).await.unwrap_err();
+    let e = client.pools_err().await;
     assert_eq!(
         text(&e),
         format!("The Bloomreach API answered unexpectedly: a required field is missing or has the wrong type (missing field `available`): {body}")
     );
     assert!(matches!(e, BackendError::Unexpected { .. }), "{e:?}");
 
-    let e = client.get_pool("proj", "p1", &quiet).await.unwrap_err();
+    let e = client.pool_err().await;
     assert_eq!(
         text(&e),
         "The Bloomreach API answered unexpectedly: the answer has no data field"
     );
 
-    let e = client
-        .list_codes(&codes_query(0, 20, None), &quiet)
-        .await
-        .unwrap_err();
+    let e = client.codes_err().await;
     assert!(
         text(&e).starts_with(
             "The Bloomreach API answered unexpectedly: a required field is missing or has the wrong type (invalid type: string \"yesterday\""
@@ -380,7 +371,7 @@ async fn an_html_proxy_page_on_502_is_quoted_short_without_tags() {
     .await;
     let client = client(&server.uri());
 
-    let e = client.list_pools("proj", &quiet).await.unwrap_err();
+    let e = client.pools_err().await;
     assert_eq!(
         text(&e),
         "The Bloomreach API failed with HTTP 502 (still failing after 3 retries): 502 Bad Gateway 502 Bad Gateway nginx"
@@ -397,7 +388,7 @@ async fn an_html_proxy_page_on_502_is_quoted_short_without_tags() {
         "{e:?}"
     );
 
-    let e = client.get_pool("proj", "p1", &quiet).await.unwrap_err();
+    let e = client.pool_err().await;
     let BackendError::Server {
         status: 502,
         excerpt: Some(excerpt),

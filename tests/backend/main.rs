@@ -71,6 +71,23 @@ fn id(text: &str) -> Id {
 }
 
 impl Client {
+    /// The error of listing the pools of `proj`, which must fail.
+    async fn pools_err(&self) -> BackendError {
+        self.list_pools("proj", &quiet).await.unwrap_err()
+    }
+
+    /// The error of getting pool `p1` of `proj`, which must fail.
+    async fn pool_err(&self) -> BackendError {
+        self.get_pool("proj", "p1", &quiet).await.unwrap_err()
+    }
+
+    /// The error of the first 20 codes of `p1`, which must fail.
+    async fn codes_err(&self) -> BackendError {
+        self.list_codes(&codes_query(0, 20, None), &quiet)
+            .await
+            .unwrap_err()
+    }
+
     async fn list_pools(
         &self,
         project_id: &str,
