@@ -11,10 +11,12 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use reqwest::Url;
 
+use crate::backend::network::{CaFileProblem, ExtraRoots, Network, Proxies};
 use crate::backend::rest::Endpoint;
 use crate::backend::Id;
 use crate::cli::Settings;
@@ -37,6 +39,7 @@ pub mod env {
     pub const SECRET: &str = "BLOOMREACH_API_SECRET";
     pub const TIMEOUT: &str = "BLOOMREACH_TIMEOUT_SECS";
     pub const PROJECT_TOKEN: &str = "BLOOMREACH_PROJECT_TOKEN";
+    pub const CA_FILE: &str = "BLOOMREACH_CA_FILE";
     pub const LOG: &str = "RUST_LOG";
 }
 
@@ -92,35 +95,63 @@ pub struct Config {
     pub credentials: Option<Credentials>,
     pub projects: Vec<ProjectEntry>,
     pub demo: bool,
+    /// Extra trusted roots and the proxies, for every backend.
+    pub network: Network,
+    /// The log filter for stderr.
+    pub log_filter: String,
 }
 
 /// A setting that cannot work, with the words to say why.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{variable} (--{flag}) {problem}")]
+#[derive(Debug, PartialEq, Eq)]
 pub struct ConfigError {
     pub variable: &'static str,
-    pub flag: &'static str,
+    /// The flag of the same meaning, where there is one.
+    pub flag: Option<&'static str>,
     pub problem: String,
 }
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.flag {
+            Some(flag) => write!(f, "{} (--{flag}) {}", self.variable, self.problem),
+            None => write!(f, "{} {}", self.variable, self.problem),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 impl ConfigError {
     fn new(variable: &'static str, flag: &'static str, problem: impl Into<String>) -> Self {
         Self {
             variable,
-            flag,
+            flag: Some(flag),
             problem: problem.into(),
         }
     }
 }
 
+/// The value of a setting, or `None` when it is not set: absent, blank, or
+/// a template placeholder left unfilled (an MCP Bundle's optional field
+/// left empty arrives as `${user_config.NAME}` in some hosts).
+pub fn given(value: Option<&str>) -> Option<&str> {
+    let value = value?.trim();
+    let placeholder = value.starts_with("${") && value.ends_with('}') && !value[2..].contains('{');
+    (!value.is_empty() && !placeholder).then_some(value)
+}
+
 impl Config {
     /// Checks the settings and turns them into a [`Config`].
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
-        let base_url = parse_base_url(&settings.api_base_url)?;
-        let timeout = parse_timeout(&settings.timeout_secs)?;
+        let base_url =
+            parse_base_url(given(Some(&settings.api_base_url)).unwrap_or(DEFAULT_BASE_URL))?;
+        let timeout = match given(Some(&settings.timeout_secs)) {
+            Some(raw) => parse_timeout(raw)?,
+            None => Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+        };
         let credentials = match (
-            non_blank(settings.api_key_id.as_deref()),
-            non_blank(settings.api_secret.as_deref()),
+            given(settings.api_key_id.as_deref()),
+            given(settings.api_secret.as_deref()),
         ) {
             (Some(key_id), Some(secret)) => Some(Credentials {
                 key_id: key_id.to_owned(),
@@ -128,19 +159,45 @@ impl Config {
             }),
             _ => None,
         };
-        let projects = parse_projects(settings.project_token.as_deref().unwrap_or(""))?;
+        let projects = parse_projects(given(settings.project_token.as_deref()).unwrap_or(""))?;
+        let network = Network {
+            extra_roots: match given(settings.ca_file.as_deref()) {
+                Some(path) => read_ca_file(Path::new(path))?,
+                None => ExtraRoots::default(),
+            },
+            proxies: Proxies::from_env().map_err(|p| ConfigError {
+                variable: p.variable,
+                flag: None,
+                problem: p.detail,
+            })?,
+        };
         Ok(Self {
             base_url,
             credentials,
             timeout,
             projects,
             demo: settings.demo,
+            network,
+            log_filter: given(Some(&settings.log_filter))
+                .unwrap_or(DEFAULT_LOG_FILTER)
+                .to_owned(),
         })
     }
 }
 
-fn non_blank(value: Option<&str>) -> Option<&str> {
-    value.map(str::trim).filter(|v| !v.is_empty())
+/// Reads the certificates of the CA file setting.
+pub fn read_ca_file(path: &Path) -> Result<ExtraRoots, ConfigError> {
+    let err = |problem: String| ConfigError::new(env::CA_FILE, "ca-file", problem);
+    let shown = path.display();
+    ExtraRoots::read(path).map_err(|problem| match problem {
+        CaFileProblem::Unreadable { detail } => err(format!("cannot be read ({detail}): {shown}")),
+        CaFileProblem::NoCertificate => err(format!(
+            "holds no PEM certificate (-----BEGIN CERTIFICATE-----): {shown}"
+        )),
+        CaFileProblem::BadCertificate { index, detail } => err(format!(
+            "holds a certificate that cannot be used (number {index}: {detail}): {shown}"
+        )),
+    })
 }
 
 /// Parses and checks the base URL: absolute, `https`, or `http` to a
@@ -268,8 +325,43 @@ mod tests {
             timeout_secs: "30".to_owned(),
             project_token: None,
             log_filter: "info".to_owned(),
+            ca_file: None,
             demo: false,
         }
+    }
+
+    #[test]
+    fn blank_and_unfilled_placeholders_mean_not_set() {
+        for unset in [
+            "",
+            "   ",
+            "${user_config.api_key_id}",
+            " ${user_config.timeout} ",
+        ] {
+            assert_eq!(given(Some(unset)), None, "{unset:?}");
+        }
+        assert_eq!(given(None), None);
+        assert_eq!(given(Some(" 30 ")), Some("30"));
+        assert_eq!(given(Some("${a}b")), Some("${a}b"));
+        assert_eq!(given(Some("$secret{x}")), Some("$secret{x}"));
+
+        let s = Settings {
+            api_base_url: "${user_config.api_base_url}".to_owned(),
+            api_key_id: Some("${user_config.api_key_id}".to_owned()),
+            api_secret: Some(String::new()),
+            timeout_secs: "".to_owned(),
+            project_token: Some("${user_config.project_token}".to_owned()),
+            log_filter: "${user_config.log}".to_owned(),
+            ca_file: Some("${user_config.ca_file}".to_owned()),
+            demo: false,
+        };
+        let config = Config::from_settings(&s).unwrap();
+        assert_eq!(config.base_url.as_str(), "https://api.exponea.com/");
+        assert_eq!(config.timeout, Duration::from_secs(DEFAULT_TIMEOUT_SECS));
+        assert_eq!(config.credentials, None);
+        assert_eq!(config.projects, vec![]);
+        assert_eq!(config.log_filter, DEFAULT_LOG_FILTER);
+        assert!(config.network.extra_roots.is_empty());
     }
 
     #[test]

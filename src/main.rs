@@ -18,13 +18,10 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return usage_error(&e),
     };
-    if let Err(e) = logging::init(&cli.settings.log_filter) {
+    if let Err(e) = logging::init(&config.log_filter) {
         return usage_error(&e);
     }
-    let backend = match Backend::from_config(&config) {
-        Ok(backend) => backend,
-        Err(e) => return usage_error(&format!("could not set up the HTTP client: {e}")),
-    };
+    let backend = Backend::from_config(&config);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

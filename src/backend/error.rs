@@ -37,7 +37,10 @@ pub enum AnswerProblem {
 /// Which part of an exchange broke.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransportFailure {
-    /// The TLS handshake (a certificate, most often).
+    /// The server's certificate is not trusted (or not valid for it):
+    /// trying again would fail the same way.
+    Certificate,
+    /// The TLS handshake, for another reason.
     Tls,
     /// The connection could not be made.
     Connect,
@@ -48,6 +51,19 @@ pub enum TransportFailure {
     Malformed,
     /// Anything else.
     Other,
+}
+
+/// How a proxy failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyFailure {
+    /// The proxy itself could not be reached.
+    Unreachable,
+    /// The proxy refused to open a tunnel to the host (or could not).
+    RefusedTunnel,
+    /// The proxy wants credentials (HTTP 407): not retried.
+    AuthRequired,
+    /// The proxy answered something that is not a tunnel.
+    Broken,
 }
 
 /// A failed call to a backend.
@@ -117,4 +133,18 @@ pub enum BackendError {
         cause: Option<String>,
         retries: u32,
     },
+    /// The proxy requests go through failed, still after `retries` retries.
+    Proxy {
+        /// `host:port` of the proxy.
+        proxy: String,
+        /// The variable that set it.
+        variable: &'static str,
+        /// The host the tunnel was for.
+        host: String,
+        failure: ProxyFailure,
+        cause: Option<String>,
+        retries: u32,
+    },
+    /// The HTTP client could not be made.
+    ClientSetup { detail: String },
 }

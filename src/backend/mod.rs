@@ -8,6 +8,7 @@ pub mod demo;
 mod error;
 mod id;
 mod model;
+pub mod network;
 mod notice;
 mod quote;
 pub mod rest;
@@ -15,7 +16,7 @@ pub mod rest;
 use std::sync::Arc;
 
 pub use demo::DemoData;
-pub use error::{AnswerProblem, BackendError, Subject, TransportFailure};
+pub use error::{AnswerProblem, BackendError, ProxyFailure, Subject, TransportFailure};
 pub use id::{Id, IdProblem, MAX_ID_CHARS};
 pub use model::{
     Code, CodeStatus, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, MAX_CODES_PER_PAGE,
@@ -36,17 +37,22 @@ pub enum Backend {
 
 impl Backend {
     /// The backend the configuration asks for.
-    pub fn from_config(config: &Config) -> Result<Self, reqwest::Error> {
+    /// Makes no request and reads no file: the first call does.
+    pub fn from_config(config: &Config) -> Self {
         if config.demo {
-            return Ok(Self::demo());
+            return Self::demo();
         }
         match &config.credentials {
-            Some(credentials) => Ok(Self::Rest(RestClient::new(ClientOptions::new(
-                config.base_url.clone(),
-                credentials.clone(),
-                config.timeout,
-            ))?)),
-            None => Ok(Self::Unconfigured),
+            Some(credentials) => {
+                let mut options = ClientOptions::new(
+                    config.base_url.clone(),
+                    credentials.clone(),
+                    config.timeout,
+                );
+                options.network = config.network.clone();
+                Self::Rest(RestClient::new(options))
+            }
+            None => Self::Unconfigured,
         }
     }
 

@@ -82,6 +82,10 @@ pub struct Settings {
     #[arg(long, env = env::PROJECT_TOKEN, hide_env_values = true, global = true)]
     pub project_token: Option<String>,
 
+    /// A PEM file of certificate authorities to trust beside the system's (a company's TLS-inspecting proxy).
+    #[arg(long, env = env::CA_FILE, hide_env_values = true, value_name = "PEM_FILE", global = true)]
+    pub ca_file: Option<String>,
+
     /// Log filter for stderr (tracing's EnvFilter syntax), e.g. `info`, `debug`, `bloomreach_vouchers_mcp=trace`.
     /// The default logs one line per tool call, plus warnings and errors.
     #[arg(long = "log", env = env::LOG, hide_env_values = true, default_value = DEFAULT_LOG_FILTER, global = true)]
@@ -104,6 +108,7 @@ impl fmt::Debug for Settings {
             .field("timeout_secs", &self.timeout_secs)
             .field("project_token", &self.project_token)
             .field("log_filter", &self.log_filter)
+            .field("ca_file", &self.ca_file)
             .field("demo", &self.demo)
             .finish()
     }

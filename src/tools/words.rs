@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::args::{ArgError, ArgProblem, IntRule};
 use super::envelope::Failure;
 use crate::backend::{
-    AnswerProblem, BackendError, IdProblem, RetryNotice, RetryReason, Subject, TransportFailure,
+    AnswerProblem, BackendError, IdProblem, ProxyFailure, RetryNotice, RetryReason, Subject,
+    TransportFailure,
 };
 use crate::config::env;
 
@@ -169,11 +170,49 @@ pub fn backend_error(e: &BackendError) -> String {
                 Some(cause) => format!("{what} ({cause})"),
                 None => what.to_owned(),
             };
+            let advice = match failure {
+                TransportFailure::Certificate => format!(
+                    "; if a company proxy or gateway presents its own certificate, add its CA to the system's certificate store or name its PEM file in {} (--ca-file)",
+                    env::CA_FILE
+                ),
+                _ => String::new(),
+            };
             format!(
-                "Could not reach the Bloomreach API at {host}: {detail}{}",
+                "Could not reach the Bloomreach API at {host}: {detail}{}{advice}",
                 after_retries(*retries)
             )
         }
+        BackendError::Proxy {
+            proxy,
+            variable,
+            host,
+            failure,
+            cause,
+            retries,
+        } => {
+            let what = match failure {
+                ProxyFailure::Unreachable => "the proxy could not be reached".to_owned(),
+                ProxyFailure::RefusedTunnel => {
+                    format!("the proxy refused to open a connection to {host}")
+                }
+                ProxyFailure::AuthRequired => {
+                    "the proxy asks for credentials (HTTP 407); give them in the proxy URL, as http://user:password@host:port".to_owned()
+                }
+                ProxyFailure::Broken => "the proxy did not open a connection".to_owned(),
+            };
+            let cause = match cause {
+                Some(c) => format!(" ({c})"),
+                None => String::new(),
+            };
+            format!(
+                "Could not reach the Bloomreach API: the proxy at {proxy} (set by {variable}) failed: {what}{cause}{}; check {variable}, or list {host} in NO_PROXY to reach it directly",
+                after_retries(*retries)
+            )
+        }
+        BackendError::ClientSetup { detail } => format!(
+            "This server could not set up its HTTP client ({detail}); check {} and the system's certificate store",
+            env::CA_FILE
+        ),
     }
 }
 
@@ -246,6 +285,7 @@ fn answer_problem(problem: &AnswerProblem) -> String {
 
 fn transport_failure(failure: TransportFailure) -> &'static str {
     match failure {
+        TransportFailure::Certificate => "its TLS certificate is not trusted",
         TransportFailure::Tls => "the TLS handshake failed",
         TransportFailure::Connect => "the connection could not be made",
         TransportFailure::BodyBroken => "the connection broke while the answer was being read",

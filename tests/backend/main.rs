@@ -131,7 +131,7 @@ impl Client {
 }
 
 fn client_with(options: ClientOptions) -> Client {
-    Client(RestClient::new(options).expect("the client builds"))
+    Client(RestClient::new(options))
 }
 
 fn client(base: &str) -> Client {

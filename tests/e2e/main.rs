@@ -14,6 +14,7 @@ mod body_cap;
 mod cli;
 mod hostile_client;
 mod interop;
+mod network;
 mod process;
 mod progress;
 mod questions;

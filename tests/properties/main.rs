@@ -119,7 +119,7 @@ pub(crate) fn api_server(mock: &MockServer, max_retries: u32) -> VoucherServer {
             max_retry_after: Duration::from_secs(1),
         },
     );
-    let client = RestClient::new(options).expect("the client builds");
+    let client = RestClient::new(options);
     VoucherServer::new(Backend::Rest(client), projects())
 }
 

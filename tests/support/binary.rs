@@ -15,14 +15,26 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_bloomreach-vouchers-mcp");
 
 /// Every variable the binary reads; removed from each child so the host's
 /// environment cannot leak in.
-const CLEARED_ENV: [&str; 7] = [
+const CLEARED_ENV: [&str; 18] = [
     "BLOOMREACH_API_BASE_URL",
     "BLOOMREACH_API_KEY_ID",
     "BLOOMREACH_API_SECRET",
     "BLOOMREACH_TIMEOUT_SECS",
     "BLOOMREACH_PROJECT_TOKEN",
+    "BLOOMREACH_CA_FILE",
     "RUST_LOG",
     "NO_COLOR",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    // The system's store is read as it is, not as the host extended it.
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 ];
 
 /// How long a one-shot run of the binary may take.

@@ -16,8 +16,10 @@ pub mod json;
 pub mod jsonrpc;
 pub mod mcp;
 pub mod proc_stats;
+pub mod proxy;
 pub mod raw_http;
 pub mod rest;
+pub mod tls;
 
 /// The name and version the server must report.
 pub const SERVER_NAME: &str = "bloomreach-vouchers-mcp";

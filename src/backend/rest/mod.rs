@@ -6,7 +6,7 @@ mod endpoint;
 mod request;
 mod retry;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -22,6 +22,7 @@ use super::model::{
     Capped, Code, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, Reply, MAX_CODES_PER_PAGE,
     MAX_POOLS,
 };
+use super::network::Network;
 use super::notice::RetryObserver;
 use super::quote::Quoter;
 use super::AnswerProblem;
@@ -46,6 +47,8 @@ pub struct ClientOptions {
     pub max_body_bytes: usize,
     /// Sent as `User-Agent`.
     pub user_agent: String,
+    /// Trusted roots and proxies.
+    pub network: Network,
 }
 
 impl ClientOptions {
@@ -57,6 +60,7 @@ impl ClientOptions {
             retry: RetryPolicy::default(),
             max_body_bytes: MAX_BODY_BYTES,
             user_agent: crate::USER_AGENT.to_owned(),
+            network: Network::default(),
         }
     }
 }
@@ -69,7 +73,11 @@ pub struct RestClient {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    /// Made by the first request: reading the system's certificate store
+    /// is not paid by a process that never calls out.
+    http: OnceLock<Result<reqwest::Client, String>>,
+    /// What the HTTP client is made of.
+    setup: Setup,
     /// The base URL as text, without a trailing slash.
     base: String,
     /// `host[:port]` of the base URL, for messages.
@@ -94,8 +102,8 @@ impl std::fmt::Debug for RestClient {
 }
 
 impl RestClient {
-    /// Builds the client and its connection pool.
-    pub fn new(options: ClientOptions) -> Result<Self, reqwest::Error> {
+    /// Sets the client up; its connection pool is made by the first request.
+    pub fn new(options: ClientOptions) -> Self {
         let token = base64::engine::general_purpose::STANDARD.encode(format!(
             "{}:{}",
             options.credentials.key_id,
@@ -108,25 +116,6 @@ impl RestClient {
         headers.insert(AUTHORIZATION, auth);
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
 
-        let origin = options.base_url.clone();
-        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > MAX_REDIRECTS {
-                attempt.error("too many redirects")
-            } else if same_origin(attempt.url(), &origin) {
-                attempt.follow()
-            } else {
-                attempt.stop()
-            }
-        });
-        let http = reqwest::Client::builder()
-            .user_agent(options.user_agent.clone())
-            .default_headers(headers)
-            .redirect(redirect)
-            .connect_timeout(options.timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(MAX_CONNECTIONS)
-            .build()?;
-
         let base = options.base_url.as_str().trim_end_matches('/').to_owned();
         let host = match (options.base_url.host_str(), options.base_url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
@@ -134,9 +123,16 @@ impl RestClient {
             _ => base.clone(),
         };
         let quoter = Quoter::new([token, options.credentials.secret.expose().to_owned()]);
-        Ok(Self {
+        Self {
             inner: Arc::new(Inner {
-                http,
+                http: OnceLock::new(),
+                setup: Setup {
+                    headers,
+                    origin: options.base_url,
+                    user_agent: options.user_agent,
+                    connect_timeout: options.timeout,
+                    network: options.network,
+                },
                 base,
                 host,
                 timeout: options.timeout,
@@ -145,7 +141,24 @@ impl RestClient {
                 quoter,
                 connections: tokio::sync::Semaphore::new(MAX_CONNECTIONS),
             }),
-        })
+        }
+    }
+
+    /// The HTTP client, made on first use.
+    fn http(&self) -> Result<&reqwest::Client, BackendError> {
+        let inner = &*self.inner;
+        inner
+            .http
+            .get_or_init(|| inner.setup.client().map_err(|e| inner.quoter.scrub(&e)))
+            .as_ref()
+            .map_err(|detail| BackendError::ClientSetup {
+                detail: detail.clone(),
+            })
+    }
+
+    /// The proxy requests to the API go through, if any.
+    fn proxy(&self) -> Option<&super::network::ProxyServer> {
+        self.inner.setup.network.proxy_for(&self.inner.setup.origin)
     }
 
     /// `GET /data/v2/projects/{project_id}/vouchers/pools`
@@ -194,6 +207,41 @@ impl RestClient {
     }
 }
 
+/// What the HTTP client is made of.
+struct Setup {
+    headers: HeaderMap,
+    /// Redirects are followed only within it.
+    origin: Url,
+    user_agent: String,
+    connect_timeout: Duration,
+    network: Network,
+}
+
+impl Setup {
+    fn client(&self) -> Result<reqwest::Client, String> {
+        let origin = self.origin.clone();
+        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error("too many redirects")
+            } else if same_origin(attempt.url(), &origin) {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
+        self.network
+            .client_builder()
+            .user_agent(self.user_agent.clone())
+            .default_headers(self.headers.clone())
+            .redirect(redirect)
+            .connect_timeout(self.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(MAX_CONNECTIONS)
+            .build()
+            .map_err(|e| super::network::failure::innermost(&e))
+    }
+}
+
 fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()
@@ -215,7 +263,6 @@ mod tests {
             },
             Duration::from_secs(5),
         ))
-        .unwrap()
     }
 
     #[test]

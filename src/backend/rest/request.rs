@@ -13,8 +13,9 @@ use serde_json::Value;
 use super::endpoint::Endpoint;
 use super::retry::{is_retryable, parse_retry_after};
 use super::{RestClient, MAX_REDIRECTS};
-use crate::backend::error::{AnswerProblem, BackendError, Subject, TransportFailure};
+use crate::backend::error::{AnswerProblem, BackendError, ProxyFailure, Subject, TransportFailure};
 use crate::backend::model::Reply;
+use crate::backend::network::failure::{innermost, proxy_failure, transport_failure};
 use crate::backend::notice::{RetryNotice, RetryObserver, RetryReason};
 use crate::backend::quote::{strip_position, MAX_ERROR_BODY_BYTES};
 
@@ -36,6 +37,8 @@ enum Attempt {
     RedirectLoop,
     TooLarge,
     Transport(reqwest::Error),
+    /// Nothing could be sent (the HTTP client could not be made).
+    Failed(BackendError),
 }
 
 impl RestClient {
@@ -65,6 +68,7 @@ impl RestClient {
             };
             let (reason, retry_after) = match attempt {
                 Attempt::Body(bytes) => return self.decode(&bytes),
+                Attempt::Failed(e) => return Err(e),
                 Attempt::TooLarge => {
                     return Err(BackendError::BodyTooLarge {
                         limit: inner.max_body_bytes,
@@ -133,12 +137,26 @@ impl RestClient {
                         });
                     }
                     let cause = cause.map(|c| inner.quoter.scrub(&c));
-                    if retries >= policy.max_retries {
-                        return Err(BackendError::Connection {
-                            host: inner.host.clone(),
-                            failure,
-                            cause,
-                            retries,
+                    let proxy = self.proxy();
+                    let through = proxy_failure(proxy, failure, cause.as_deref());
+                    let permanent = failure == TransportFailure::Certificate
+                        || through == Some(ProxyFailure::AuthRequired);
+                    if retries >= policy.max_retries || permanent {
+                        return Err(match (proxy, through) {
+                            (Some(proxy), Some(failure)) => BackendError::Proxy {
+                                proxy: proxy.shown().to_owned(),
+                                variable: proxy.variable(),
+                                host: inner.host.clone(),
+                                failure,
+                                cause,
+                                retries,
+                            },
+                            _ => BackendError::Connection {
+                                host: inner.host.clone(),
+                                failure,
+                                cause,
+                                retries,
+                            },
                         });
                     }
                     tracing::debug!(
@@ -167,7 +185,11 @@ impl RestClient {
     /// One attempt: send the request and read the answer.
     async fn attempt(&self, url: &Url) -> Attempt {
         let inner = &*self.inner;
-        let response = match inner.http.get(url.clone()).send().await {
+        let http = match self.http() {
+            Ok(http) => http,
+            Err(e) => return Attempt::Failed(e),
+        };
+        let response = match http.get(url.clone()).send().await {
             Ok(r) => r,
             Err(e) if e.is_redirect() => return Attempt::RedirectLoop,
             Err(e) => return Attempt::Transport(e),
@@ -313,15 +335,6 @@ async fn read_prefix(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
     body
 }
 
-/// The innermost cause of an error, in words.
-fn innermost(error: &reqwest::Error) -> String {
-    let mut innermost: &dyn std::error::Error = error;
-    while let Some(source) = innermost.source() {
-        innermost = source;
-    }
-    innermost.to_string()
-}
-
 /// Whether a body error is the body itself (a corrupt compressed body),
 /// which trying again cannot mend, rather than the connection.
 fn is_undecodable(error: &reqwest::Error) -> bool {
@@ -333,29 +346,4 @@ fn is_undecodable(error: &reqwest::Error) -> bool {
         cause = e.source();
     }
     false
-}
-
-/// What failed, from the innermost cause of a transport error; the cause
-/// is `None` when it says no more than the error itself.
-fn transport_failure(error: &reqwest::Error) -> (TransportFailure, Option<String>) {
-    let cause = innermost(error);
-    let lower = cause.to_ascii_lowercase();
-    let failure =
-        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
-            TransportFailure::Tls
-        } else if error.is_builder()
-            || lower.contains("message head is too large")
-            || (lower.starts_with("invalid ") && lower.contains("parsed"))
-            || lower.contains("unexpected message")
-        {
-            TransportFailure::Malformed
-        } else if error.is_connect() {
-            TransportFailure::Connect
-        } else if error.is_body() || error.is_decode() {
-            TransportFailure::BodyBroken
-        } else {
-            TransportFailure::Other
-        };
-    let cause = (cause != error.to_string()).then_some(cause);
-    (failure, cause)
 }

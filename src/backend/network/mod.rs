@@ -1,0 +1,43 @@
+//! How this process reaches the network, for every backend that calls out:
+//! which certificate authorities TLS trusts ([`trust`]) and which proxy a
+//! request goes through ([`proxy`]). Each backend starts its HTTP client
+//! from [`Network::client_builder`], so both see the same network.
+
+pub mod failure;
+pub mod proxy;
+pub mod trust;
+
+use std::sync::Arc;
+
+use reqwest::Url;
+
+pub use proxy::{Proxies, ProxyProblem, ProxyServer};
+pub use trust::{CaFileProblem, ExtraRoots};
+
+/// The network settings: extra trusted roots and the proxies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Network {
+    pub extra_roots: ExtraRoots,
+    pub proxies: Proxies,
+}
+
+impl Network {
+    /// A client builder that trusts the system's roots and `extra_roots`,
+    /// and sends each request through the proxy [`Network::proxy_for`]
+    /// names, never through one the HTTP library finds by itself.
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        let builder = trust::trust_roots(reqwest::Client::builder(), &self.extra_roots).no_proxy();
+        if !self.proxies.any() {
+            return builder;
+        }
+        let proxies = Arc::new(self.proxies.clone());
+        builder.proxy(reqwest::Proxy::custom(move |url| {
+            proxies.for_url(url).map(|server| server.url().clone())
+        }))
+    }
+
+    /// The proxy a request to `url` goes through, if any.
+    pub fn proxy_for(&self, url: &Url) -> Option<&ProxyServer> {
+        self.proxies.for_url(url)
+    }
+}

@@ -1,0 +1,137 @@
+//! Which certificate authorities TLS trusts: the operating system's store
+//! (on Linux the system bundle, or `SSL_CERT_FILE` / `SSL_CERT_DIR` where
+//! set), the built-in Mozilla roots only where that store holds none, and
+//! the PEM certificates of an optional CA file on top.
+//!
+//! The CA file is read and checked at start; the system store is read when
+//! the first request is made, so that a process that never calls out never
+//! pays for it.
+
+use std::path::{Path, PathBuf};
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
+/// Certificates added to the trusted roots, from a CA file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExtraRoots {
+    /// The file they came from.
+    pub path: Option<PathBuf>,
+    certs: Vec<CertificateDer<'static>>,
+}
+
+/// Why a CA file cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CaFileProblem {
+    Unreadable { detail: String },
+    NoCertificate,
+    BadCertificate { index: usize, detail: String },
+}
+
+impl ExtraRoots {
+    /// Reads and checks the PEM certificates of `path`.
+    pub fn read(path: &Path) -> Result<Self, CaFileProblem> {
+        let pem = std::fs::read(path).map_err(|e| CaFileProblem::Unreadable {
+            detail: e.to_string(),
+        })?;
+        let mut certs = Vec::new();
+        for (index, cert) in CertificateDer::pem_slice_iter(&pem).enumerate() {
+            let cert = cert.map_err(|e| CaFileProblem::BadCertificate {
+                index: index + 1,
+                detail: format!("{e:?}"),
+            })?;
+            // The trust anchor is taken out now, as the client will: a
+            // certificate it would refuse stops the start, not a call.
+            if let Err(e) = rustls::RootCertStore::empty().add(cert.clone()) {
+                return Err(CaFileProblem::BadCertificate {
+                    index: index + 1,
+                    detail: e.to_string(),
+                });
+            }
+            certs.push(cert);
+        }
+        if certs.is_empty() {
+            return Err(CaFileProblem::NoCertificate);
+        }
+        Ok(Self {
+            path: Some(path.to_owned()),
+            certs,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.certs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.certs.is_empty()
+    }
+}
+
+/// Sets the trusted roots of `builder`: the system's, or the built-in ones
+/// where the system has none, and `extra`.
+pub fn trust_roots(
+    mut builder: reqwest::ClientBuilder,
+    extra: &ExtraRoots,
+) -> reqwest::ClientBuilder {
+    let system = rustls_native_certs::load_native_certs();
+    for e in &system.errors {
+        tracing::debug!(error = %e, "a part of the system certificate store could not be read");
+    }
+    let mut usable = 0usize;
+    // Stores often hold a few certificates rustls cannot use; they are
+    // skipped one by one rather than failing the whole store.
+    let mut check = rustls::RootCertStore::empty();
+    for cert in system.certs {
+        if check.add(cert.clone()).is_err() {
+            continue;
+        }
+        if let Ok(cert) = reqwest::Certificate::from_der(&cert) {
+            builder = builder.add_root_certificate(cert);
+            usable += 1;
+        }
+    }
+    tracing::debug!(
+        system = usable,
+        extra = extra.len(),
+        "trusted certificate authorities"
+    );
+    builder = builder
+        .tls_built_in_root_certs(false)
+        .tls_built_in_webpki_certs(usable == 0);
+    for cert in &extra.certs {
+        if let Ok(cert) = reqwest::Certificate::from_der(cert) {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_or_empty_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("ca-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(matches!(
+            ExtraRoots::read(&dir.join("absent.pem")),
+            Err(CaFileProblem::Unreadable { .. })
+        ));
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        assert_eq!(ExtraRoots::read(&empty), Err(CaFileProblem::NoCertificate));
+        let junk = dir.join("junk.pem");
+        std::fs::write(
+            &junk,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        assert!(matches!(
+            ExtraRoots::read(&junk),
+            Err(CaFileProblem::BadCertificate { index: 1, .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
