@@ -196,17 +196,18 @@ pub fn backend_error(e: &BackendError) -> String {
                     format!("the proxy refused to open a connection to {host}")
                 }
                 ProxyFailure::AuthRequired => {
-                    "the proxy asks for credentials (HTTP 407); give them in the proxy URL, as http://user:password@host:port".to_owned()
+                    "the proxy asks for credentials (HTTP 407), which go in the proxy URL as http://user:password@host:port".to_owned()
                 }
                 ProxyFailure::Broken => "the proxy did not open a connection".to_owned(),
             };
-            let cause = match cause {
-                Some(c) => format!(" ({c})"),
-                None => String::new(),
+            let cause = match (failure, cause) {
+                (ProxyFailure::AuthRequired, _) | (_, None) => String::new(),
+                (_, Some(c)) => format!(" ({c})"),
             };
             format!(
-                "Could not reach the Bloomreach API: the proxy at {proxy} (set by {variable}) failed: {what}{cause}{}; check {variable}, or list {host} in NO_PROXY to reach it directly",
-                after_retries(*retries)
+                "Could not reach the Bloomreach API: the proxy at {proxy} (set by {variable}) failed: {what}{cause}{}; check {variable}, or list {} in NO_PROXY to reach it directly",
+                after_retries(*retries),
+                without_port(host)
             )
         }
         BackendError::ClientSetup { detail } => format!(
@@ -280,6 +281,21 @@ fn answer_problem(problem: &AnswerProblem) -> String {
         AnswerProblem::Malformed { detail } => {
             format!("the answer is not well-formed HTTP ({detail})")
         }
+    }
+}
+
+/// `host` of `host:port`.
+fn without_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((name, port))
+            if !name.is_empty()
+                && !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!name.contains(':') || name.ends_with(']')) =>
+        {
+            name
+        }
+        _ => host,
     }
 }
 
@@ -357,6 +373,15 @@ mod tests {
                 .checked()
                 .unwrap_err(),
         )
+    }
+
+    #[test]
+    fn a_host_is_named_without_its_port_for_no_proxy() {
+        assert_eq!(without_port("api.exponea.com"), "api.exponea.com");
+        assert_eq!(without_port("localhost:8443"), "localhost");
+        assert_eq!(without_port("[::1]:9000"), "[::1]");
+        assert_eq!(without_port("::1"), "::1");
+        assert_eq!(without_port("127.0.0.1:80"), "127.0.0.1");
     }
 
     #[test]

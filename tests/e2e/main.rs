@@ -11,6 +11,7 @@ mod support;
 
 #[cfg(target_os = "linux")]
 mod body_cap;
+mod bundle;
 mod cli;
 mod hostile_client;
 mod interop;

@@ -247,7 +247,7 @@ async fn proxy_credentials_reach_the_proxy_and_never_stderr() {
     let text = error_text(&output);
     assert!(
         text.contains(&format!(
-            "the proxy at {} (set by HTTPS_PROXY) failed: the proxy asks for credentials (HTTP 407)",
+            "the proxy at {} (set by HTTPS_PROXY) failed: the proxy asks for credentials (HTTP 407), which go in the proxy URL as http://user:password@host:port; check HTTPS_PROXY, or list localhost in NO_PROXY to reach it directly",
             proxy.addr
         )),
         "{text}"
@@ -275,7 +275,10 @@ async fn a_proxy_that_refuses_or_is_absent_is_named_as_the_fault() {
         )),
         "{text}"
     );
-    assert!(text.contains("NO_PROXY"), "{text}");
+    assert!(
+        text.ends_with("(after 3 retries); check HTTPS_PROXY, or list localhost in NO_PROXY to reach it directly"),
+        "{text}"
+    );
 
     // A port nothing listens on: bound, then closed.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
