@@ -40,6 +40,9 @@ pub mod env {
     pub const TIMEOUT: &str = "BLOOMREACH_TIMEOUT_SECS";
     pub const PROJECT_TOKEN: &str = "BLOOMREACH_PROJECT_TOKEN";
     pub const CA_FILE: &str = "BLOOMREACH_CA_FILE";
+    pub const LOOMI_URL: &str = "BLOOMREACH_LOOMI_URL";
+    pub const LOOMI_CLIENT_ID: &str = "BLOOMREACH_LOOMI_CLIENT_ID";
+    pub const CREDENTIALS_FILE: &str = "BLOOMREACH_CREDENTIALS_FILE";
     pub const LOG: &str = "RUST_LOG";
 }
 
@@ -86,6 +89,27 @@ pub struct ProjectEntry {
     pub name: String,
 }
 
+/// The folder and file of the stored Loomi login, under the user's config folder.
+pub const CREDENTIALS_FOLDER: &str = "bloomreach-vouchers-mcp";
+pub const CREDENTIALS_FILE_NAME: &str = "loomi-credentials.json";
+
+/// Where Loomi Connect is and how to log in to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoomiSettings {
+    /// The MCP endpoint.
+    pub url: Url,
+    /// An OAuth client registered in advance; `None` registers one.
+    pub client_id: Option<String>,
+}
+
+/// Where the login is kept, and whether that is the default place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialsPath {
+    pub path: std::path::PathBuf,
+    /// The default place (the user's config folder): its folder is ours.
+    pub default: bool,
+}
+
 /// The checked settings the server runs with.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -99,6 +123,12 @@ pub struct Config {
     pub network: Network,
     /// The log filter for stderr.
     pub log_filter: String,
+    /// Loomi Connect, when its URL is set (which selects that backend).
+    pub loomi: Option<LoomiSettings>,
+    /// An OAuth client id registered in advance, whether or not a URL is set.
+    pub loomi_client_id: Option<String>,
+    /// Where the Loomi login is kept; `None` when no config folder is known.
+    pub credentials_file: Option<CredentialsPath>,
 }
 
 /// A setting that cannot work, with the words to say why.
@@ -160,6 +190,38 @@ impl Config {
             _ => None,
         };
         let projects = parse_projects(given(settings.project_token.as_deref()).unwrap_or(""))?;
+        let loomi_client_id = given(settings.loomi_client_id.as_deref()).map(str::to_owned);
+        let loomi = match given(settings.loomi_url.as_deref()) {
+            Some(raw) => Some(LoomiSettings {
+                url: parse_loomi_url(raw)?,
+                client_id: loomi_client_id.clone(),
+            }),
+            None => None,
+        };
+        let key_given = given(settings.api_key_id.as_deref()).is_some()
+            || given(settings.api_secret.as_deref()).is_some();
+        if loomi.is_some() && key_given && !settings.demo {
+            return Err(ConfigError {
+                variable: env::LOOMI_URL,
+                flag: Some("loomi-url"),
+                problem: format!(
+                    "and an API key ({} / {}) are both set; they are two ways to the data, so keep one: unset {} to use the API key, or the key settings to use Loomi Connect",
+                    env::KEY_ID,
+                    env::SECRET,
+                    env::LOOMI_URL
+                ),
+            });
+        }
+        let credentials_file = match given(settings.credentials_file.as_deref()) {
+            Some(path) => Some(CredentialsPath {
+                path: path.into(),
+                default: false,
+            }),
+            None => dirs::config_dir().map(|dir| CredentialsPath {
+                path: dir.join(CREDENTIALS_FOLDER).join(CREDENTIALS_FILE_NAME),
+                default: true,
+            }),
+        };
         let network = Network {
             extra_roots: match given(settings.ca_file.as_deref()) {
                 Some(path) => read_ca_file(Path::new(path))?,
@@ -181,6 +243,9 @@ impl Config {
             log_filter: given(Some(&settings.log_filter))
                 .unwrap_or(DEFAULT_LOG_FILTER)
                 .to_owned(),
+            loomi,
+            loomi_client_id,
+            credentials_file,
         })
     }
 }
@@ -244,6 +309,43 @@ pub fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
         return Err(err(format!(
             "cannot be the start of a request URL ({e}): {trimmed:?}"
         )));
+    }
+    Ok(url)
+}
+
+/// Parses and checks the Loomi Connect MCP URL: absolute, `https`, or
+/// `http` to a loopback host; no credentials or fragment.
+pub fn parse_loomi_url(raw: &str) -> Result<Url, ConfigError> {
+    let err = |problem: String| ConfigError::new(env::LOOMI_URL, "loomi-url", problem);
+    let trimmed = raw.trim();
+    let url =
+        Url::parse(trimmed).map_err(|e| err(format!("is not a valid URL ({e}): {trimmed:?}")))?;
+    let host = match url.host_str() {
+        Some(h) if !h.is_empty() => h.to_owned(),
+        _ => return Err(err(format!("has no host: {trimmed:?}"))),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&host) => {}
+        "http" => {
+            return Err(err(format!(
+                "uses plain http:// to {host}, which is not a loopback host; use https://"
+            )))
+        }
+        other => {
+            return Err(err(format!(
+                "must start with https:// (or http:// to a loopback host), not {other}://"
+            )))
+        }
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(err(
+            "must not carry credentials; log in with `bloomreach-vouchers-mcp login` instead"
+                .to_owned(),
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(err(format!("must not carry a fragment: {trimmed:?}")));
     }
     Ok(url)
 }
@@ -326,6 +428,9 @@ mod tests {
             project_token: None,
             log_filter: "info".to_owned(),
             ca_file: None,
+            loomi_url: None,
+            loomi_client_id: None,
+            credentials_file: None,
             demo: false,
         }
     }
@@ -353,6 +458,9 @@ mod tests {
             project_token: Some("${user_config.project_token}".to_owned()),
             log_filter: "${user_config.log}".to_owned(),
             ca_file: Some("${user_config.ca_file}".to_owned()),
+            loomi_url: Some("${user_config.loomi_url}".to_owned()),
+            loomi_client_id: Some(String::new()),
+            credentials_file: Some("${user_config.credentials_file}".to_owned()),
             demo: false,
         };
         let config = Config::from_settings(&s).unwrap();
@@ -362,6 +470,36 @@ mod tests {
         assert_eq!(config.projects, vec![]);
         assert_eq!(config.log_filter, DEFAULT_LOG_FILTER);
         assert!(config.network.extra_roots.is_empty());
+        assert_eq!(config.loomi, None);
+        assert_eq!(config.loomi_client_id, None);
+        assert!(config.credentials_file.as_ref().is_none_or(|c| c.default));
+    }
+
+    #[test]
+    fn loomi_url_and_an_api_key_together_are_refused_in_one_line() {
+        let mut s = settings();
+        s.loomi_url = Some("https://eu.connect.loomi.ai/mcp".to_owned());
+        let e = Config::from_settings(&s).unwrap_err();
+        assert_eq!(e.variable, env::LOOMI_URL);
+        let text = e.to_string();
+        assert!(text.contains("BLOOMREACH_API_KEY_ID"), "{text}");
+        assert!(!text.contains('\n'));
+        // --demo wins over both.
+        s.demo = true;
+        assert!(Config::from_settings(&s).is_ok());
+        s.demo = false;
+        s.api_key_id = None;
+        s.api_secret = None;
+        let config = Config::from_settings(&s).unwrap();
+        assert_eq!(
+            config.loomi.unwrap().url.as_str(),
+            "https://eu.connect.loomi.ai/mcp"
+        );
+        s.loomi_url = Some("http://connect.example/mcp".to_owned());
+        assert_eq!(
+            Config::from_settings(&s).unwrap_err().to_string(),
+            "BLOOMREACH_LOOMI_URL (--loomi-url) uses plain http:// to connect.example, which is not a loopback host; use https://"
+        );
     }
 
     #[test]

@@ -48,6 +48,8 @@ fn main() -> ExitCode {
             VoucherServer::new(backend, config.projects),
             call,
         )),
+        Some(Command::Login(args)) => runtime.block_on(cli::run_login(&config, &args)),
+        Some(Command::Logout) => cli::run_logout(&config),
     };
     // Do not wait for threads blocked on stdin: the work is done.
     runtime.shutdown_background();

@@ -41,7 +41,7 @@ pub fn rfc3339_utc(epoch_seconds: f64) -> Option<String> {
         // Six digits, without the trailing zeros.
         let mut digits = 6;
         let mut fraction = micros as u32;
-        while fraction % 10 == 0 {
+        while fraction.is_multiple_of(10) {
             fraction /= 10;
             digits -= 1;
         }

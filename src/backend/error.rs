@@ -66,6 +66,17 @@ pub enum ProxyFailure {
     Broken,
 }
 
+/// Why a login is needed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginReason {
+    /// None is stored.
+    NotLoggedIn,
+    /// The stored one is for another Loomi URL.
+    OtherUrl,
+    /// The refresh was refused, or the token was refused after one.
+    Refused,
+}
+
 /// A failed call to a backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BackendError {
@@ -147,4 +158,32 @@ pub enum BackendError {
     },
     /// The HTTP client could not be made.
     ClientSetup { detail: String },
+    /// Loomi Connect needs a login; the URL of the one started, or why none
+    /// could be.
+    LoginRequired {
+        reason: LoginReason,
+        authorization_url: Option<String>,
+        problem: Option<Box<super::loomi::LoginProblem>>,
+    },
+    /// Loomi Connect does not offer this tool.
+    LoomiToolMissing { tool: String },
+    /// Loomi Connect answered an error (`isError`, `success: false`, a
+    /// JSON-RPC error), quoted short and scrubbed.
+    LoomiFailed { message: String },
+    /// Loomi Connect's answer could not be used.
+    LoomiUnexpected {
+        problem: AnswerProblem,
+        excerpt: Option<String>,
+    },
+    /// Loomi Connect answered an HTTP status that is not a success.
+    LoomiStatus {
+        status: u16,
+        excerpt: Option<String>,
+    },
+    /// The authorization server failed (not a refusal of the login).
+    LoomiAuth {
+        problem: Box<super::loomi::OAuthProblem>,
+    },
+    /// The credentials file could not be read or written.
+    CredentialsFile { path: String, detail: String },
 }

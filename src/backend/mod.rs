@@ -7,6 +7,7 @@
 pub mod demo;
 mod error;
 mod id;
+pub mod loomi;
 mod model;
 pub mod network;
 mod notice;
@@ -16,8 +17,11 @@ pub mod rest;
 use std::sync::Arc;
 
 pub use demo::DemoData;
-pub use error::{AnswerProblem, BackendError, ProxyFailure, Subject, TransportFailure};
+pub use error::{
+    AnswerProblem, BackendError, LoginReason, ProxyFailure, Subject, TransportFailure,
+};
 pub use id::{Id, IdProblem, MAX_ID_CHARS};
+pub use loomi::{LoomiClient, LoomiOptions};
 pub use model::{
     Code, CodeStatus, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, MAX_CODES_PER_PAGE,
 };
@@ -30,6 +34,7 @@ use crate::config::{Config, ProjectEntry};
 #[derive(Clone, Debug)]
 pub enum Backend {
     Rest(RestClient),
+    Loomi(LoomiClient),
     Demo(Arc<DemoData>),
     /// No way in is configured: every call answers [`BackendError::NotConfigured`].
     Unconfigured,
@@ -41,6 +46,18 @@ impl Backend {
     pub fn from_config(config: &Config) -> Self {
         if config.demo {
             return Self::demo();
+        }
+        if let Some(loomi) = &config.loomi {
+            if let Some(file) = &config.credentials_file {
+                return Self::Loomi(LoomiClient::new(LoomiOptions {
+                    url: loomi.url.clone(),
+                    client_id: loomi.client_id.clone(),
+                    file: loomi::CredentialsFile::new(file.path.clone(), file.default),
+                    timeout: config.timeout,
+                    network: config.network.clone(),
+                    limits: loomi::pacing::Limits::LOOMI,
+                }));
+            }
         }
         match &config.credentials {
             Some(credentials) => {
@@ -64,15 +81,31 @@ impl Backend {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Rest(_) => "api",
+            Self::Loomi(_) => "loomi",
             Self::Demo(_) => "demo",
             Self::Unconfigured => "unconfigured",
         }
     }
 
     /// Whether this backend can filter codes by status (the REST API and
-    /// the demo data can).
-    pub fn filters_by_status(&self) -> bool {
-        true
+    /// the demo data can; Loomi Connect when its tool declares `status`).
+    pub async fn filters_by_status(&self) -> Result<bool, BackendError> {
+        match self {
+            Self::Loomi(client) => client.filters_by_status().await,
+            _ => Ok(true),
+        }
+    }
+
+    /// The projects this backend lists for `list_projects` when none are
+    /// configured: Loomi Connect's, the demo project, or none.
+    pub async fn list_projects(
+        &self,
+        observer: RetryObserver<'_>,
+    ) -> Result<Vec<ProjectEntry>, BackendError> {
+        match self {
+            Self::Loomi(client) => client.list_projects(observer).await,
+            _ => Ok(self.own_projects()),
+        }
     }
 
     /// The projects this backend knows of by itself, for when none are
@@ -80,7 +113,7 @@ impl Backend {
     pub fn own_projects(&self) -> Vec<ProjectEntry> {
         match self {
             Self::Demo(_) => vec![demo::project()],
-            Self::Rest(_) | Self::Unconfigured => Vec::new(),
+            Self::Rest(_) | Self::Loomi(_) | Self::Unconfigured => Vec::new(),
         }
     }
 
@@ -91,6 +124,7 @@ impl Backend {
     ) -> Result<Vec<PoolSummary>, BackendError> {
         match self {
             Self::Rest(client) => client.list_pools(project_id, observer).await,
+            Self::Loomi(client) => client.list_pools(project_id, observer).await,
             Self::Demo(demo) => demo.list_pools(project_id),
             Self::Unconfigured => Err(BackendError::NotConfigured),
         }
@@ -103,6 +137,7 @@ impl Backend {
     ) -> Result<Pool, BackendError> {
         match self {
             Self::Rest(client) => client.get_pool(pool, observer).await,
+            Self::Loomi(client) => client.get_pool(pool, observer).await,
             Self::Demo(demo) => demo.get_pool(pool.project_id, pool.pool_id),
             Self::Unconfigured => Err(BackendError::NotConfigured),
         }
@@ -115,6 +150,7 @@ impl Backend {
     ) -> Result<CodesPage, BackendError> {
         match self {
             Self::Rest(client) => client.list_codes(query, observer).await,
+            Self::Loomi(client) => client.list_codes(query, observer).await,
             Self::Demo(demo) => demo.list_codes(query),
             Self::Unconfigured => Err(BackendError::NotConfigured),
         }

@@ -10,6 +10,8 @@ pub enum RetryReason {
     RateLimited,
     Status(u16),
     Connection,
+    /// Not a retry: the call waits its turn under Loomi's rate limit.
+    Paced,
 }
 
 /// Told to an observer before each retry.

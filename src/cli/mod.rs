@@ -4,6 +4,7 @@
 //! through the same server code as MCP.
 
 mod call;
+mod login;
 mod tools;
 
 use std::fmt;
@@ -11,6 +12,7 @@ use std::fmt;
 use clap::{Args, Parser, Subcommand};
 
 pub use call::{call_arguments, run_call};
+pub use login::{run_login, run_logout};
 pub use tools::print_tools;
 
 use crate::config::{env, Secret, DEFAULT_BASE_URL, DEFAULT_LOG_FILTER, DEFAULT_TIMEOUT_SECS};
@@ -43,6 +45,21 @@ pub enum Command {
     Tools,
     /// Run one tool and print its result envelope, e.g. `call list_voucher_codes project_id=demo pool_id=summer20 count=5`.
     Call(CallArgs),
+    /// Log in to Loomi Connect with your Bloomreach account (a browser page), and keep the login for the server.
+    Login(LoginArgs),
+    /// Forget the stored Loomi Connect login.
+    Logout,
+}
+
+/// Arguments of the `login` subcommand.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Print the authorization URL only; do not open a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Say whether a login is stored, for which URL and until when; change nothing.
+    #[arg(long)]
+    pub status: bool,
 }
 
 /// Arguments of the `call` subcommand.
@@ -86,6 +103,19 @@ pub struct Settings {
     #[arg(long, env = env::CA_FILE, hide_env_values = true, value_name = "PEM_FILE", global = true)]
     pub ca_file: Option<String>,
 
+    /// The Loomi Connect MCP endpoint (from Bloomreach's setup page, e.g. `https://eu.connect.loomi.ai/mcp`).
+    /// Setting it serves live data through Loomi Connect after `login`.
+    #[arg(long, env = env::LOOMI_URL, hide_env_values = true, value_name = "URL", global = true)]
+    pub loomi_url: Option<String>,
+
+    /// An OAuth client id registered in advance for Loomi Connect; without it the client registers itself.
+    #[arg(long, env = env::LOOMI_CLIENT_ID, hide_env_values = true, value_name = "ID", global = true)]
+    pub loomi_client_id: Option<String>,
+
+    /// Where the Loomi login is kept. Default: `bloomreach-vouchers-mcp/loomi-credentials.json` in the user's config folder.
+    #[arg(long, env = env::CREDENTIALS_FILE, hide_env_values = true, value_name = "PATH", global = true)]
+    pub credentials_file: Option<String>,
+
     /// Log filter for stderr (tracing's EnvFilter syntax), e.g. `info`, `debug`, `bloomreach_vouchers_mcp=trace`.
     /// The default logs one line per tool call, plus warnings and errors.
     #[arg(long = "log", env = env::LOG, hide_env_values = true, default_value = DEFAULT_LOG_FILTER, global = true)]
@@ -109,6 +139,9 @@ impl fmt::Debug for Settings {
             .field("project_token", &self.project_token)
             .field("log_filter", &self.log_filter)
             .field("ca_file", &self.ca_file)
+            .field("loomi_url", &self.loomi_url)
+            .field("loomi_client_id", &self.loomi_client_id)
+            .field("credentials_file", &self.credentials_file)
             .field("demo", &self.demo)
             .finish()
     }

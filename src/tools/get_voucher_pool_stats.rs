@@ -49,7 +49,7 @@ pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> Output {
 
 async fn stats(context: &CallContext<'_>, args: &RawArgs) -> Result<VoucherPoolStats, Failure> {
     let (project_id, pool_id) = args::pool_ids(args)?;
-    if !context.backend.filters_by_status() {
+    if !context.backend.filters_by_status().await? {
         return Err(BackendError::CannotFilterByStatus.into());
     }
     let pool = PoolRef {

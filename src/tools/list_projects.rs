@@ -1,6 +1,7 @@
 //! `list_projects`: the projects this server is set up to read. Bloomreach
 //! API keys belong to a project and no endpoint lists projects for a key,
-//! so the list comes from configuration (or the demo data), not the API.
+//! so the list comes from configuration (or the demo data), not the API;
+//! on Loomi Connect, from its own `list_projects` unless configured.
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -15,7 +16,8 @@ pub const TITLE: &str = "List configured Bloomreach projects";
 pub fn description() -> &'static str {
     "List the Bloomreach projects this server is set up to read. Each entry's `id` is the project token that every \
 other tool takes as `project_id`. Start here when you do not know the project. The list comes from the server's \
-configuration, not from Bloomreach; if it is empty, ask the user for their project token."
+configuration (or, when the server reads through Loomi Connect, from the projects your login can see); if it is \
+empty, ask the user for their project token."
 }
 
 /// Declared shape of the arguments: none.
@@ -34,7 +36,16 @@ pub struct ProjectRecord {
 pub type Output = Envelope<Vec<ProjectRecord>>;
 
 pub async fn call(context: &CallContext<'_>, _args: &RawArgs) -> Output {
-    Output::ok(context.projects.iter().map(ProjectRecord::from).collect())
+    if !context.projects.is_empty() {
+        return Output::ok(context.projects.iter().map(ProjectRecord::from).collect());
+    }
+    let listed = context.backend.list_projects(context.on_retry).await;
+    Output::of(
+        listed
+            .map(|projects| projects.iter().map(ProjectRecord::from).collect())
+            .map_err(Into::into),
+        Vec::new(),
+    )
 }
 
 impl From<&ProjectEntry> for ProjectRecord {

@@ -7,11 +7,17 @@ use std::time::Duration;
 
 use super::args::{ArgError, ArgProblem, IntRule};
 use super::envelope::Failure;
+use crate::backend::loomi::callback::CallbackProblem;
+use crate::backend::loomi::oauth::Step;
+use crate::backend::loomi::{LoginProblem, OAuthProblem, StoreProblem};
 use crate::backend::{
-    AnswerProblem, BackendError, IdProblem, ProxyFailure, RetryNotice, RetryReason, Subject,
-    TransportFailure,
+    AnswerProblem, BackendError, IdProblem, LoginReason, ProxyFailure, RetryNotice, RetryReason,
+    Subject, TransportFailure,
 };
 use crate::config::env;
+
+/// The command that logs in to Loomi Connect.
+pub const LOGIN_COMMAND: &str = "bloomreach-vouchers-mcp login";
 
 /// A failed call, in words.
 pub fn failure(f: &Failure) -> String {
@@ -80,9 +86,55 @@ pub fn backend_error(e: &BackendError) -> String {
             status.as_str()
         ),
         BackendError::NotConfigured => format!(
-            "No Bloomreach API key is configured: set {} and {} in the server's environment (or pass --api-key-id and --api-secret), then restart the server",
+            "No way to Bloomreach data is configured. Either set {} to your Loomi Connect URL (from Bloomreach's setup page, e.g. https://eu.connect.loomi.ai/mcp) and log in with `{LOGIN_COMMAND}`, or set {} and {} to an API key; put the settings in the server's environment (or pass --loomi-url, or --api-key-id and --api-secret), then restart the server",
+            env::LOOMI_URL,
             env::KEY_ID,
             env::SECRET
+        ),
+        BackendError::LoginRequired {
+            reason,
+            authorization_url,
+            problem,
+        } => {
+            let why = match reason {
+                LoginReason::NotLoggedIn => "This server is not logged in to Loomi Connect yet",
+                LoginReason::OtherUrl => "The stored login is for another Loomi Connect URL than the one configured",
+                LoginReason::Refused => "The Loomi Connect login has expired or was revoked",
+            };
+            match (authorization_url, problem) {
+                (Some(url), _) => format!(
+                    "{why}. To log in, open this address in a browser and sign in with your Bloomreach account:\n{url}\nthen call the tool again (the login is kept for later calls). Or run `{LOGIN_COMMAND}` in a terminal."
+                ),
+                (None, problem) => format!(
+                    "{why}, and no login could be started ({}). Run `{LOGIN_COMMAND}` in a terminal to log in; it says more if it fails",
+                    problem
+                        .as_deref()
+                        .map_or_else(|| "no reason given".to_owned(), login_problem)
+                ),
+            }
+        }
+        BackendError::LoomiToolMissing { tool } => format!(
+            "Loomi Connect does not offer the tool {tool} to this login, so this cannot be answered through it; the login may lack access to vouchers"
+        ),
+        BackendError::LoomiFailed { message } => {
+            format!("Loomi Connect answered with an error: {message}")
+        }
+        BackendError::LoomiUnexpected { problem, excerpt } => format!(
+            "Loomi Connect answered unexpectedly: {}{}",
+            answer_problem(problem),
+            quoted(excerpt)
+        ),
+        BackendError::LoomiStatus { status, excerpt } => format!(
+            "Loomi Connect answered HTTP {status}{}",
+            quoted(excerpt)
+        ),
+        BackendError::LoomiAuth { problem } => format!(
+            "The Loomi Connect login could not be renewed: {}; try again, or run `{LOGIN_COMMAND}`",
+            oauth_problem(problem)
+        ),
+        BackendError::CredentialsFile { path, detail } => format!(
+            "The Loomi Connect credentials file {path} could not be used ({detail}); check {} or run `{LOGIN_COMMAND}` again",
+            env::CREDENTIALS_FILE
         ),
         BackendError::Rejected { message } => format!(
             "Bloomreach rejected the request as invalid (HTTP 400){}",
@@ -217,6 +269,64 @@ pub fn backend_error(e: &BackendError) -> String {
     }
 }
 
+/// A login problem in a few words, for an error envelope or a log line.
+pub fn login_problem(problem: &LoginProblem) -> String {
+    match problem {
+        LoginProblem::OAuth(p) => oauth_problem(p),
+        LoginProblem::Callback(CallbackProblem::Denied { error, description }) => match description
+        {
+            Some(d) => format!("the authorization server answered {error}: {d}"),
+            None => format!("the authorization server answered {error}"),
+        },
+        LoginProblem::Callback(CallbackProblem::TimedOut) => format!(
+            "no login arrived within {} minutes",
+            crate::backend::loomi::callback::LOGIN_WAIT.as_secs() / 60
+        ),
+        LoginProblem::Callback(CallbackProblem::Io { detail }) => {
+            format!("the local callback could not be served ({detail})")
+        }
+        LoginProblem::Store(StoreProblem::Io { path, detail })
+        | LoginProblem::Store(StoreProblem::Unreadable { path, detail }) => {
+            format!(
+                "the credentials file {} could not be used ({detail})",
+                path.display()
+            )
+        }
+        LoginProblem::Setup(detail) => format!("the HTTP client could not be set up ({detail})"),
+        LoginProblem::Check(e) => backend_error(e),
+    }
+}
+
+/// An OAuth problem in a few words.
+pub fn oauth_problem(problem: &OAuthProblem) -> String {
+    let step = |s: &Step| match s {
+        Step::Registration => "client registration",
+        Step::TokenExchange => "the token exchange",
+        Step::Refresh => "the token refresh",
+    };
+    match problem {
+        OAuthProblem::Discovery { detail } => format!("discovery failed: {detail}"),
+        OAuthProblem::NoPkce => "the authorization server does not offer PKCE with S256".to_owned(),
+        OAuthProblem::Exchange { step: s, detail } => format!("{} failed: {detail}", step(s)),
+        OAuthProblem::Refused {
+            step: s,
+            status,
+            error,
+            description,
+        } => {
+            let mut text = format!("{} was refused (HTTP {status}", step(s));
+            if let Some(e) = error {
+                text.push_str(&format!(", {e}"));
+            }
+            text.push(')');
+            if let Some(d) = description {
+                text.push_str(&format!(": {d}"));
+            }
+            text
+        }
+    }
+}
+
 /// An answer too large to send.
 pub fn answer_too_large(bytes: usize, max: usize) -> String {
     format!(
@@ -241,7 +351,14 @@ pub fn scan_progress(scan: &super::ScanProgress) -> String {
 
 /// Why a call waits, and for how long: a progress message and a log line.
 pub fn retry_notice(notice: &RetryNotice) -> String {
+    if notice.reason == RetryReason::Paced {
+        return format!(
+            "waiting {:.1} s for a turn under Loomi Connect's rate limit (1 call a second, 60 a minute)",
+            notice.wait.as_secs_f64()
+        );
+    }
     let why = match &notice.reason {
+        RetryReason::Paced => unreachable!("answered above"),
         RetryReason::RateLimited => "Bloomreach is rate limiting (HTTP 429)".to_owned(),
         RetryReason::Status(s) => format!("Bloomreach answered HTTP {s}"),
         RetryReason::Connection => "the connection to Bloomreach failed".to_owned(),
@@ -497,6 +614,8 @@ mod tests {
     #[test]
     fn not_configured_names_both_settings() {
         let text = backend_error(&BackendError::NotConfigured);
+        assert!(text.contains("BLOOMREACH_LOOMI_URL"), "{text}");
+        assert!(text.contains("bloomreach-vouchers-mcp login"), "{text}");
         assert!(text.contains("BLOOMREACH_API_KEY_ID"), "{text}");
         assert!(text.contains("BLOOMREACH_API_SECRET"), "{text}");
     }

@@ -15,6 +15,7 @@ mod bundle;
 mod cli;
 mod hostile_client;
 mod interop;
+mod loomi;
 mod network;
 mod process;
 mod progress;

@@ -15,13 +15,16 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_bloomreach-vouchers-mcp");
 
 /// Every variable the binary reads; removed from each child so the host's
 /// environment cannot leak in.
-const CLEARED_ENV: [&str; 18] = [
+const CLEARED_ENV: [&str; 21] = [
     "BLOOMREACH_API_BASE_URL",
     "BLOOMREACH_API_KEY_ID",
     "BLOOMREACH_API_SECRET",
     "BLOOMREACH_TIMEOUT_SECS",
     "BLOOMREACH_PROJECT_TOKEN",
     "BLOOMREACH_CA_FILE",
+    "BLOOMREACH_LOOMI_URL",
+    "BLOOMREACH_LOOMI_CLIENT_ID",
+    "BLOOMREACH_CREDENTIALS_FILE",
     "RUST_LOG",
     "NO_COLOR",
     "HTTPS_PROXY",

@@ -12,6 +12,7 @@
 
 pub mod binary;
 pub mod fake_api;
+pub mod fake_loomi;
 pub mod json;
 pub mod jsonrpc;
 pub mod mcp;

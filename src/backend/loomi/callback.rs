@@ -1,0 +1,171 @@
+//! The loopback redirect target of a login: `http://127.0.0.1:<port>/callback`
+//! served by this process for up to 5 minutes. A callback with the expected
+//! `state` ends it with the code; one with another `state` is refused (the
+//! page says so) and the wait goes on; `error=...` from the authorization
+//! server (`access_denied`: the person said no) ends it.
+
+use std::time::Duration;
+
+use reqwest::Url;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// How long a login waits for its callback.
+pub const LOGIN_WAIT: Duration = Duration::from_secs(300);
+
+/// How a wait for the callback ended without a code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallbackProblem {
+    /// The authorization server sent `error` (and maybe a description).
+    Denied {
+        error: String,
+        description: Option<String>,
+    },
+    /// Nothing came in time.
+    TimedOut,
+    /// The listener failed.
+    Io { detail: String },
+}
+
+/// A bound listener.
+pub struct Callback {
+    listener: TcpListener,
+    pub redirect_uri: String,
+}
+
+impl Callback {
+    /// Binds a free port on 127.0.0.1.
+    pub async fn bind() -> Result<Self, CallbackProblem> {
+        let listener =
+            TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .map_err(|e| CallbackProblem::Io {
+                    detail: e.to_string(),
+                })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| CallbackProblem::Io {
+                detail: e.to_string(),
+            })?
+            .port();
+        Ok(Self {
+            listener,
+            redirect_uri: format!("http://127.0.0.1:{port}/callback"),
+        })
+    }
+
+    /// Waits up to `wait` for the callback carrying `state`; its code.
+    pub async fn code(self, state: &str, wait: Duration) -> Result<String, CallbackProblem> {
+        match tokio::time::timeout(wait, self.serve(state)).await {
+            Ok(result) => result,
+            Err(_) => Err(CallbackProblem::TimedOut),
+        }
+    }
+
+    async fn serve(self, state: &str) -> Result<String, CallbackProblem> {
+        loop {
+            let (mut socket, _) =
+                self.listener
+                    .accept()
+                    .await
+                    .map_err(|e| CallbackProblem::Io {
+                        detail: e.to_string(),
+                    })?;
+            let Some(target) = read_target(&mut socket).await else {
+                continue;
+            };
+            let Ok(url) = Url::parse(&format!("http://127.0.0.1{target}")) else {
+                let _ = respond(&mut socket, 400, "This is not a login callback.").await;
+                continue;
+            };
+            if url.path() != "/callback" {
+                let _ = respond(&mut socket, 404, "Not found.").await;
+                continue;
+            }
+            let param = |name: &str| {
+                url.query_pairs()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.into_owned())
+            };
+            if param("state").as_deref() != Some(state) {
+                let _ = respond(
+                    &mut socket,
+                    400,
+                    "This login link does not belong to the login in progress (its state differs), so it was refused. Start again from the link the program printed.",
+                )
+                .await;
+                continue;
+            }
+            if let Some(error) = param("error") {
+                let _ = respond(
+                    &mut socket,
+                    200,
+                    "The login was not completed. You can close this page.",
+                )
+                .await;
+                return Err(CallbackProblem::Denied {
+                    error,
+                    description: param("error_description"),
+                });
+            }
+            match param("code") {
+                Some(code) if !code.is_empty() => {
+                    let _ = respond(
+                        &mut socket,
+                        200,
+                        "Logged in to Loomi Connect. You can close this page and go back to your assistant.",
+                    )
+                    .await;
+                    return Ok(code);
+                }
+                _ => {
+                    let _ = respond(&mut socket, 400, "The callback carries no code.").await;
+                }
+            }
+        }
+    }
+}
+
+/// The request target of the first request on `socket`, if it is a GET.
+async fn read_target(socket: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.len() > 16 * 1024 {
+            return None;
+        }
+    }
+    let text = String::from_utf8_lossy(&head);
+    let line = text.lines().next()?;
+    let mut parts = line.split(' ');
+    (parts.next()? == "GET").then(|| parts.next().map(str::to_owned))?
+}
+
+async fn respond(
+    socket: &mut tokio::net::TcpStream,
+    status: u16,
+    text: &str,
+) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        _ => "Not Found",
+    };
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>bloomreach-vouchers-mcp</title></head><body><p>{text}</p></body></html>"
+    );
+    let answer = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(answer.as_bytes()).await?;
+    socket.shutdown().await
+}

@@ -1,0 +1,601 @@
+//! Loomi Connect as the backend, through the built binary, against the fake
+//! Loomi of `tests/support/fake_loomi.rs`: the whole login (`login
+//! --no-browser`, the URL followed as a browser would), `login --status`,
+//! `logout`, serving each tool with exact data, refresh and revocation, the
+//! login started by a tool call, pacing, rate limits, Loomi's errors, and
+//! tokens never on stdout or stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::support::binary::command;
+use crate::support::fake_loomi::{FakeLoomi, ToolFault, LOOMI_POOL, LOOMI_PROJECT};
+use crate::support::jsonrpc::Session;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vouchers-loomi-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn env_for<'a>(loomi: &'a str, file: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("BLOOMREACH_LOOMI_URL", loomi),
+        ("BLOOMREACH_CREDENTIALS_FILE", file),
+        ("BLOOMREACH_TIMEOUT_SECS", "10"),
+    ]
+}
+
+/// Runs `login --no-browser`, plays the browser with the URL it prints,
+/// and returns (exit code, stdout, stderr).
+async fn login(fake: &FakeLoomi, file: &Path, extra: &[(&str, &str)]) -> (i32, String, String) {
+    let url = fake.mcp_url();
+    let file = file.to_str().unwrap().to_owned();
+    let mut env = env_for(&url, &file);
+    env.extend_from_slice(extra);
+    let mut cmd = command(&["login", "--no-browser"], &env);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let authorization_url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), stderr.next_line())
+            .await
+            .expect("login prints its URL in time")
+            .unwrap()
+            .unwrap_or_else(|| panic!("login ended before a URL: {seen}"));
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("http") {
+            break line;
+        }
+    };
+    assert!(!authorization_url.contains(' '), "the URL stands alone");
+    let (status, page) = FakeLoomi::approve(&authorization_url).await;
+    assert_eq!(status, 200, "{page}");
+    while let Ok(Some(line)) = stderr.next_line().await {
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    let output = child.wait_with_output().await.unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        seen,
+    )
+}
+
+#[tokio::test]
+async fn the_whole_login_registers_uses_pkce_and_keeps_the_tokens_privately() {
+    let fake = FakeLoomi::start().await;
+    let dir = scratch("login");
+    let file = dir.join("private/loomi.json");
+    let (code, stdout, stderr) = login(&fake, &file, &[]).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "Logged in to Loomi Connect at {}; it offers voucher tools get_voucher_pool, list_voucher_codes, list_voucher_pools.\n",
+            fake.addr
+        )
+    );
+    let stored: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let token = stored["access_token"].as_str().unwrap();
+    assert!(token.starts_with("loomi-at-"));
+    assert!(!stdout.contains(token) && !stderr.contains(token));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(file.parent().unwrap()), 0o700);
+    }
+    fake.with(|s| {
+        assert_eq!(s.registrations.len(), 1);
+        let q = &s.authorize_queries[0];
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["resource"], fake.mcp_url());
+        assert_eq!(q["state"].len(), 22);
+        assert!(q["redirect_uri"].starts_with("http://127.0.0.1:"));
+        assert!(q["redirect_uri"].ends_with("/callback"));
+        let exchange = &s.token_forms[0];
+        assert_eq!(exchange["grant_type"], "authorization_code");
+        assert_eq!(exchange["resource"], fake.mcp_url());
+        assert_eq!(exchange["code_verifier"].len(), 43);
+    });
+
+    // --status says so without a token; logout removes it.
+    let url = fake.mcp_url();
+    let path = file.to_str().unwrap().to_owned();
+    let out = command(&["login", "--status"], &env_for(&url, &path))
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "Logged in to Loomi Connect at {url} (renewable); its access token expires at "
+        )),
+        "{text}"
+    );
+    assert!(!text.contains(token));
+    let out = command(&["logout"], &env_for(&url, &path))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!file.exists());
+    let out = command(&["logout"], &env_for(&url, &path))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "logout without a login");
+    let out = command(&["login", "--status"], &env_for(&url, &path))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_preset_client_id_skips_registration_and_a_denial_ends_the_login() {
+    let fake = FakeLoomi::start().await;
+    let dir = scratch("preset");
+    let file = dir.join("loomi.json");
+    fake.with(|s| {
+        s.clients.insert("preset-client".into(), vec![]);
+    });
+    let (code, stdout, stderr) = login(
+        &fake,
+        &file,
+        &[("BLOOMREACH_LOOMI_CLIENT_ID", "preset-client")],
+    )
+    .await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    fake.with(|s| {
+        assert!(s.registrations.is_empty());
+        assert_eq!(s.authorize_queries[0]["client_id"], "preset-client");
+    });
+
+    fake.with(|s| s.deny = true);
+    let (code, stdout, stderr) = login(&fake, &dir.join("other.json"), &[]).await;
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    let last = stderr.lines().last().unwrap();
+    assert_eq!(
+        last,
+        "error: the login failed: the authorization server answered access_denied: The user said no"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A logged-in credentials file for `fake`, made by a real login.
+async fn logged_in(fake: &FakeLoomi, name: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let file = dir.join("loomi.json");
+    let (code, out, err) = login(fake, &file, &[]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    (dir, file)
+}
+
+async fn serve(fake: &FakeLoomi, file: &Path, extra: &[(&str, &str)]) -> Session {
+    let url = fake.mcp_url();
+    let path = file.to_str().unwrap().to_owned();
+    let mut env = env_for(&url, &path);
+    env.extend_from_slice(extra);
+    let mut session = Session::start(&Vec::<String>::new(), &env);
+    session.initialize("2025-11-25").await;
+    session
+}
+
+async fn call(session: &mut Session, id: u64, name: &str, args: Value) -> Value {
+    let answer = session
+        .roundtrip(id, "tools/call", json!({"name": name, "arguments": args}))
+        .await;
+    answer["result"]["structuredContent"].clone()
+}
+
+#[tokio::test]
+async fn each_tool_is_served_from_loomi_with_exact_data_and_nothing_is_sent_at_start() {
+    let fake = FakeLoomi::start().await;
+    let (dir, file) = logged_in(&fake, "serve").await;
+    let before = fake.with(|s| s.mcp_requests);
+    let mut session = serve(&fake, &file, &[("RUST_LOG", "trace")]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fake.with(|s| s.mcp_requests), before, "no request at start");
+
+    let pools = call(
+        &mut session,
+        1,
+        "list_voucher_pools",
+        json!({"project_id": LOOMI_PROJECT}),
+    )
+    .await;
+    assert_eq!(
+        pools,
+        json!({"success": true, "error": null, "data": [
+            {"id": "p1", "name": "SUMMER20", "total": 1000, "available": 742},
+            {"id": "p2", "name": "WINTER", "total": 10, "available": 0}
+        ]})
+    );
+    let pool = call(
+        &mut session,
+        2,
+        "get_voucher_pool",
+        json!({"project_id": LOOMI_PROJECT, "pool_id": LOOMI_POOL}),
+    )
+    .await;
+    assert_eq!(
+        pool["data"],
+        json!({"id": "p1", "name": "SUMMER20", "total": 1000, "available": 742, "company_id": LOOMI_PROJECT, "used_by": [{"type": "campaign", "id": "c9"}]})
+    );
+    let codes = call(&mut session, 3, "list_voucher_codes", json!({"project_id": LOOMI_PROJECT, "pool_id": LOOMI_POOL, "count": "2", "status": "redeemed"})).await;
+    assert_eq!(codes["matched"], 120);
+    assert_eq!(
+        codes["data"],
+        json!([{"code": "SUM-0003", "status": "redeemed", "assigned_time": 1718000000.0, "redeemed_time": 1718086400.25, "assigned_at": "2024-06-10T06:13:20Z", "redeemed_at": "2024-06-11T06:13:20.25Z"}])
+    );
+    let stats = call(
+        &mut session,
+        4,
+        "get_voucher_pool_stats",
+        json!({"project_id": LOOMI_PROJECT, "pool_id": LOOMI_POOL}),
+    )
+    .await;
+    assert_eq!(
+        stats["data"],
+        json!({"id": "p1", "name": "SUMMER20", "total": 1000, "available": 742, "assigned": 253, "redeemed": 120})
+    );
+    let projects = call(&mut session, 5, "list_projects", json!({})).await;
+    assert_eq!(
+        projects["data"],
+        json!([{"id": LOOMI_PROJECT, "name": "Main store"}, {"id": "proj-2", "name": "Outlet"}])
+    );
+    fake.with(|s| {
+        let codes_call = s
+            .calls
+            .iter()
+            .find(|c| c.name == "list_voucher_codes")
+            .unwrap();
+        // Integers go on as JSON integers.
+        assert_eq!(codes_call.arguments["count"], json!(2));
+        assert_eq!(codes_call.arguments["skip"], json!(0));
+    });
+    let tokens: Vec<String> = fake.with(|s| s.bearer_seen.clone());
+    let (stdout, stderr) = session.finish().await;
+    for t in tokens.iter().filter(|t| !t.is_empty()) {
+        assert!(!stdout.contains(t.as_str()), "token on stdout");
+        assert!(!stderr.contains(t.as_str()), "token on stderr");
+    }
+    assert!(
+        stderr.contains("TRACE") || stderr.contains("DEBUG"),
+        "trace logging was on"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_and_a_revoked_login_starts_a_new_one() {
+    let fake = FakeLoomi::start().await;
+    let (dir, file) = logged_in(&fake, "refresh").await;
+    let mut session = serve(&fake, &file, &[]).await;
+    let ok = call(
+        &mut session,
+        1,
+        "list_voucher_pools",
+        json!({"project_id": LOOMI_PROJECT}),
+    )
+    .await;
+    assert_eq!(ok["success"], true);
+
+    // The access token stops working: one refresh, and the call succeeds.
+    fake.with(|s| s.expire_access());
+    let ok = call(
+        &mut session,
+        2,
+        "list_voucher_pools",
+        json!({"project_id": LOOMI_PROJECT}),
+    )
+    .await;
+    assert_eq!(ok["success"], true, "{ok}");
+    let refreshes = fake.with(|s| {
+        s.token_forms
+            .iter()
+            .filter(|f| f["grant_type"] == "refresh_token")
+            .count()
+    });
+    assert_eq!(refreshes, 1);
+    let stored: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert!(
+        fake.with(|s| s
+            .access
+            .contains_key(stored["access_token"].as_str().unwrap())),
+        "the new token is stored"
+    );
+
+    // Revoked: the answer carries an authorization URL on its own line.
+    fake.with(|s| s.revoke_all());
+    let failed = call(
+        &mut session,
+        3,
+        "list_voucher_pools",
+        json!({"project_id": LOOMI_PROJECT}),
+    )
+    .await;
+    assert_eq!(failed["success"], false);
+    let error = failed["error"].as_str().unwrap();
+    let url_line = error
+        .lines()
+        .find(|l| l.starts_with("http"))
+        .unwrap_or_else(|| panic!("no URL line: {error}"))
+        .to_owned();
+    assert!(error.contains("bloomreach-vouchers-mcp login"), "{error}");
+    // A second call while it is pending answers the same URL.
+    let again = call(
+        &mut session,
+        4,
+        "list_voucher_pools",
+        json!({"project_id": LOOMI_PROJECT}),
+    )
+    .await;
+    assert!(again["error"].as_str().unwrap().contains(&url_line));
+    let (status, _) = FakeLoomi::approve(&url_line).await;
+    assert_eq!(status, 200);
+    // The callback stored the login: the next call works without a restart.
+    let mut answer = Value::Null;
+    for attempt in 0..20 {
+        answer = call(
+            &mut session,
+            10 + attempt,
+            "list_voucher_pools",
+            json!({"project_id": LOOMI_PROJECT}),
+        )
+        .await;
+        if answer["success"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer["success"], true, "{answer}");
+    let _ = session.finish().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn without_a_login_a_call_starts_one_and_sends_nothing_to_the_mcp_endpoint() {
+    let fake = FakeLoomi::start().await;
+    let dir = scratch("no-login");
+    let file = dir.join("loomi.json");
+    let mut session = serve(&fake, &file, &[]).await;
+    let failed = call(
+        &mut session,
+        1,
+        "list_voucher_pools",
+        json!({"project_id": LOOMI_PROJECT}),
+    )
+    .await;
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("This server is not logged in to Loomi Connect yet."),
+        "{error}"
+    );
+    let url = error.lines().nth(1).unwrap();
+    assert!(
+        url.starts_with(&format!("http://{}/authorize?", fake.addr)),
+        "{error}"
+    );
+    // Only the unauthenticated probe of discovery reached /mcp.
+    fake.with(|s| {
+        assert!(s.calls.is_empty());
+        assert!(s.bearer_seen.is_empty());
+    });
+    let (status, _) = FakeLoomi::approve(url).await;
+    assert_eq!(status, 200);
+    let mut answer = Value::Null;
+    for attempt in 0..20 {
+        answer = call(
+            &mut session,
+            10 + attempt,
+            "list_voucher_pools",
+            json!({"project_id": LOOMI_PROJECT}),
+        )
+        .await;
+        if answer["success"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer["success"], true, "{answer}");
+    assert!(file.exists());
+    let _ = session.finish().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn concurrent_calls_are_paced_a_second_apart_and_rate_limits_are_waited_out() {
+    let fake = FakeLoomi::start().await;
+    let (dir, file) = logged_in(&fake, "pacing").await;
+    let mut session = serve(&fake, &file, &[]).await;
+    for id in 1..=3 {
+        session
+            .request(
+                id,
+                "tools/call",
+                json!({"name": "list_voucher_pools", "arguments": {"project_id": LOOMI_PROJECT}}),
+            )
+            .await;
+    }
+    for id in 1..=3 {
+        let answer = session.response(id).await;
+        assert_eq!(answer["result"]["structuredContent"]["success"], true);
+    }
+    let times: Vec<_> = fake.with(|s| s.calls.iter().map(|c| c.at).collect());
+    assert_eq!(times.len(), 3);
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= Duration::from_millis(950), "gap {gap:?}");
+    }
+
+    // A rate-limit tool error, then an HTTP 429: both waited out.
+    fake.with(|s| {
+        s.tool_rate_limits = 1;
+        s.http_429s = 1;
+        s.retry_after = 1;
+    });
+    let ok = call(
+        &mut session,
+        9,
+        "list_voucher_pools",
+        json!({"project_id": LOOMI_PROJECT}),
+    )
+    .await;
+    assert_eq!(ok["success"], true, "{ok}");
+    // A long Retry-After ends the call with when to retry.
+    fake.with(|s| {
+        s.http_429s = 1;
+        s.retry_after = 120;
+    });
+    let long = call(
+        &mut session,
+        10,
+        "list_voucher_pools",
+        json!({"project_id": LOOMI_PROJECT}),
+    )
+    .await;
+    assert_eq!(long["success"], false);
+    assert!(long["error"].as_str().unwrap().contains("120"), "{long}");
+    let _ = session.finish().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn loomis_errors_are_quoted_and_a_missing_status_argument_is_said() {
+    let fake = FakeLoomi::start().await;
+    let (dir, file) = logged_in(&fake, "errors").await;
+    let mut session = serve(&fake, &file, &[]).await;
+    let args = json!({"project_id": LOOMI_PROJECT});
+    let cases = [
+        (ToolFault::IsError("Project proj-1 is locked".into()), "Loomi Connect answered with an error: Project proj-1 is locked"),
+        (ToolFault::SuccessFalse("no such project".into()), "Loomi Connect answered with an error: no such project"),
+        (ToolFault::MissingField, "Loomi Connect answered unexpectedly: a required field is missing or has the wrong type (missing field `total`)"),
+        (ToolFault::JsonRpc("database down".into()), "Loomi Connect answered with an error: JSON-RPC error -32603: database down"),
+    ];
+    for (i, (fault, expected)) in cases.into_iter().enumerate() {
+        fake.with(|s| s.fault = Some(fault));
+        let answer = call(
+            &mut session,
+            20 + i as u64,
+            "list_voucher_pools",
+            args.clone(),
+        )
+        .await;
+        assert_eq!(answer["success"], false);
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.starts_with(expected), "{error}");
+    }
+    fake.with(|s| {
+        s.fault = None;
+        s.drop_sessions = 1;
+    });
+    let ok = call(&mut session, 30, "list_voucher_pools", args.clone()).await;
+    assert_eq!(
+        ok["success"], true,
+        "a dropped session is opened anew: {ok}"
+    );
+    let _ = session.finish().await;
+
+    // A Loomi whose codes tool has no status, and only search_voucher_pools.
+    fake.with(|s| {
+        s.status_declared = false;
+        s.search_only = true;
+    });
+    let mut session = serve(&fake, &file, &[]).await;
+    let codes = call(
+        &mut session,
+        1,
+        "list_voucher_codes",
+        json!({"project_id": LOOMI_PROJECT, "pool_id": LOOMI_POOL, "status": "redeemed"}),
+    )
+    .await;
+    assert_eq!(codes["success"], false);
+    assert!(
+        codes["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot filter codes by status"),
+        "{codes}"
+    );
+    let stats = call(
+        &mut session,
+        2,
+        "get_voucher_pool_stats",
+        json!({"project_id": LOOMI_PROJECT, "pool_id": LOOMI_POOL}),
+    )
+    .await;
+    assert!(
+        stats["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot filter codes by status"),
+        "{stats}"
+    );
+    let pools = call(
+        &mut session,
+        3,
+        "list_voucher_pools",
+        json!({"project_id": LOOMI_PROJECT}),
+    )
+    .await;
+    assert_eq!(pools["data"][0]["id"], "p1");
+    let pool = call(
+        &mut session,
+        4,
+        "get_voucher_pool",
+        json!({"project_id": LOOMI_PROJECT, "pool_id": "p2"}),
+    )
+    .await;
+    assert_eq!(pool["data"]["name"], "WINTER", "{pool}");
+    fake.with(|s| {
+        let search = s
+            .calls
+            .iter()
+            .rev()
+            .find(|c| c.name == "search_voucher_pools")
+            .unwrap();
+        assert_eq!(
+            search.arguments,
+            json!({"project_id": LOOMI_PROJECT, "id": "p2"})
+        );
+    });
+    let _ = session.finish().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn loomi_and_an_api_key_together_stop_the_start() {
+    let out = command(
+        &["tools"],
+        &[
+            ("BLOOMREACH_LOOMI_URL", "https://eu.connect.loomi.ai/mcp"),
+            ("BLOOMREACH_API_KEY_ID", "k"),
+            ("BLOOMREACH_API_SECRET", "s"),
+        ],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1);
+    assert!(
+        stderr.contains("BLOOMREACH_LOOMI_URL") && stderr.contains("BLOOMREACH_API_KEY_ID"),
+        "{stderr}"
+    );
+}
