@@ -599,3 +599,166 @@ async fn loomi_and_an_api_key_together_stop_the_start() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn two_servers_sharing_one_file_use_each_others_refreshed_tokens() {
+    let fake = FakeLoomi::start().await;
+    let (dir, file) = logged_in(&fake, "shared").await;
+    let mut first = serve(&fake, &file, &[]).await;
+    let mut second = serve(&fake, &file, &[]).await;
+    let args = json!({"project_id": LOOMI_PROJECT});
+    for session in [&mut first, &mut second] {
+        assert_eq!(
+            call(session, 1, "list_voucher_pools", args.clone()).await["success"],
+            true
+        );
+    }
+    // The tokens die; the first server refreshes (rotating the refresh
+    // token), the second finds the new token in the file instead of
+    // refreshing with the refresh token that no longer works.
+    fake.with(|s| s.expire_access());
+    assert_eq!(
+        call(&mut first, 2, "list_voucher_pools", args.clone()).await["success"],
+        true
+    );
+    let answer = call(&mut second, 2, "list_voucher_pools", args.clone()).await;
+    assert_eq!(answer["success"], true, "{answer}");
+    let refreshes = fake.with(|s| {
+        s.token_forms
+            .iter()
+            .filter(|f| f["grant_type"] == "refresh_token")
+            .count()
+    });
+    assert_eq!(refreshes, 1);
+    let _ = first.finish().await;
+    let _ = second.finish().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_origin_is_not_followed_and_the_token_stays_home() {
+    let fake = FakeLoomi::start().await;
+    let elsewhere = FakeLoomi::start().await;
+    let (dir, file) = logged_in(&fake, "redirect").await;
+    fake.with(|s| s.redirect_to = Some(elsewhere.mcp_url()));
+    let mut session = serve(&fake, &file, &[]).await;
+    let answer = call(
+        &mut session,
+        1,
+        "list_voucher_pools",
+        json!({"project_id": LOOMI_PROJECT}),
+    )
+    .await;
+    assert_eq!(answer["success"], false);
+    let error = answer["error"].as_str().unwrap();
+    assert!(error.contains(&elsewhere.addr.to_string()), "{error}");
+    assert_eq!(
+        elsewhere.with(|s| s.mcp_requests),
+        0,
+        "nothing reached the other origin"
+    );
+    let _ = session.finish().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn the_timeout_bounds_each_exchange_and_a_cancelled_call_frees_its_turn() {
+    let fake = FakeLoomi::start().await;
+    let (dir, file) = logged_in(&fake, "timeout").await;
+    let mut session = serve(&fake, &file, &[("BLOOMREACH_TIMEOUT_SECS", "1")]).await;
+    let args = json!({"project_id": LOOMI_PROJECT});
+    assert_eq!(
+        call(&mut session, 1, "list_voucher_pools", args.clone()).await["success"],
+        true
+    );
+    fake.with(|s| s.tool_delay = Duration::from_secs(3));
+    let slow = call(&mut session, 2, "list_voucher_pools", args.clone()).await;
+    let error = slow["error"].as_str().unwrap();
+    assert!(
+        error.contains("timed out") && error.contains("BLOOMREACH_TIMEOUT_SECS"),
+        "{error}"
+    );
+
+    // Cancelled by the client: answered at once, and the next call works.
+    session
+        .request(
+            3,
+            "tools/call",
+            json!({"name": "list_voucher_pools", "arguments": args}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    session
+        .notify(
+            "notifications/cancelled",
+            json!({"requestId": 3, "reason": "user"}),
+        )
+        .await;
+    fake.with(|s| s.tool_delay = Duration::ZERO);
+    let next = call(
+        &mut session,
+        4,
+        "list_voucher_pools",
+        json!({"project_id": LOOMI_PROJECT}),
+    )
+    .await;
+    assert_eq!(next["success"], true, "{next}");
+    let _ = session.finish().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_call_queued_for_more_than_a_second_tells_why() {
+    let fake = FakeLoomi::start().await;
+    let (dir, file) = logged_in(&fake, "queued").await;
+    let mut session = serve(&fake, &file, &[]).await;
+    for id in 1..=3u64 {
+        session
+            .request(
+                id,
+                "tools/call",
+                json!({"name": "list_voucher_pools", "arguments": {"project_id": LOOMI_PROJECT}, "_meta": {"progressToken": format!("t{id}")}}),
+            )
+            .await;
+    }
+    for id in 1..=3 {
+        assert_eq!(
+            session.response(id).await["result"]["structuredContent"]["success"],
+            true
+        );
+    }
+    let mut messages = std::mem::take(&mut session.skipped);
+    while let Some(m) = session.next_message(Duration::from_millis(200)).await {
+        messages.push(m);
+    }
+    let t3: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress" && m["params"]["progressToken"] == "t3")
+        .collect();
+    assert!(!t3.is_empty(), "{messages:?}");
+    assert!(
+        t3[0]["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rate limit"),
+        "{t3:?}"
+    );
+    let _ = session.finish().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Not a test: serves the fake Loomi for a login driven by hand, e.g.
+/// `FAKE_LOOMI_SECS=300 cargo test --test e2e hand_login -- --ignored --nocapture`,
+/// then `bloomreach-vouchers-mcp --loomi-url <printed URL> login --no-browser`
+/// and the printed authorization URL followed with `curl -L`.
+#[tokio::test]
+#[ignore = "serves the fake Loomi for a manual login"]
+async fn hand_login() {
+    let fake = FakeLoomi::start().await;
+    println!("fake Loomi Connect: {}", fake.mcp_url());
+    let secs = std::env::var("FAKE_LOOMI_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+}

@@ -79,6 +79,10 @@ pub struct LoomiState {
     pub retry_after: u64,
     pub drop_sessions: u32,
     pub fault: Option<ToolFault>,
+    /// Every MCP request is redirected here (another origin).
+    pub redirect_to: Option<String>,
+    /// Each tool call answers after this long.
+    pub tool_delay: Duration,
     // What was seen.
     pub mcp_requests: u64,
     pub unauthorized: u64,
@@ -231,6 +235,14 @@ async fn bearer(State(state): State<Shared>, request: Request<Body>, next: Next)
                 StatusCode::UNAUTHORIZED,
                 [("www-authenticate", challenge)],
                 "unauthorized",
+            )
+                .into_response();
+        }
+        if let Some(target) = &s.redirect_to {
+            return (
+                StatusCode::TEMPORARY_REDIRECT,
+                [("location", target.clone())],
+                "moved",
             )
                 .into_response();
         }
@@ -485,8 +497,12 @@ impl ServerHandler for FakeTools {
                 }))
                 .into());
             }
-            s.fault.clone().unwrap_or(ToolFault::None)
+            (s.fault.clone().unwrap_or(ToolFault::None), s.tool_delay)
         };
+        let (fault, delay) = fault;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         match fault {
             ToolFault::IsError(text) => {
                 return Ok(result(
