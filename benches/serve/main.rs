@@ -79,6 +79,8 @@
 //!   it; at the end it is closed (stdin EOF) and waited for, and killed if it
 //!   does not exit within 5 s.
 //!
+//! `SERVE_BENCH_ONLY=loomi` measures only the Loomi Connect section.
+//!
 //! The first run after a change to `src/` pays for one extra release link
 //! (fat LTO, about 1.5 min on 2 cores) on top of Cargo's own build of the
 //! bench; the measurements themselves take about 5 seconds (twice that with
@@ -90,6 +92,7 @@ mod support;
 mod client;
 mod fake;
 mod floor;
+mod loomi;
 mod measure;
 mod release;
 mod report;
@@ -122,6 +125,7 @@ struct Plan {
     tp_rounds: usize,
     tp_latency: Duration,
     scan_rounds: usize,
+    loomi_calls: usize,
 }
 
 const SMALL: u64 = 20;
@@ -142,6 +146,7 @@ impl Plan {
             tp_rounds: 3,
             tp_latency: Duration::from_millis(20),
             scan_rounds: 20,
+            loomi_calls: 30,
         }
     }
 
@@ -159,6 +164,7 @@ impl Plan {
             tp_rounds: 1,
             tp_latency: Duration::from_millis(20),
             scan_rounds: 1,
+            loomi_calls: 2,
         }
     }
 
@@ -233,6 +239,22 @@ async fn run(plan: Plan) -> Res<()> {
     let fast_floor = Fake::start(Duration::ZERO)?;
     let slow_floor = Fake::start(plan.tp_latency)?;
 
+    if std::env::var("SERVE_BENCH_ONLY").as_deref() == Ok("loomi") {
+        eprintln!(
+            "  Loomi Connect only ({} calls, a second apart)...",
+            plan.loomi_calls
+        );
+        let baseline = subjects.get(1).map(|s| s.bin.as_path());
+        let loomi = loomi::measure(
+            &subjects[0].bin,
+            baseline,
+            plan.loomi_calls,
+            plan.cold_spawns,
+        )
+        .await?;
+        loomi::print(&loomi, plan.full);
+        return Ok(());
+    }
     eprintln!("  cold start ({} spawns)...", plan.cold_spawns);
     let cold = measure::cold_start(&subjects, plan.cold_spawns).await?;
 
@@ -257,6 +279,19 @@ async fn run(plan: Plan) -> Res<()> {
     )
     .await?;
 
+    eprintln!(
+        "  Loomi Connect ({} calls, a second apart)...",
+        plan.loomi_calls
+    );
+    let baseline = subjects.get(1).map(|s| s.bin.as_path());
+    let loomi = loomi::measure(
+        &subjects[0].bin,
+        baseline,
+        plan.loomi_calls,
+        plan.cold_spawns,
+    )
+    .await?;
+
     let mut runs = Vec::with_capacity(subjects.len());
     for (((subject, cold), seq), tp) in subjects.into_iter().zip(cold).zip(seq).zip(tp) {
         let size = std::fs::metadata(&subject.bin)
@@ -272,5 +307,6 @@ async fn run(plan: Plan) -> Res<()> {
     }
     report::print_report(&plan, &machine, &runs);
     scan::print(&scan, plan.full);
+    loomi::print(&loomi, plan.full);
     Ok(())
 }

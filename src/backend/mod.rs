@@ -96,6 +96,11 @@ impl Backend {
         }
     }
 
+    /// Whether the backend lists projects by itself (Loomi Connect does).
+    pub fn lists_projects(&self) -> bool {
+        matches!(self, Self::Loomi(_))
+    }
+
     /// The projects this backend lists for `list_projects` when none are
     /// configured: Loomi Connect's, the demo project, or none.
     pub async fn list_projects(

@@ -49,7 +49,7 @@ pub async fn run_login(config: &Config, args: &LoginArgs) -> ExitCode {
             "error: {} (--loomi-url) is not set: give the Loomi Connect URL from Bloomreach's setup page, e.g. https://eu.connect.loomi.ai/mcp",
             env::LOOMI_URL
         );
-        return ExitCode::from(2);
+        return ExitCode::FAILURE;
     };
     let client = LoomiClient::new(LoomiOptions {
         url,

@@ -166,7 +166,7 @@ impl VoucherServer {
         } else {
             projects
         };
-        let instructions = instructions(&projects);
+        let instructions = instructions(&projects, backend.lists_projects());
         Self {
             inner: Arc::new(State {
                 backend,
@@ -292,7 +292,7 @@ pub fn shown_name(name: &str) -> String {
 }
 
 /// The workflow, told to the assistant at the start of a session.
-fn instructions(projects: &[ProjectEntry]) -> String {
+fn instructions(projects: &[ProjectEntry], backend_lists_projects: bool) -> String {
     let mut text = format!(
         "Read-only access to Bloomreach voucher pools and voucher codes. Workflow: \
          list_projects gives the project tokens (use one as project_id); \
@@ -312,6 +312,9 @@ fn instructions(projects: &[ProjectEntry]) -> String {
     );
     match projects.first() {
         Some(p) => text.push_str(&format!(" The default project is {:?} ({}).", p.id, p.name)),
+        None if backend_lists_projects => text.push_str(
+            " Call list_projects first: it lists the projects the user's Bloomreach login can see.",
+        ),
         None => text.push_str(
             " No project is configured: ask the user for their Bloomreach project token.",
         ),

@@ -56,6 +56,21 @@ async fn login(fake: &FakeLoomi, file: &Path, extra: &[(&str, &str)]) -> (i32, S
         }
     };
     assert!(!authorization_url.contains(' '), "the URL stands alone");
+    // A callback with another state is refused, and the login waits on.
+    let redirect = reqwest::Url::parse(&authorization_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let forged = reqwest::Client::builder().no_proxy().build().unwrap();
+    let refused = forged
+        .get(format!("{redirect}?code=stolen&state=not-the-one"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("state differs"));
     let (status, page) = FakeLoomi::approve(&authorization_url).await;
     assert_eq!(status, 200, "{page}");
     while let Ok(Some(line)) = stderr.next_line().await {
@@ -75,7 +90,7 @@ async fn the_whole_login_registers_uses_pkce_and_keeps_the_tokens_privately() {
     let fake = FakeLoomi::start().await;
     let dir = scratch("login");
     let file = dir.join("private/loomi.json");
-    let (code, stdout, stderr) = login(&fake, &file, &[]).await;
+    let (code, stdout, stderr) = login(&fake, &file, &[("RUST_LOG", "trace")]).await;
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert_eq!(
         stdout,
@@ -87,7 +102,17 @@ async fn the_whole_login_registers_uses_pkce_and_keeps_the_tokens_privately() {
     let stored: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     let token = stored["access_token"].as_str().unwrap();
     assert!(token.starts_with("loomi-at-"));
-    assert!(!stdout.contains(token) && !stderr.contains(token));
+    let refresh = stored["refresh_token"].as_str().unwrap();
+    assert!(
+        stderr.contains("TRACE") || stderr.contains("DEBUG"),
+        "trace logging was on: {stderr}"
+    );
+    for secret in [token, refresh] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret} shown"
+        );
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

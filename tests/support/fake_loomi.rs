@@ -94,7 +94,8 @@ pub struct LoomiState {
 }
 
 impl LoomiState {
-    fn mint(&mut self, client: &str) -> Value {
+    /// Fresh tokens for `client`, as the token endpoint gives them.
+    pub fn mint(&mut self, client: &str) -> Value {
         self.next += 1;
         let access = format!("loomi-at-{}-{}", self.next, fastrand::u64(..));
         let refresh = format!("loomi-rt-{}-{}", self.next, fastrand::u64(..));
@@ -580,5 +581,43 @@ impl ServerHandler for FakeTools {
             ),
         };
         Ok(answer.into())
+    }
+}
+
+impl FakeLoomi {
+    /// Writes a login for this fake to `path`, as `login` would leave it,
+    /// with fresh tokens the fake accepts (for the bench and for tests that
+    /// need no login flow).
+    pub fn issue_login(&self, path: &std::path::Path) {
+        use bloomreach_vouchers_mcp::backend::loomi::credentials::{
+            unix, StoredClient, StoredLogin, FORMAT,
+        };
+        use bloomreach_vouchers_mcp::backend::loomi::CredentialsFile;
+        let (tokens, base) = self.with(|s| {
+            s.clients.insert("client-issued".into(), vec![]);
+            (s.mint("client-issued"), s.base.clone())
+        });
+        let now = unix(std::time::SystemTime::now());
+        let login = StoredLogin {
+            format: FORMAT,
+            mcp_url: self.mcp_url(),
+            issuer: Some(base.clone()),
+            token_endpoint: format!("{base}/token"),
+            resource: self.mcp_url(),
+            client: StoredClient {
+                client_id: "client-issued".into(),
+                client_secret: None,
+                registered: true,
+                redirect_uri: "http://127.0.0.1:1/callback".into(),
+            },
+            access_token: tokens["access_token"].as_str().unwrap().to_owned(),
+            refresh_token: tokens["refresh_token"].as_str().map(str::to_owned),
+            expires_at: Some(now + 3600),
+            scope: None,
+            obtained_at: now,
+        };
+        CredentialsFile::new(path.to_owned(), false)
+            .save(&login)
+            .expect("write the login");
     }
 }

@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::Url;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 pub use credentials::{CredentialsFile, StoreProblem, StoredLogin};
@@ -558,7 +559,7 @@ impl LoomiClient {
                 .request(&token, &opened.session, "tools/call", params, id)
                 .await
             {
-                Ok(result) => match payload(&result) {
+                Ok(result) => match payload(result) {
                     ToolAnswer::Envelope(value) => return Ok(value),
                     ToolAnswer::RateLimited { wait } => wait,
                     ToolAnswer::Failed { message } => {
@@ -635,7 +636,11 @@ impl LoomiClient {
                 reason: RetryReason::Paced,
             });
         }
-        tokio::time::sleep_until(at).await;
+        // A slot already due is taken at once: a timer would round up to
+        // the next millisecond.
+        if !wait.is_zero() {
+            tokio::time::sleep_until(at).await;
+        }
     }
 
     fn quoter(&self, login: &StoredLogin) -> Quoter {
@@ -724,18 +729,19 @@ impl LoomiClient {
                     }),
             });
         }
-        let excerpt = crate::text::shorten(&envelope.to_string(), 200);
-        let reply: Reply<D> =
-            serde_json::from_value(envelope).map_err(|e| BackendError::LoomiUnexpected {
+        // Read in place: the excerpt is made only when it is needed.
+        let excerpt = |v: &Value| Some(crate::text::shorten(&v.to_string(), 200));
+        let reply =
+            Reply::<D>::deserialize(&envelope).map_err(|e| BackendError::LoomiUnexpected {
                 problem: AnswerProblem::MissingField {
                     detail: crate::text::shorten(&e.to_string(), 150),
                 },
-                excerpt: Some(excerpt.clone()),
+                excerpt: excerpt(&envelope),
             })?;
         if reply.data.is_none() {
             return Err(BackendError::LoomiUnexpected {
                 problem: AnswerProblem::NoData,
-                excerpt: Some(excerpt),
+                excerpt: excerpt(&envelope),
             });
         }
         Ok(reply)

@@ -131,7 +131,11 @@ pub enum ToolAnswer {
 }
 
 /// Reads a `tools/call` result.
-pub fn payload(result: &Value) -> ToolAnswer {
+pub fn payload(mut result: Value) -> ToolAnswer {
+    let structured = result
+        .get_mut("structuredContent")
+        .filter(|v| v.is_object())
+        .map(Value::take);
     let text = result
         .get("content")
         .and_then(Value::as_array)
@@ -142,10 +146,6 @@ pub fn payload(result: &Value) -> ToolAnswer {
         })
         .and_then(|b| b.get("text"))
         .and_then(Value::as_str);
-    let structured = result
-        .get("structuredContent")
-        .filter(|v| v.is_object())
-        .cloned();
     if result.get("isError") == Some(&Value::Bool(true)) {
         let message = text
             .map(str::to_owned)
@@ -263,30 +263,30 @@ mod tests {
     fn structured_content_wins_then_the_first_text_block() {
         let r = json!({"content": [{"type": "text", "text": "{\"success\": true, \"data\": [1]}"}], "structuredContent": {"success": true, "data": [2]}});
         assert_eq!(
-            payload(&r),
+            payload(r.clone()),
             ToolAnswer::Envelope(json!({"success": true, "data": [2]}))
         );
         let r = json!({"content": [{"type": "image"}, {"type": "text", "text": "{\"success\": true, \"data\": [1]}"}]});
         assert_eq!(
-            payload(&r),
+            payload(r.clone()),
             ToolAnswer::Envelope(json!({"success": true, "data": [1]}))
         );
         let r = json!({"content": [{"type": "text", "text": "oops"}]});
-        assert!(matches!(payload(&r), ToolAnswer::Unreadable { .. }));
+        assert!(matches!(payload(r.clone()), ToolAnswer::Unreadable { .. }));
     }
 
     #[test]
     fn errors_and_rate_limit_notices_are_told_apart() {
         let r = json!({"isError": true, "content": [{"type": "text", "text": "Pool not found"}]});
         assert_eq!(
-            payload(&r),
+            payload(r.clone()),
             ToolAnswer::Failed {
                 message: "Pool not found".into()
             }
         );
         let r = json!({"isError": true, "content": [{"type": "text", "text": "Too many requests for this key. Retry after ~3 second(s)."}]});
         assert_eq!(
-            payload(&r),
+            payload(r.clone()),
             ToolAnswer::RateLimited {
                 wait: Some(Duration::from_secs(3))
             }
