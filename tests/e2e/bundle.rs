@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use crate::support::binary::{clear_environment, command_for, run};
 use crate::support::fake_api::{expected_pools, fake_api};
+use crate::support::fake_loomi::FakeLoomi;
 use crate::support::jsonrpc::{Session, Transcript};
 use crate::support::{KEY_ID, PROJECT, SECRET, SERVER_VERSION, TOOL_NAMES};
 
@@ -110,6 +111,16 @@ fn packed_bundle() -> Option<(PathBuf, PathBuf)> {
 /// a field without a value gets `blank` (an empty string, or the
 /// placeholder left as it is, as some hosts do).
 fn host_command(dir: &Path, values: &Value, blank: Blank) -> tokio::process::Command {
+    host_command_with(dir, values, blank, &[])
+}
+
+/// [`host_command`] with `extra` variables beside the bundle's.
+fn host_command_with(
+    dir: &Path,
+    values: &Value,
+    blank: Blank,
+    extra: &[(&str, &str)],
+) -> tokio::process::Command {
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     let config = &manifest["server"]["mcp_config"];
@@ -137,7 +148,9 @@ fn host_command(dir: &Path, values: &Value, blank: Blank) -> tokio::process::Com
         .iter()
         .map(|(k, v)| (k.clone(), substitute(v.as_str().unwrap())))
         .collect();
-    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut env_refs: Vec<(&str, &str)> =
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env_refs.extend_from_slice(extra);
     let args: Vec<String> = config["args"]
         .as_array()
         .unwrap()
@@ -246,5 +259,33 @@ async fn the_packed_bundle_starts_from_its_mcp_config() {
         session.close_stdin().await;
         let _ = session.finish().await;
     }
+
+    // The Loomi Connect URL filled in: the first question answers with a
+    // sign-in link, alone on its line.
+    let loomi = FakeLoomi::start().await;
+    let config_home = dir.join("config-home");
+    let values = json!({"loomi_url": loomi.mcp_url()});
+    let mut session = started(host_command_with(
+        &dir,
+        &values,
+        Blank::Placeholder,
+        &[("XDG_CONFIG_HOME", config_home.to_str().unwrap())],
+    ))
+    .await;
+    let answer = call(
+        &mut session,
+        2,
+        "list_voucher_pools",
+        json!({"project_id": "p"}),
+    )
+    .await;
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(
+        error
+            .lines()
+            .any(|l| l.starts_with(&format!("http://{}/authorize?", loomi.addr))),
+        "{answer}"
+    );
+    let _ = session.finish().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -787,3 +787,39 @@ async fn hand_login() {
         .unwrap_or(120);
     tokio::time::sleep(Duration::from_secs(secs)).await;
 }
+
+#[tokio::test]
+async fn after_logout_a_running_server_asks_for_a_login_instead_of_renewing() {
+    let fake = FakeLoomi::start().await;
+    let (dir, file) = logged_in(&fake, "logout").await;
+    let mut session = serve(&fake, &file, &[]).await;
+    let args = json!({"project_id": LOOMI_PROJECT});
+    assert_eq!(
+        call(&mut session, 1, "list_voucher_pools", args.clone()).await["success"],
+        true
+    );
+    let url = fake.mcp_url();
+    let path = file.to_str().unwrap().to_owned();
+    let out = command(&["logout"], &env_for(&url, &path))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    fake.with(|s| s.expire_access());
+    let answer = call(&mut session, 2, "list_voucher_pools", args).await;
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("This server is not logged in to Loomi Connect yet."),
+        "{answer}"
+    );
+    assert!(!file.exists(), "the logged-out file is not written again");
+    let refreshes = fake.with(|s| {
+        s.token_forms
+            .iter()
+            .filter(|f| f["grant_type"] == "refresh_token")
+            .count()
+    });
+    assert_eq!(refreshes, 0);
+    let _ = session.finish().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -609,6 +609,7 @@ impl FakeLoomi {
                 client_secret: None,
                 registered: true,
                 redirect_uri: "http://127.0.0.1:1/callback".into(),
+                basic_auth: false,
             },
             access_token: tokens["access_token"].as_str().unwrap().to_owned(),
             refresh_token: tokens["refresh_token"].as_str().map(str::to_owned),

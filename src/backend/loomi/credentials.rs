@@ -35,6 +35,9 @@ pub struct StoredClient {
     /// The redirect URI it was registered with.
     #[serde(default)]
     pub redirect_uri: String,
+    /// Whether the secret goes as HTTP Basic (`client_secret_basic`).
+    #[serde(default)]
+    pub basic_auth: bool,
 }
 
 /// Everything a login leaves behind.
@@ -292,6 +295,7 @@ mod tests {
                 client_secret: Some("client-secret-9".into()),
                 registered: true,
                 redirect_uri: "http://127.0.0.1:1/callback".into(),
+                basic_auth: false,
             },
             access_token: token.into(),
             refresh_token: Some("refresh-7".into()),

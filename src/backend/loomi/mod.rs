@@ -253,6 +253,7 @@ impl LoomiClient {
                 client_secret: None,
                 registered: false,
                 redirect_uri: callback.redirect_uri.clone(),
+                basic_auth: false,
             },
             None => oauth::register(&http, &server, &callback.redirect_uri)
                 .await
@@ -413,7 +414,8 @@ impl LoomiClient {
             *cached = Some(l.clone());
             return Ok(l);
         }
-        let Some(current) = on_disk.or_else(|| cached.clone()) else {
+        // The file is where every login lives: gone, it was logged out.
+        let Some(current) = on_disk else {
             drop(lock);
             *cached = None;
             return Err(self.login_required(LoginReason::NotLoggedIn).await);

@@ -328,6 +328,10 @@ pub async fn register(
             .map(str::to_owned),
         registered: true,
         redirect_uri: redirect_uri.to_owned(),
+        basic_auth: value
+            .get("token_endpoint_auth_method")
+            .and_then(Value::as_str)
+            == Some("client_secret_basic"),
     })
 }
 
@@ -423,10 +427,22 @@ struct TokenAnswer {
     access_token: String,
     #[serde(default)]
     refresh_token: Option<String>,
+    /// Seconds; some servers send it as a string.
     #[serde(default)]
-    expires_in: Option<f64>,
+    expires_in: Option<Value>,
     #[serde(default)]
     scope: Option<String>,
+}
+
+impl TokenAnswer {
+    fn lifetime(&self) -> Option<f64> {
+        match self.expires_in.as_ref()? {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+        .filter(|s| s.is_finite() && *s >= 0.0)
+    }
 }
 
 /// Exchanges an authorization code for tokens.
@@ -448,10 +464,14 @@ pub async fn exchange_code(
         ("code_verifier", verifier),
         ("resource", mcp_url),
     ];
-    if let Some(secret) = &client.client_secret {
-        form.push(("client_secret", secret.as_str()));
-    }
-    let tokens = token_request(http, &server.token_endpoint, &form, Step::TokenExchange).await?;
+    let tokens = token_request(
+        http,
+        &server.token_endpoint,
+        &mut form,
+        client,
+        Step::TokenExchange,
+    )
+    .await?;
     Ok(login_from(tokens, server, client, mcp_url, None))
 }
 
@@ -472,10 +492,14 @@ pub async fn refresh(http: &OAuthHttp, login: &StoredLogin) -> Result<StoredLogi
         ("client_id", login.client.client_id.as_str()),
         ("resource", login.resource.as_str()),
     ];
-    if let Some(secret) = &login.client.client_secret {
-        form.push(("client_secret", secret.as_str()));
-    }
-    let tokens = token_request(http, &login.token_endpoint, &form, Step::Refresh).await?;
+    let tokens = token_request(
+        http,
+        &login.token_endpoint,
+        &mut form,
+        &login.client,
+        Step::Refresh,
+    )
+    .await?;
     let server = AuthServer {
         issuer: login.issuer.clone(),
         authorization_endpoint: String::new(),
@@ -492,17 +516,24 @@ pub async fn refresh(http: &OAuthHttp, login: &StoredLogin) -> Result<StoredLogi
     ))
 }
 
-async fn token_request(
+/// A token request; a client secret goes as HTTP Basic where the client
+/// was registered so, else in the form.
+async fn token_request<'a>(
     http: &OAuthHttp,
     endpoint: &str,
-    form: &[(&str, &str)],
+    form: &mut Vec<(&'a str, &'a str)>,
+    client: &'a StoredClient,
     step: Step,
 ) -> Result<TokenAnswer, OAuthProblem> {
-    let request = http
-        .http
-        .post(endpoint)
-        .header(ACCEPT, "application/json")
-        .form(form);
+    let mut request = http.http.post(endpoint).header(ACCEPT, "application/json");
+    match &client.client_secret {
+        Some(secret) if client.basic_auth => {
+            request = request.basic_auth(&client.client_id, Some(secret));
+        }
+        Some(secret) => form.push(("client_secret", secret.as_str())),
+        None => {}
+    }
+    let request = request.form(&*form);
     let (status, bytes) = http
         .send(request)
         .await
@@ -522,6 +553,7 @@ fn login_from(
     previous_refresh: Option<String>,
 ) -> StoredLogin {
     let now = unix(SystemTime::now());
+    let lifetime = tokens.lifetime();
     StoredLogin {
         format: FORMAT,
         mcp_url: mcp_url.to_owned(),
@@ -531,10 +563,7 @@ fn login_from(
         client: client.clone(),
         access_token: tokens.access_token,
         refresh_token: tokens.refresh_token.or(previous_refresh),
-        expires_at: tokens
-            .expires_in
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| now.saturating_add(s.min(1e9) as u64)),
+        expires_at: lifetime.map(|s| now.saturating_add(s.min(1e9) as u64)),
         scope: tokens.scope,
         obtained_at: now,
     }
@@ -591,6 +620,21 @@ mod tests {
             a.challenge,
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
         );
+    }
+
+    #[test]
+    fn a_lifetime_may_come_as_a_number_or_a_string() {
+        let read = |v: Value| {
+            serde_json::from_value::<TokenAnswer>(
+                serde_json::json!({"access_token": "a", "expires_in": v}),
+            )
+            .unwrap()
+            .lifetime()
+        };
+        assert_eq!(read(serde_json::json!(3600)), Some(3600.0));
+        assert_eq!(read(serde_json::json!("120")), Some(120.0));
+        assert_eq!(read(serde_json::json!(-5)), None);
+        assert_eq!(read(serde_json::json!(null)), None);
     }
 
     #[test]
