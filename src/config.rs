@@ -265,31 +265,33 @@ pub fn read_ca_file(path: &Path) -> Result<ExtraRoots, ConfigError> {
     })
 }
 
+/// An endpoint URL: absolute, with a host, and `https` (or `http` to a
+/// loopback host). The problem, in words, names what is wrong.
+fn endpoint_url(raw: &str) -> Result<Url, String> {
+    let trimmed = raw.trim();
+    let url = Url::parse(trimmed).map_err(|e| format!("is not a valid URL ({e}): {trimmed:?}"))?;
+    let host = match url.host_str() {
+        Some(h) if !h.is_empty() => h.to_owned(),
+        _ => return Err(format!("has no host: {trimmed:?}")),
+    };
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&host) => Ok(url),
+        "http" => Err(format!(
+            "uses plain http:// to {host}, which is not a loopback host; use https://"
+        )),
+        other => Err(format!(
+            "must start with https:// (or http:// to a loopback host), not {other}://"
+        )),
+    }
+}
+
 /// Parses and checks the base URL: absolute, `https`, or `http` to a
 /// loopback host; no credentials, query or fragment of its own.
 pub fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
     let err = |problem: String| ConfigError::new(env::BASE_URL, "api-base-url", problem);
     let trimmed = raw.trim();
-    let url =
-        Url::parse(trimmed).map_err(|e| err(format!("is not a valid URL ({e}): {trimmed:?}")))?;
-    let host = match url.host_str() {
-        Some(h) if !h.is_empty() => h.to_owned(),
-        _ => return Err(err(format!("has no host: {trimmed:?}"))),
-    };
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback(&host) => {}
-        "http" => {
-            return Err(err(format!(
-                "uses plain http:// to {host}, which is not a loopback host; use https://"
-            )))
-        }
-        other => {
-            return Err(err(format!(
-                "must start with https:// (or http:// to a loopback host), not {other}://"
-            )))
-        }
-    }
+    let url = endpoint_url(raw).map_err(err)?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(err(
             "must not carry credentials; set BLOOMREACH_API_KEY_ID and BLOOMREACH_API_SECRET instead"
@@ -318,26 +320,7 @@ pub fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
 pub fn parse_loomi_url(raw: &str) -> Result<Url, ConfigError> {
     let err = |problem: String| ConfigError::new(env::LOOMI_URL, "loomi-url", problem);
     let trimmed = raw.trim();
-    let url =
-        Url::parse(trimmed).map_err(|e| err(format!("is not a valid URL ({e}): {trimmed:?}")))?;
-    let host = match url.host_str() {
-        Some(h) if !h.is_empty() => h.to_owned(),
-        _ => return Err(err(format!("has no host: {trimmed:?}"))),
-    };
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback(&host) => {}
-        "http" => {
-            return Err(err(format!(
-                "uses plain http:// to {host}, which is not a loopback host; use https://"
-            )))
-        }
-        other => {
-            return Err(err(format!(
-                "must start with https:// (or http:// to a loopback host), not {other}://"
-            )))
-        }
-    }
+    let url = endpoint_url(raw).map_err(err)?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(err(
             "must not carry credentials; log in with `bloomreach-vouchers-mcp login` instead"

@@ -211,6 +211,23 @@ fn baseline_binary() -> Res<Option<PathBuf>> {
     Ok(Some(path))
 }
 
+/// The Loomi Connect figures, for the measured binary (against the
+/// baseline's cold start where there is one).
+async fn loomi_section(subjects: &[Subject], plan: &Plan) -> Res<loomi::Loomi> {
+    eprintln!(
+        "  Loomi Connect ({} calls, a second apart)...",
+        plan.loomi_calls
+    );
+    let baseline = subjects.get(1).map(|s| s.bin.as_path());
+    loomi::measure(
+        &subjects[0].bin,
+        baseline,
+        plan.loomi_calls,
+        plan.cold_spawns,
+    )
+    .await
+}
+
 async fn run(plan: Plan) -> Res<()> {
     let bin = if plan.full {
         release::release_binary()?
@@ -240,18 +257,7 @@ async fn run(plan: Plan) -> Res<()> {
     let slow_floor = Fake::start(plan.tp_latency)?;
 
     if std::env::var("SERVE_BENCH_ONLY").as_deref() == Ok("loomi") {
-        eprintln!(
-            "  Loomi Connect only ({} calls, a second apart)...",
-            plan.loomi_calls
-        );
-        let baseline = subjects.get(1).map(|s| s.bin.as_path());
-        let loomi = loomi::measure(
-            &subjects[0].bin,
-            baseline,
-            plan.loomi_calls,
-            plan.cold_spawns,
-        )
-        .await?;
+        let loomi = loomi_section(&subjects, &plan).await?;
         loomi::print(&loomi, plan.full);
         return Ok(());
     }
@@ -279,18 +285,7 @@ async fn run(plan: Plan) -> Res<()> {
     )
     .await?;
 
-    eprintln!(
-        "  Loomi Connect ({} calls, a second apart)...",
-        plan.loomi_calls
-    );
-    let baseline = subjects.get(1).map(|s| s.bin.as_path());
-    let loomi = loomi::measure(
-        &subjects[0].bin,
-        baseline,
-        plan.loomi_calls,
-        plan.cold_spawns,
-    )
-    .await?;
+    let loomi = loomi_section(&subjects, &plan).await?;
 
     let mut runs = Vec::with_capacity(subjects.len());
     for (((subject, cold), seq), tp) in subjects.into_iter().zip(cold).zip(seq).zip(tp) {

@@ -80,6 +80,34 @@ pub struct CodesPage {
     pub limit: u64,
 }
 
+impl CodesPage {
+    /// The page of `reply`, answering `query`: the paging facts it left out
+    /// are the ones asked for.
+    pub fn from_reply(
+        reply: Reply<Capped<Code, MAX_CODES_PER_PAGE>>,
+        query: &CodesQuery<'_>,
+    ) -> Self {
+        Self {
+            codes: reply.data.unwrap_or_default().0,
+            matched: reply.matched,
+            matched_limited: reply.matched_limited,
+            skip: reply.skip.unwrap_or(query.skip),
+            limit: reply.limit.unwrap_or(query.count),
+        }
+    }
+}
+
+impl Pool {
+    /// The pool, with the project it was asked for where the answer left
+    /// `company_id` out.
+    pub fn of_project(mut self, project_id: &super::Id) -> Self {
+        if self.company_id.is_none() {
+            self.company_id = Some(project_id.to_string());
+        }
+        self
+    }
+}
+
 /// One pool of one project.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolRef<'a> {

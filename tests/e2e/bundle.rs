@@ -183,10 +183,7 @@ async fn tool_names(session: &mut Session) -> Vec<String> {
 }
 
 async fn call(session: &mut Session, id: u64, name: &str, args: Value) -> Value {
-    let answer = session
-        .roundtrip(id, "tools/call", json!({"name": name, "arguments": args}))
-        .await;
-    answer["result"]["structuredContent"].clone()
+    session.call_tool(id, name, args).await
 }
 
 #[tokio::test]

@@ -220,11 +220,28 @@ async fn serve(fake: &FakeLoomi, file: &Path, extra: &[(&str, &str)]) -> Session
     session
 }
 
-async fn call(session: &mut Session, id: u64, name: &str, args: Value) -> Value {
-    let answer = session
-        .roundtrip(id, "tools/call", json!({"name": name, "arguments": args}))
+/// `list_voucher_pools` until it succeeds (the callback's login is stored
+/// a moment after the page is served), at most 20 times.
+async fn pools_once_logged_in(session: &mut Session) -> Value {
+    let mut answer = Value::Null;
+    for attempt in 0..20 {
+        answer = call(
+            session,
+            100 + attempt,
+            "list_voucher_pools",
+            json!({"project_id": LOOMI_PROJECT}),
+        )
         .await;
-    answer["result"]["structuredContent"].clone()
+        if answer["success"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    answer
+}
+
+async fn call(session: &mut Session, id: u64, name: &str, args: Value) -> Value {
+    session.call_tool(id, name, args).await
 }
 
 #[tokio::test]
@@ -374,20 +391,7 @@ async fn an_expired_token_is_refreshed_and_a_revoked_login_starts_a_new_one() {
     let (status, _) = FakeLoomi::approve(&url_line).await;
     assert_eq!(status, 200);
     // The callback stored the login: the next call works without a restart.
-    let mut answer = Value::Null;
-    for attempt in 0..20 {
-        answer = call(
-            &mut session,
-            10 + attempt,
-            "list_voucher_pools",
-            json!({"project_id": LOOMI_PROJECT}),
-        )
-        .await;
-        if answer["success"] == true {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let answer = pools_once_logged_in(&mut session).await;
     assert_eq!(answer["success"], true, "{answer}");
     let _ = session.finish().await;
     std::fs::remove_dir_all(dir).unwrap();
@@ -423,20 +427,7 @@ async fn without_a_login_a_call_starts_one_and_sends_nothing_to_the_mcp_endpoint
     });
     let (status, _) = FakeLoomi::approve(url).await;
     assert_eq!(status, 200);
-    let mut answer = Value::Null;
-    for attempt in 0..20 {
-        answer = call(
-            &mut session,
-            10 + attempt,
-            "list_voucher_pools",
-            json!({"project_id": LOOMI_PROJECT}),
-        )
-        .await;
-        if answer["success"] == true {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let answer = pools_once_logged_in(&mut session).await;
     assert_eq!(answer["success"], true, "{answer}");
     assert!(file.exists());
     let _ = session.finish().await;

@@ -215,6 +215,14 @@ impl Session {
         self.response(id).await
     }
 
+    /// `tools/call` of `name` with `args`; the result's `structuredContent`.
+    pub async fn call_tool(&mut self, id: u64, name: &str, args: Value) -> Value {
+        let answer = self
+            .roundtrip(id, "tools/call", json!({"name": name, "arguments": args}))
+            .await;
+        answer["result"]["structuredContent"].clone()
+    }
+
     /// `initialize` at `version` (id 0) followed by `notifications/initialized`.
     pub async fn initialize(&mut self, version: &str) -> Value {
         let line = self

@@ -540,27 +540,21 @@ impl LoomiClient {
         let (mut refreshed, mut reopened, mut retries) = (false, false, 0u32);
         loop {
             let token = login.access_token();
-            let opened = match self.opened(&token).await {
-                Ok(o) => o,
-                Err(Fault::Unauthorized { .. }) if !refreshed => {
-                    refreshed = true;
-                    login = self.refresh_after_refusal(&login.access_token).await?;
-                    continue;
+            let (answered, opened) = match self.opened(&token).await {
+                Ok(opened) => {
+                    let (name, arguments) = pick(&opened.tools)?;
+                    self.paced(observer).await;
+                    let endpoint = self.endpoint()?;
+                    let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+                    let params = json!({"name": name, "arguments": Value::Object(arguments)});
+                    let answered = endpoint
+                        .request(&token, &opened.session, "tools/call", params, id)
+                        .await;
+                    (answered, Some(opened))
                 }
-                Err(Fault::Unauthorized { .. }) => {
-                    return Err(self.login_required(LoginReason::Refused).await)
-                }
-                Err(fault) => return Err(self.fault_error(fault, &login, retries)),
+                Err(fault) => (Err(fault), None),
             };
-            let (name, arguments) = pick(&opened.tools)?;
-            self.paced(observer).await;
-            let endpoint = self.endpoint()?;
-            let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-            let params = json!({"name": name, "arguments": Value::Object(arguments)});
-            let wait = match endpoint
-                .request(&token, &opened.session, "tools/call", params, id)
-                .await
-            {
+            let wait = match answered {
                 Ok(result) => match payload(result) {
                     ToolAnswer::Envelope(value) => return Ok(value),
                     ToolAnswer::RateLimited { wait } => wait,
@@ -587,7 +581,8 @@ impl LoomiClient {
                 Err(Fault::SessionGone) if !reopened => {
                     reopened = true;
                     let mut slot = self.inner.session.lock().await;
-                    if slot.as_ref().is_some_and(|o| o.session == opened.session) {
+                    let same = |o: &Arc<Opened>| opened.as_ref().is_some_and(|x| Arc::ptr_eq(x, o));
+                    if slot.as_ref().is_some_and(same) {
                         *slot = None;
                     }
                     continue;
@@ -799,14 +794,11 @@ impl LoomiClient {
             }
         })?;
         let reply: Reply<Pool> = self.decode(envelope)?;
-        let mut found = reply.data.ok_or(BackendError::LoomiUnexpected {
+        let found = reply.data.ok_or(BackendError::LoomiUnexpected {
             problem: AnswerProblem::NoData,
             excerpt: None,
         })?;
-        if found.company_id.is_none() {
-            found.company_id = Some(pool.project_id.to_string());
-        }
-        Ok(found)
+        Ok(found.of_project(pool.project_id))
     }
 
     pub async fn list_codes(
@@ -834,15 +826,7 @@ impl LoomiClient {
             )
             .await?;
         let reply: Reply<Capped<Code, MAX_CODES_PER_PAGE>> = self.decode(envelope)?;
-        let mut codes = reply.data.unwrap_or_default().0;
-        codes.truncate(usize::try_from(query.count).unwrap_or(usize::MAX));
-        Ok(CodesPage {
-            codes,
-            matched: reply.matched,
-            matched_limited: reply.matched_limited,
-            skip: reply.skip.unwrap_or(query.skip),
-            limit: reply.limit.unwrap_or(query.count),
-        })
+        Ok(CodesPage::from_reply(reply, query))
     }
 
     /// Loomi's `list_projects`.

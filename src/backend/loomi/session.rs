@@ -305,27 +305,24 @@ fn sse_response(body: &[u8], id: u64) -> Result<Value, Fault> {
 
 fn jsonrpc_error(body: &[u8]) -> Option<Fault> {
     let value: Value = serde_json::from_slice(body).ok()?;
-    let error = value.get("error")?;
-    Some(Fault::JsonRpc {
+    value.get("error").map(error_fault)
+}
+
+/// The fault of a JSON-RPC `error` object.
+fn error_fault(error: &Value) -> Fault {
+    Fault::JsonRpc {
         code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
         message: error
             .get("message")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned(),
-    })
+    }
 }
 
 fn result_of(message: Value, body: &[u8]) -> Result<Value, Fault> {
     if let Some(error) = message.get("error") {
-        return Err(Fault::JsonRpc {
-            code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
-            message: error
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned(),
-        });
+        return Err(error_fault(error));
     }
     match message {
         Value::Object(mut m) => m.remove("result").ok_or_else(|| Fault::Unreadable {

@@ -179,14 +179,11 @@ impl RestClient {
         observer: RetryObserver<'_>,
     ) -> Result<Pool, BackendError> {
         let reply: Reply<Pool> = self.get(&Endpoint::Pool(pool), observer).await?;
-        let mut found = reply.data.ok_or(BackendError::Unexpected {
+        let found = reply.data.ok_or(BackendError::Unexpected {
             problem: AnswerProblem::NoData,
             excerpt: None,
         })?;
-        if found.company_id.is_none() {
-            found.company_id = Some(pool.project_id.to_string());
-        }
-        Ok(found)
+        Ok(found.of_project(pool.project_id))
     }
 
     /// `GET /data/v2/projects/{project_id}/vouchers/pools/{pool_id}/codes?skip=&count=[&status=]`
@@ -197,13 +194,7 @@ impl RestClient {
     ) -> Result<CodesPage, BackendError> {
         let reply: Reply<Capped<Code, MAX_CODES_PER_PAGE>> =
             self.get(&Endpoint::Codes(query), observer).await?;
-        Ok(CodesPage {
-            codes: reply.data.unwrap_or_default().0,
-            matched: reply.matched,
-            matched_limited: reply.matched_limited,
-            skip: reply.skip.unwrap_or(query.skip),
-            limit: reply.limit.unwrap_or(query.count),
-        })
+        Ok(CodesPage::from_reply(reply, query))
     }
 }
 
