@@ -36,8 +36,14 @@ function options(argv) {
   return found;
 }
 
+// On Windows, npx and cargo are started through the shell, which splits
+// unquoted arguments at spaces (a checkout under "C:\Users\Jane Doe").
+function quoted(arg) {
+  return process.platform === "win32" && /[\s"]/.test(arg) ? `"${arg.replace(/"/g, '\\"')}"` : arg;
+}
+
 function run(command, args, what) {
-  const result = spawnSync(command, args, { stdio: "inherit", shell: process.platform === "win32" });
+  const result = spawnSync(command, args.map(quoted), { stdio: "inherit", shell: process.platform === "win32" });
   if (result.error) fail(`${what} could not start: ${result.error.message}`);
   if (result.status !== 0) fail(`${what} failed (exit ${result.status})`);
 }

@@ -217,11 +217,18 @@ impl Config {
                 path: path.into(),
                 default: false,
             }),
-            None => dirs::config_dir().map(|dir| CredentialsPath {
+            None => user_config_folder().map(|dir| CredentialsPath {
                 path: dir.join(CREDENTIALS_FOLDER).join(CREDENTIALS_FILE_NAME),
                 default: true,
             }),
         };
+        if loomi.is_some() && credentials_file.is_none() && !settings.demo {
+            return Err(ConfigError::new(
+                env::CREDENTIALS_FILE,
+                "credentials-file",
+                "must be set: no config folder is known for this user, so there is nowhere to keep the Loomi Connect login",
+            ));
+        }
         let network = Network {
             extra_roots: match given(settings.ca_file.as_deref()) {
                 Some(path) => read_ca_file(Path::new(path))?,
@@ -248,6 +255,17 @@ impl Config {
             credentials_file,
         })
     }
+}
+
+/// The user's config folder: `$XDG_CONFIG_HOME` or `~/.config` on Linux,
+/// `~/Library/Application Support` on macOS, `%APPDATA%` on Windows (the
+/// variable first, as people and installers set it).
+fn user_config_folder() -> Option<std::path::PathBuf> {
+    #[cfg(windows)]
+    if let Some(appdata) = std::env::var_os("APPDATA").filter(|v| !v.is_empty()) {
+        return Some(appdata.into());
+    }
+    dirs::config_dir()
 }
 
 /// Reads the certificates of the CA file setting.

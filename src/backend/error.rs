@@ -165,6 +165,8 @@ pub enum BackendError {
         authorization_url: Option<String>,
         problem: Option<Box<super::loomi::LoginProblem>>,
     },
+    /// Loomi Connect redirected elsewhere; not followed.
+    LoomiRedirect { location: String },
     /// Loomi Connect does not offer this tool.
     LoomiToolMissing { tool: String },
     /// Loomi Connect answered an error (`isError`, `success: false`, a

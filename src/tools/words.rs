@@ -113,6 +113,10 @@ pub fn backend_error(e: &BackendError) -> String {
                 ),
             }
         }
+        BackendError::LoomiRedirect { location } => format!(
+            "Loomi Connect redirected the request to {location}, which was not followed, so the login's token stays with Loomi; check {} against the address on Bloomreach's setup page",
+            env::LOOMI_URL
+        ),
         BackendError::LoomiToolMissing { tool } => format!(
             "Loomi Connect does not offer the tool {tool} to this login, so this cannot be answered through it; the login may lack access to vouchers"
         ),

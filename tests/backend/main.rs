@@ -290,6 +290,7 @@ mod failures;
 mod headers;
 mod hostile_api;
 mod ids;
+mod loomi_session;
 mod raw_fake;
 mod redirects;
 mod retries;

@@ -379,7 +379,9 @@ async fn an_expired_token_is_refreshed_and_a_revoked_login_starts_a_new_one() {
         .unwrap_or_else(|| panic!("no URL line: {error}"))
         .to_owned();
     assert!(error.contains("bloomreach-vouchers-mcp login"), "{error}");
-    // A second call while it is pending answers the same URL.
+    // A second call while it is pending answers the same URL, and sends
+    // nothing to the MCP endpoint with the refused token.
+    let before = fake.with(|s| s.mcp_requests);
     let again = call(
         &mut session,
         4,
@@ -387,6 +389,11 @@ async fn an_expired_token_is_refreshed_and_a_revoked_login_starts_a_new_one() {
         json!({"project_id": LOOMI_PROJECT}),
     )
     .await;
+    assert_eq!(
+        fake.with(|s| s.mcp_requests),
+        before,
+        "no request with a refused login"
+    );
     assert!(again["error"].as_str().unwrap().contains(&url_line));
     let (status, _) = FakeLoomi::approve(&url_line).await;
     assert_eq!(status, 200);
@@ -577,6 +584,28 @@ async fn loomis_errors_are_quoted_and_a_missing_status_argument_is_said() {
         json!({"project_id": LOOMI_PROJECT, "pool_id": "p2"}),
     )
     .await;
+    // A refusal through the search tool is Loomi's words, not "not found";
+    // a token in them is scrubbed.
+    let token = fake.with(|s| s.bearer_seen.last().cloned().unwrap());
+    fake.with(|s| {
+        s.fault = Some(ToolFault::SuccessFalse(format!(
+            "Permission denied for {token}"
+        )))
+    });
+    let refused = call(
+        &mut session,
+        5,
+        "get_voucher_pool",
+        json!({"project_id": LOOMI_PROJECT, "pool_id": "p2"}),
+    )
+    .await;
+    let error = refused["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("Loomi Connect answered with an error: Permission denied for "),
+        "{error}"
+    );
+    assert!(!error.contains(&token), "{error}");
+    fake.with(|s| s.fault = None);
     assert_eq!(pool["data"]["name"], "WINTER", "{pool}");
     fake.with(|s| {
         let search = s

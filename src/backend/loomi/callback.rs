@@ -103,9 +103,11 @@ impl Callback {
                     "The login was not completed. You can close this page.",
                 )
                 .await;
+                // Shown in one sentence: one line, and short.
+                let short = |t: String| crate::text::shorten(&crate::text::one_line(&t), 200);
                 return Err(CallbackProblem::Denied {
-                    error,
-                    description: param("error_description"),
+                    error: short(error),
+                    description: param("error_description").map(short),
                 });
             }
             match param("code") {

@@ -90,6 +90,9 @@ struct Inner {
     pending: tokio::sync::Mutex<Option<Pending>>,
     pacer: Pacer,
     next_id: AtomicU64,
+    /// An access token refused for good: while the file still holds it, no
+    /// request is made with it.
+    refused: std::sync::Mutex<Option<String>>,
 }
 
 /// An open session and Loomi's tools.
@@ -101,6 +104,13 @@ struct Opened {
 struct Pending {
     url: String,
     done: Arc<AtomicBool>,
+}
+
+/// The seed's envelope Loomi answered a call with, and the quoter that
+/// scrubs the login's secrets out of anything quoted from it.
+struct Answered {
+    envelope: Value,
+    quoter: Quoter,
 }
 
 /// Why a login could not be made.
@@ -135,6 +145,7 @@ impl PreparedLogin {
             .code(&self.pkce.state, wait)
             .await
             .map_err(LoginProblem::Callback)?;
+        let quoter = Quoter::new(self.client.client_secret.clone());
         oauth::exchange_code(
             &self.http,
             &self.server,
@@ -145,7 +156,7 @@ impl PreparedLogin {
             &self.mcp_url,
         )
         .await
-        .map_err(LoginProblem::OAuth)
+        .map_err(|p| LoginProblem::OAuth(p.scrubbed(&quoter)))
     }
 }
 
@@ -167,6 +178,7 @@ impl LoomiClient {
                 pending: tokio::sync::Mutex::new(None),
                 pacer,
                 next_id: AtomicU64::new(1),
+                refused: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -288,7 +300,26 @@ impl LoomiClient {
         .map_err(LoginProblem::Store)?;
         *self.inner.login.lock().await = Some(login);
         *self.inner.session.lock().await = None;
+        *self.refused_token() = None;
         Ok(())
+    }
+
+    fn refused_token(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.inner.refused.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `token` was refused after a refresh, or its refresh was refused:
+    /// forget it and the session, and start a login.
+    async fn refused(&self, token: &str) -> BackendError {
+        *self.refused_token() = Some(token.to_owned());
+        *self.inner.session.lock().await = None;
+        {
+            let mut cached = self.inner.login.lock().await;
+            if cached.as_ref().is_some_and(|l| l.access_token == token) {
+                *cached = None;
+            }
+        }
+        self.login_required(LoginReason::Refused).await
     }
 
     /// The failure of a call that needs a login: starts one (or reuses the
@@ -349,14 +380,22 @@ impl LoomiClient {
         if cached.is_none() {
             *cached = self.load()?;
         }
+        let refused = self.refused_token().clone();
         let current = match cached.as_ref() {
             None => {
                 drop(cached);
                 return Err(self.login_required(LoginReason::NotLoggedIn).await);
             }
             Some(l) if l.mcp_url != self.inner.options.url.as_str() => {
+                // Read again next time: a login for this URL may come.
+                *cached = None;
                 drop(cached);
                 return Err(self.login_required(LoginReason::OtherUrl).await);
+            }
+            Some(l) if refused.as_deref() == Some(l.access_token.as_str()) => {
+                *cached = None;
+                drop(cached);
+                return Err(self.login_required(LoginReason::Refused).await);
             }
             Some(l) => l.clone(),
         };
@@ -446,10 +485,12 @@ impl LoomiClient {
                 }
                 drop(lock);
                 *cached = None;
+                *self.refused_token() = Some(current.access_token.clone());
+                *self.inner.session.lock().await = None;
                 Err(self.login_required(LoginReason::Refused).await)
             }
             Err(problem) => Err(BackendError::LoomiAuth {
-                problem: Box::new(problem),
+                problem: Box::new(problem.scrubbed(&self.quoter(&current))),
             }),
         }
     }
@@ -497,32 +538,38 @@ impl LoomiClient {
     }
 
     /// Loomi's tools, opening the session if needed (for `login`'s check).
+    /// Refused by Loomi, this starts no login: it says so.
     pub async fn tool_set(&self) -> Result<ToolSet, BackendError> {
-        self.with_session(|_| Ok(()), |opened| Ok(opened.tools.clone()))
+        self.with_session(false, |opened| Ok(opened.tools.clone()))
             .await
     }
 
     /// Runs `then` on the open session, with one refresh after a 401 and
     /// one new session after a 404.
+    /// `start_login` says whether a refusal starts a login (a tool call)
+    /// or is only reported (the check at the end of `login`).
     async fn with_session<T>(
         &self,
-        check: impl Fn(&ToolSet) -> Result<(), BackendError>,
+        start_login: bool,
         then: impl Fn(&Opened) -> Result<T, BackendError>,
     ) -> Result<T, BackendError> {
         let mut login = self.login().await?;
         let mut refreshed = false;
         loop {
             match self.opened(&login.access_token()).await {
-                Ok(opened) => {
-                    check(&opened.tools)?;
-                    return then(&opened);
-                }
+                Ok(opened) => return then(&opened),
                 Err(Fault::Unauthorized { .. }) if !refreshed => {
                     refreshed = true;
                     login = self.refresh_after_refusal(&login.access_token).await?;
                 }
+                Err(Fault::Unauthorized { .. }) if !start_login => {
+                    return Err(BackendError::LoomiStatus {
+                        status: 401,
+                        excerpt: Some("Loomi Connect refused the new login's token".to_owned()),
+                    })
+                }
                 Err(Fault::Unauthorized { .. }) => {
-                    return Err(self.login_required(LoginReason::Refused).await)
+                    return Err(self.refused(&login.access_token).await)
                 }
                 Err(fault) => return Err(self.fault_error(fault, &login, 0)),
             }
@@ -535,7 +582,7 @@ impl LoomiClient {
         &self,
         pick: impl Fn(&ToolSet) -> Result<(String, Map<String, Value>), BackendError>,
         observer: RetryObserver<'_>,
-    ) -> Result<Value, BackendError> {
+    ) -> Result<Answered, BackendError> {
         let mut login = self.login().await?;
         let (mut refreshed, mut reopened, mut retries) = (false, false, 0u32);
         loop {
@@ -556,7 +603,23 @@ impl LoomiClient {
             };
             let wait = match answered {
                 Ok(result) => match payload(result) {
-                    ToolAnswer::Envelope(value) => return Ok(value),
+                    ToolAnswer::Envelope(value) => {
+                        let quoter = self.quoter(&login);
+                        if value.get("success") == Some(&Value::Bool(false)) {
+                            return Err(BackendError::LoomiFailed {
+                                message: quoter
+                                    .api_message(value.get("error"), value.get("errors"))
+                                    .unwrap_or_else(|| {
+                                        "Loomi Connect reported a failure and gave no reason"
+                                            .to_owned()
+                                    }),
+                            });
+                        }
+                        return Ok(Answered {
+                            envelope: value,
+                            quoter,
+                        });
+                    }
                     ToolAnswer::RateLimited { wait } => wait,
                     ToolAnswer::Failed { message } => {
                         return Err(BackendError::LoomiFailed {
@@ -576,7 +639,7 @@ impl LoomiClient {
                     continue;
                 }
                 Err(Fault::Unauthorized { .. }) => {
-                    return Err(self.login_required(LoginReason::Refused).await)
+                    return Err(self.refused(&login.access_token).await)
                 }
                 Err(Fault::SessionGone) if !reopened => {
                     reopened = true;
@@ -680,8 +743,7 @@ impl LoomiClient {
                     },
                 }
             }
-            Fault::Redirect { location } => BackendError::Redirect {
-                host,
+            Fault::Redirect { location } => BackendError::LoomiRedirect {
                 location: quoter.quote(&location, 120),
             },
             Fault::JsonRpc { code, message } => BackendError::LoomiFailed {
@@ -715,23 +777,14 @@ impl LoomiClient {
         }
     }
 
-    fn decode<D: DeserializeOwned>(&self, envelope: Value) -> Result<Reply<D>, BackendError> {
-        if envelope.get("success") == Some(&Value::Bool(false)) {
-            let quoter = Quoter::default();
-            return Err(BackendError::LoomiFailed {
-                message: quoter
-                    .api_message(envelope.get("error"), envelope.get("errors"))
-                    .unwrap_or_else(|| {
-                        "Loomi Connect reported a failure and gave no reason".to_owned()
-                    }),
-            });
-        }
+    fn decode<D: DeserializeOwned>(&self, answered: Answered) -> Result<Reply<D>, BackendError> {
+        let Answered { envelope, quoter } = answered;
         // Read in place: the excerpt is made only when it is needed.
-        let excerpt = |v: &Value| Some(crate::text::shorten(&v.to_string(), 200));
+        let excerpt = |v: &Value| Some(quoter.quote(&v.to_string(), 200));
         let reply =
             Reply::<D>::deserialize(&envelope).map_err(|e| BackendError::LoomiUnexpected {
                 problem: AnswerProblem::MissingField {
-                    detail: crate::text::shorten(&e.to_string(), 150),
+                    detail: quoter.quote(&e.to_string(), 150),
                 },
                 excerpt: excerpt(&envelope),
             })?;
@@ -784,6 +837,7 @@ impl LoomiClient {
             .await?;
         // `search_voucher_pools` may answer a list: the pool is the one
         // with the id asked for.
+        let Answered { envelope, quoter } = envelope;
         let envelope = tools::one_pool(envelope, pool.pool_id.as_str()).ok_or_else(|| {
             BackendError::NotFound {
                 subject: super::Subject::Pool {
@@ -793,7 +847,7 @@ impl LoomiClient {
                 message: None,
             }
         })?;
-        let reply: Reply<Pool> = self.decode(envelope)?;
+        let reply: Reply<Pool> = self.decode(Answered { envelope, quoter })?;
         let found = reply.data.ok_or(BackendError::LoomiUnexpected {
             problem: AnswerProblem::NoData,
             excerpt: None,
@@ -848,7 +902,7 @@ impl LoomiClient {
 
     /// Whether Loomi's `list_voucher_codes` takes `status`.
     pub async fn filters_by_status(&self) -> Result<bool, BackendError> {
-        self.with_session(|_| Ok(()), |opened| Ok(opened.tools.codes_take_status()))
+        self.with_session(true, |opened| Ok(opened.tools.codes_take_status()))
             .await
     }
 }

@@ -52,6 +52,33 @@ pub enum Step {
 }
 
 impl OAuthProblem {
+    /// The problem with every quoted text scrubbed of `quoter`'s secrets
+    /// and cut short.
+    pub fn scrubbed(self, quoter: &crate::backend::quote::Quoter) -> Self {
+        let quote = |t: String| quoter.quote(&t, 200);
+        match self {
+            Self::Refused {
+                step,
+                status,
+                error,
+                description,
+            } => Self::Refused {
+                step,
+                status,
+                error: error.map(quote),
+                description: description.map(quote),
+            },
+            Self::Exchange { step, detail } => Self::Exchange {
+                step,
+                detail: quote(detail),
+            },
+            Self::Discovery { detail } => Self::Discovery {
+                detail: quote(detail),
+            },
+            Self::NoPkce => Self::NoPkce,
+        }
+    }
+
     /// Whether a refresh was refused for good (`invalid_grant`, or the
     /// client is gone): a new login is needed.
     pub fn refresh_refused(&self) -> bool {
@@ -349,7 +376,7 @@ fn answer(step: Step, status: u16, bytes: &[u8]) -> Result<Value, OAuthProblem> 
             .as_ref()
             .and_then(|v| v.get(name))
             .and_then(Value::as_str)
-            .map(|s| shorten(s, 200))
+            .map(|s| crate::text::one_line(&shorten(s, 2048)))
     };
     Err(OAuthProblem::Refused {
         step,

@@ -143,28 +143,36 @@ impl Endpoint {
         request
     }
 
+    /// Sends `request`; the response when its status is a success. The
+    /// timeout covers the reading of an error's body too.
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
         in_session: bool,
     ) -> Result<reqwest::Response, Fault> {
-        let sent = tokio::time::timeout(self.timeout, request.send()).await;
-        let response = match sent {
-            Err(_) => return Err(Fault::Timeout),
-            Ok(Err(e)) => {
+        match tokio::time::timeout(self.timeout, self.send_within(request, in_session)).await {
+            Ok(r) => r,
+            Err(_) => Err(Fault::Timeout),
+        }
+    }
+
+    async fn send_within(
+        &self,
+        request: reqwest::RequestBuilder,
+        in_session: bool,
+    ) -> Result<reqwest::Response, Fault> {
+        let response = match request.send().await {
+            Err(e) => {
                 let (failure, cause) = transport_failure(&e);
                 return Err(Fault::Transport { failure, cause });
             }
-            Ok(Ok(r)) => r,
+            Ok(r) => r,
         };
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
         let headers = response.headers().clone();
-        let text = |body: &[u8]| {
-            crate::text::shorten(&crate::text::one_line(&String::from_utf8_lossy(body)), 300)
-        };
         Err(match status {
             StatusCode::UNAUTHORIZED => Fault::Unauthorized {
                 challenge: headers
@@ -193,7 +201,7 @@ impl Endpoint {
                 }
                 Fault::Status {
                     status: s.as_u16(),
-                    excerpt: text(&body),
+                    excerpt: excerpt(&body),
                 }
             }
         })
@@ -225,14 +233,16 @@ impl Endpoint {
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.to_ascii_lowercase().starts_with("text/event-stream"));
-            let body = read_capped(response, MAX_ANSWER_BYTES).await?;
-            let message = if is_sse {
-                sse_response(&body, id)?
+            let (message, body) = if is_sse {
+                read_sse(response, id).await?
             } else {
-                serde_json::from_slice::<Value>(&body).map_err(|e| Fault::Unreadable {
-                    detail: format!("not JSON ({e})"),
-                    excerpt: excerpt(&body),
-                })?
+                let body = read_capped(response, MAX_ANSWER_BYTES).await?;
+                let message =
+                    serde_json::from_slice::<Value>(&body).map_err(|e| Fault::Unreadable {
+                        detail: format!("not JSON ({e})"),
+                        excerpt: excerpt(&body),
+                    })?;
+                (message, body)
             };
             Ok((result_of(message, &body)?, session_id))
         };
@@ -243,8 +253,115 @@ impl Endpoint {
     }
 }
 
+/// The start of a body, long enough that a secret in it is still whole: it
+/// is scrubbed, then cut short, where it is quoted.
 fn excerpt(body: &[u8]) -> String {
-    crate::text::shorten(&crate::text::one_line(&String::from_utf8_lossy(body)), 200)
+    let start = &body[..body.len().min(EXCERPT_BYTES)];
+    crate::text::one_line(&String::from_utf8_lossy(start))
+}
+
+/// How much of a body an excerpt keeps before it is scrubbed and cut.
+const EXCERPT_BYTES: usize = 4096;
+
+/// Reads an event stream until the event that answers `id`, and no
+/// further: a server may keep the stream open after it.
+async fn read_sse(mut response: reqwest::Response, id: u64) -> Result<(Value, Vec<u8>), Fault> {
+    let mut events = SseEvents::default();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if events.buf.len() + chunk.len() > MAX_ANSWER_BYTES {
+                    return Err(Fault::TooLarge);
+                }
+                events.buf.extend_from_slice(&chunk);
+                while let Some(data) = events.next_data(false) {
+                    if let Some(message) = answer_to(&data, id) {
+                        return Ok((message, events.buf));
+                    }
+                }
+            }
+            Ok(None) => {
+                while let Some(data) = events.next_data(true) {
+                    if let Some(message) = answer_to(&data, id) {
+                        return Ok((message, events.buf));
+                    }
+                }
+                return Err(Fault::Unreadable {
+                    detail: "the event stream ended without the response".to_owned(),
+                    excerpt: excerpt(&events.buf),
+                });
+            }
+            Err(e) => {
+                let (failure, cause) = transport_failure(&e);
+                return Err(Fault::Transport { failure, cause });
+            }
+        }
+    }
+}
+
+/// The JSON-RPC message in `data` when it answers `id`.
+fn answer_to(data: &str, id: u64) -> Option<Value> {
+    serde_json::from_str::<Value>(data).ok().filter(|m| {
+        m.get("id").and_then(Value::as_u64) == Some(id)
+            && (m.get("result").is_some() || m.get("error").is_some())
+    })
+}
+
+/// The events of a stream read so far: complete lines are consumed from
+/// `pos`; the `data` of the event being read is kept across chunks.
+#[derive(Default)]
+struct SseEvents {
+    buf: Vec<u8>,
+    pos: usize,
+    data: String,
+    has_data: bool,
+}
+
+impl SseEvents {
+    /// The data of the next complete event; at the end of the stream
+    /// (`ended`), the event left unterminated counts too.
+    fn next_data(&mut self, ended: bool) -> Option<String> {
+        loop {
+            let rest = &self.buf[self.pos..];
+            let Some(nl) = memchr::memchr(b'\n', rest) else {
+                if ended && !rest.is_empty() {
+                    let line = String::from_utf8_lossy(rest).into_owned();
+                    self.pos = self.buf.len();
+                    self.take_line(&line);
+                }
+                if ended && self.has_data {
+                    return Some(self.finish());
+                }
+                return None;
+            };
+            let line = String::from_utf8_lossy(&rest[..nl]).into_owned();
+            self.pos += nl + 1;
+            let line = line.strip_suffix('\r').unwrap_or(&line);
+            if line.is_empty() {
+                if self.has_data {
+                    return Some(self.finish());
+                }
+                continue;
+            }
+            let line = line.to_owned();
+            self.take_line(&line);
+        }
+    }
+
+    fn take_line(&mut self, line: &str) {
+        if let Some(value) = line.strip_prefix("data:") {
+            if self.has_data {
+                self.data.push('\n');
+            }
+            self.data.push_str(value.strip_prefix(' ').unwrap_or(value));
+            self.has_data = true;
+        }
+    }
+
+    fn finish(&mut self) -> String {
+        self.has_data = false;
+        std::mem::take(&mut self.data)
+    }
 }
 
 async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, Fault> {
@@ -264,43 +381,6 @@ async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<
             }
         }
     }
-}
-
-/// The message answering `id` in an SSE body.
-fn sse_response(body: &[u8], id: u64) -> Result<Value, Fault> {
-    let text = String::from_utf8_lossy(body);
-    let mut data = String::new();
-    let check = |data: &mut String| -> Option<Value> {
-        if data.is_empty() {
-            return None;
-        }
-        let found = serde_json::from_str::<Value>(data).ok().filter(|m| {
-            m.get("id").and_then(Value::as_u64) == Some(id)
-                && (m.get("result").is_some() || m.get("error").is_some())
-        });
-        data.clear();
-        found
-    };
-    for line in text.split('\n') {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.is_empty() {
-            if let Some(found) = check(&mut data) {
-                return Ok(found);
-            }
-        } else if let Some(rest) = line.strip_prefix("data:") {
-            if !data.is_empty() {
-                data.push('\n');
-            }
-            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
-        }
-    }
-    if let Some(found) = check(&mut data) {
-        return Ok(found);
-    }
-    Err(Fault::Unreadable {
-        detail: "the event stream ended without the response".to_owned(),
-        excerpt: excerpt(body),
-    })
 }
 
 fn jsonrpc_error(body: &[u8]) -> Option<Fault> {
@@ -340,13 +420,31 @@ fn result_of(message: Value, body: &[u8]) -> Result<Value, Fault> {
 mod tests {
     use super::*;
 
+    fn sse_response(body: &[u8], id: u64) -> Option<Value> {
+        let mut events = SseEvents::default();
+        // Fed in small pieces, as a network hands them over.
+        for piece in body.chunks(7) {
+            events.buf.extend_from_slice(piece);
+            while let Some(data) = events.next_data(false) {
+                if let Some(m) = answer_to(&data, id) {
+                    return Some(m);
+                }
+            }
+        }
+        while let Some(data) = events.next_data(true) {
+            if let Some(m) = answer_to(&data, id) {
+                return Some(m);
+            }
+        }
+        None
+    }
+
     #[test]
     fn sse_bodies_give_the_response_among_other_messages() {
         let body = b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\nid: 1\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\n data: \"result\":{\"ok\":true}}\n\n";
         // A data line continued over two `data:` fields.
-        let body2 =
-            b"data: {\"jsonrpc\":\"2.0\",\r\ndata: \"id\":7,\"result\":{\"ok\":true}}\r\n\r\n";
-        assert!(sse_response(body, 7).is_err());
+        let body2 = b": keep-alive\r\n\r\ndata: {\"jsonrpc\":\"2.0\",\r\ndata: \"id\":7,\"result\":{\"ok\":true}}\r\n\r\n: more to come";
+        assert!(sse_response(body, 7).is_none());
         assert_eq!(
             sse_response(body2, 7).unwrap(),
             json!({"jsonrpc": "2.0", "id": 7, "result": {"ok": true}})

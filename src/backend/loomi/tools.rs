@@ -171,15 +171,16 @@ pub fn payload(mut result: Value) -> ToolAnswer {
                 if let Some(wait) = rate_limit_wait(text) {
                     return ToolAnswer::RateLimited { wait };
                 }
+                // Kept long: it is scrubbed, then cut, where it is quoted.
                 return ToolAnswer::Unreadable {
                     problem: AnswerProblem::NotJson,
-                    excerpt: crate::text::shorten(&crate::text::one_line(text), 200),
+                    excerpt: crate::text::shorten(&crate::text::one_line(text), 4096),
                 };
             }
             None => {
                 return ToolAnswer::Unreadable {
                     problem: AnswerProblem::NoData,
-                    excerpt: crate::text::shorten(&result.to_string(), 200),
+                    excerpt: crate::text::shorten(&result.to_string(), 4096),
                 }
             }
         },
