@@ -36,7 +36,7 @@ use self::oauth::{AuthServer, OAuthHttp, Pkce};
 use self::pacing::{Limits, Pacer};
 use self::session::{Endpoint, Fault, Session};
 use self::tools::{payload, ToolAnswer};
-use super::error::{AnswerProblem, BackendError, LoginReason, ProxyFailure, TransportFailure};
+use super::error::{AnswerProblem, BackendError, LoginReason, ProxyFailure};
 use super::model::{
     Capped, Code, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, Reply, MAX_CODES_PER_PAGE,
     MAX_POOLS,
@@ -230,10 +230,9 @@ impl LoomiClient {
             .map_err(Clone::clone)
     }
 
-    fn endpoint(&self) -> Result<Endpoint, BackendError> {
-        let http = self
-            .http()
-            .map_err(|detail| BackendError::ClientSetup { detail })?;
+    /// Loomi's endpoint; the error is why the HTTP client cannot be made.
+    fn endpoint(&self) -> Result<Endpoint, String> {
+        let http = self.http()?;
         Ok(Endpoint {
             url: self.inner.options.url.clone(),
             http: http.clone(),
@@ -308,11 +307,17 @@ impl LoomiClient {
         self.inner.refused.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Remembers `token` as refused for good and drops the session opened
+    /// with it (the login lock may be held by the caller).
+    async fn forget(&self, token: &str) {
+        *self.refused_token() = Some(token.to_owned());
+        *self.inner.session.lock().await = None;
+    }
+
     /// `token` was refused after a refresh, or its refresh was refused:
     /// forget it and the session, and start a login.
     async fn refused(&self, token: &str) -> BackendError {
-        *self.refused_token() = Some(token.to_owned());
-        *self.inner.session.lock().await = None;
+        self.forget(token).await;
         {
             let mut cached = self.inner.login.lock().await;
             if cached.as_ref().is_some_and(|l| l.access_token == token) {
@@ -485,8 +490,7 @@ impl LoomiClient {
                 }
                 drop(lock);
                 *cached = None;
-                *self.refused_token() = Some(current.access_token.clone());
-                *self.inner.session.lock().await = None;
+                self.forget(&current.access_token).await;
                 Err(self.login_required(LoginReason::Refused).await)
             }
             Err(problem) => Err(BackendError::LoomiAuth {
@@ -502,10 +506,7 @@ impl LoomiClient {
         if let Some(opened) = slot.as_ref() {
             return Ok(Arc::clone(opened));
         }
-        let endpoint = self.endpoint().map_err(|e| Fault::Transport {
-            failure: TransportFailure::Other,
-            cause: Some(format!("{e:?}")),
-        })?;
+        let endpoint = self.endpoint().map_err(|detail| Fault::Setup { detail })?;
         let session = endpoint.open(token).await?;
         let mut listed = Vec::new();
         let mut cursor: Option<String> = None;
@@ -591,7 +592,9 @@ impl LoomiClient {
                 Ok(opened) => {
                     let (name, arguments) = pick(&opened.tools)?;
                     self.paced(observer).await;
-                    let endpoint = self.endpoint()?;
+                    let endpoint = self
+                        .endpoint()
+                        .map_err(|detail| BackendError::ClientSetup { detail })?;
                     let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1;
                     let params = json!({"name": name, "arguments": Value::Object(arguments)});
                     let answered = endpoint
@@ -759,6 +762,7 @@ impl LoomiClient {
                 status,
                 excerpt: Some(quoter.quote(&excerpt, 200)).filter(|e| !e.is_empty()),
             },
+            Fault::Setup { detail } => BackendError::ClientSetup { detail },
             Fault::TooLarge => BackendError::BodyTooLarge {
                 limit: session::MAX_ANSWER_BYTES,
             },

@@ -53,6 +53,8 @@ pub enum Fault {
     },
     /// The answer is larger than [`MAX_ANSWER_BYTES`].
     TooLarge,
+    /// The HTTP client could not be made, so nothing was sent.
+    Setup { detail: String },
 }
 
 /// An open session.
