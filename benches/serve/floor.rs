@@ -1,7 +1,8 @@
 //! The floor: what the server cannot avoid. The same GET the server makes,
 //! against the same kind of fake, with a reused `reqwest::Client` (the HTTP
 //! client the server uses) and the same headers; the body is read in full
-//! and nothing is decoded.
+//! and nothing is decoded ([`get`]), or checked as JSON and thrown away
+//! ([`get_parsed`]).
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,26 @@ pub fn client() -> Res<reqwest::Client> {
 
 /// One GET of `url`, body read in full; its latency.
 pub async fn get(client: &reqwest::Client, url: &str) -> Res<Duration> {
+    get_then(client, url, |_| Ok(())).await
+}
+
+/// One GET of `url`, body read in full and then checked as JSON by
+/// serde_json, into nothing: the least a client that reads the answer
+/// does. Its latency.
+pub async fn get_parsed(client: &reqwest::Client, url: &str) -> Res<Duration> {
+    get_then(client, url, |body| {
+        serde_json::from_slice::<serde::de::IgnoredAny>(body)
+            .map(drop)
+            .map_err(|e| format!("floor GET {url}: the body is not JSON: {e}"))
+    })
+    .await
+}
+
+async fn get_then(
+    client: &reqwest::Client,
+    url: &str,
+    then: impl FnOnce(&[u8]) -> Res<()>,
+) -> Res<Duration> {
     let started = Instant::now();
     let fetch = async {
         let response = client.get(url).send().await?;
@@ -40,9 +61,9 @@ pub async fn get(client: &reqwest::Client, url: &str) -> Res<Duration> {
         .await
         .map_err(|_| format!("floor GET {url}: no answer within {READ_TIMEOUT:?}"))?
         .map_err(|e| format!("floor GET {url}: {e}"))?;
-    let took = started.elapsed();
     if !status.is_success() || body.len() < 20 {
         return Err(format!("floor GET {url}: HTTP {status}"));
     }
-    Ok(took)
+    then(&body)?;
+    Ok(started.elapsed())
 }

@@ -79,7 +79,8 @@
 //!   it; at the end it is closed (stdin EOF) and waited for, and killed if it
 //!   does not exit within 5 s.
 //!
-//! `SERVE_BENCH_ONLY=loomi` measures only the Loomi Connect section.
+//! `SERVE_BENCH_ONLY=loomi` measures only the Loomi Connect section, and
+//! `SERVE_BENCH_ONLY=scan` only the full scan.
 //!
 //! The first run after a change to `src/` pays for one extra release link
 //! (fat LTO, about 1.5 min on 2 cores) on top of Cargo's own build of the
@@ -259,6 +260,18 @@ async fn run(plan: Plan) -> Res<()> {
     if std::env::var("SERVE_BENCH_ONLY").as_deref() == Ok("loomi") {
         let loomi = loomi_section(&subjects, &plan).await?;
         loomi::print(&loomi, plan.full);
+        return Ok(());
+    }
+    if std::env::var("SERVE_BENCH_ONLY").as_deref() == Ok("scan") {
+        eprintln!("  full scans ({} rounds)...", plan.scan_rounds);
+        let scan = scan::full_scans(
+            &subjects[0].bin,
+            &subjects[0].fast,
+            &fast_floor,
+            plan.scan_rounds,
+        )
+        .await?;
+        scan::print(&scan, plan.full);
         return Ok(());
     }
     eprintln!("  cold start ({} spawns)...", plan.cold_spawns);

@@ -1,6 +1,7 @@
 //! The cost of a full `find_voucher_codes` scan of 10,000 codes: ten pages
 //! of 1,000 read, filtered and thrown away, against the same ten GETs made
-//! directly by reqwest (the floor), alternated round by round; and the
+//! directly by reqwest (the floor) and the same GETs with each body checked
+//! as JSON by serde_json (the parse floor), alternated round by round; and the
 //! server's peak memory while it scans, which stays low because pages are
 //! never held together. Measured for the binary under test only (a
 //! baseline may not have the tool).
@@ -20,11 +21,12 @@ const PAGE: u64 = 1000;
 pub struct Scan {
     pub server: Vec<Duration>,
     pub floor: Vec<Duration>,
+    pub parse_floor: Vec<Duration>,
     pub peak_kb: u64,
     pub requests_per_scan: u64,
 }
 
-/// `rounds` scans, each followed by its ten floor GETs.
+/// `rounds` scans, each followed by its ten floor GETs, plain and parsed.
 pub async fn full_scans(
     bin: &std::path::Path,
     fake: &Fake,
@@ -41,6 +43,7 @@ pub async fn full_scans(
     let mut scan = Scan {
         server: Vec::with_capacity(rounds),
         floor: Vec::with_capacity(rounds),
+        parse_floor: Vec::with_capacity(rounds),
         peak_kb: 0,
         requests_per_scan: 0,
     };
@@ -51,6 +54,11 @@ pub async fn full_scans(
             floor::get(&floor_client, &codes_url(&base, page * PAGE, PAGE)).await?;
         }
         scan.floor.push(started.elapsed());
+        let started = Instant::now();
+        for page in 0..SCANNED / PAGE {
+            floor::get_parsed(&floor_client, &codes_url(&base, page * PAGE, PAGE)).await?;
+        }
+        scan.parse_floor.push(started.elapsed());
     }
     let samples = sampler.finish();
     scan.requests_per_scan = (fake.requests() - before) / rounds.max(1) as u64;
@@ -84,7 +92,9 @@ fn median(samples: &[Duration]) -> Duration {
 pub fn print(scan: &Scan, full: bool) {
     let server = median(&scan.server);
     let floor = median(&scan.floor);
+    let parse_floor = median(&scan.parse_floor);
     let ratio = server.as_secs_f64() / floor.as_secs_f64().max(1e-9);
+    let parse_ratio = server.as_secs_f64() / parse_floor.as_secs_f64().max(1e-9);
     let peak_mb = scan.peak_kb as f64 / 1024.0;
     let verdict = |met: bool| match (full, met) {
         (false, _) => "",
@@ -105,6 +115,11 @@ pub fn print(scan: &Scan, full: bool) {
         "  ratio to floor                                            | {ratio:.3}x  (budget < 1.3x) {}",
         verdict(ratio < 1.3)
     );
+    println!(
+        "  parse floor (ten GETs, each body checked as JSON) median  | {:.2} ms",
+        parse_floor.as_secs_f64() * 1e3
+    );
+    println!("  ratio to parse floor                                      | {parse_ratio:.3}x");
     println!(
         "  upstream requests per scan                                | {}",
         scan.requests_per_scan

@@ -227,7 +227,7 @@ fn make_code(spec: &PoolSpec, index: usize, rng: &mut SplitMix64) -> Code {
     };
     Code {
         code: format!("{}-{suffix}", spec.prefix),
-        status: status.as_str().to_owned(),
+        status: status.as_str().into(),
         assigned_time: assigned,
         redeemed_time: redeemed,
     }
@@ -305,7 +305,7 @@ mod tests {
             assert!(all.codes.iter().any(|c| c.status == status.as_str()));
         }
         for code in &all.codes {
-            match code.status.as_str() {
+            match &*code.status {
                 "available" => assert_eq!((code.assigned_time, code.redeemed_time), (None, None)),
                 "assigned" => assert!(code.assigned_time.is_some() && code.redeemed_time.is_none()),
                 _ => assert!(code.redeemed_time.unwrap() > code.assigned_time.unwrap()),

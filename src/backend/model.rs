@@ -5,6 +5,8 @@
 //! missing required field fails decoding, which a backend reports as an
 //! unexpected answer.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
@@ -61,7 +63,9 @@ pub struct Pool {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Code {
     pub code: String,
-    pub status: String,
+    /// As the API spells it; the three known statuses are not allocated.
+    #[serde(deserialize_with = "status_text")]
+    pub status: Cow<'static, str>,
     #[serde(default)]
     pub assigned_time: Option<f64>,
     #[serde(default)]
@@ -193,6 +197,31 @@ impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Capped<T, N>
         }
         deserializer.deserialize_seq(Items(std::marker::PhantomData))
     }
+}
+
+/// A status as given, without an allocation when it is one of the three
+/// the API documents (a page holds a thousand of them).
+fn status_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Cow<'static, str>, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = Cow<'static, str>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(match CodeStatus::parse(text) {
+                Some(known) => Cow::Borrowed(known.as_str()),
+                None => Cow::Owned(text.to_owned()),
+            })
+        }
+        fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Self::Value, E> {
+            Ok(match CodeStatus::parse(&text) {
+                Some(known) => Cow::Borrowed(known.as_str()),
+                None => Cow::Owned(text),
+            })
+        }
+    }
+    deserializer.deserialize_str(Text)
 }
 
 /// Accepts a non-negative integer, also when written as an integral float.

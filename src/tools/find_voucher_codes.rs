@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::args::{self, ArgError, ArgProblem, Instant, PoolInput, RawArgs, LIMIT, MAX_SCAN, SKIP};
 use super::envelope::{Answer, Failure};
 use super::list_voucher_codes::{StatusInput, VoucherCode};
+use super::read_ahead::{ReadAhead, Span};
 use super::{words, CallContext, ScanProgress};
 use crate::backend::{Code, CodeStatus, CodesQuery, MAX_CODES_PER_PAGE};
 
@@ -197,16 +198,35 @@ fn lower(text: &str) -> impl Iterator<Item = char> + '_ {
     text.chars().flat_map(char::to_lowercase)
 }
 
+/// Whether `text`, in lower case, is `wanted` (given in lower case).
+fn same_code(text: &str, wanted: &str) -> bool {
+    if text.is_ascii() && wanted.is_ascii() {
+        return text.eq_ignore_ascii_case(wanted);
+    }
+    lower(text).eq(wanted.chars())
+}
+
+/// Whether `text`, in lower case, starts with `prefix` (given in lower case).
+fn starts_with(text: &str, prefix: &str) -> bool {
+    if text.is_ascii() && prefix.is_ascii() {
+        return text
+            .as_bytes()
+            .get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()));
+    }
+    let mut letters = lower(text);
+    prefix.chars().all(|p| letters.next() == Some(p))
+}
+
 impl Filter {
     fn admit(&self, code: &Code) -> bool {
         if let Some(wanted) = &self.code {
-            if !lower(&code.code).eq(wanted.chars()) {
+            if !same_code(&code.code, wanted) {
                 return false;
             }
         }
         if let Some(prefix) = &self.code_prefix {
-            let mut letters = lower(&code.code);
-            if !prefix.chars().all(|p| letters.next() == Some(p)) {
+            if !starts_with(&code.code, prefix) {
                 return false;
             }
         }
@@ -242,31 +262,46 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
     let limit = args::integer(args, LIMIT).checked().map_err(fail)? as usize;
     let max_scan = args::integer(args, MAX_SCAN).checked().map_err(fail)? as u64;
 
+    // Page `n` of the scan, unless it lies beyond `max_scan`.
+    let page_span = |n: u64| {
+        let start = n * MAX_CODES_PER_PAGE as u64;
+        (start < max_scan).then(|| Span {
+            skip: skip + start,
+            count: (max_scan - start).min(MAX_CODES_PER_PAGE as u64),
+        })
+    };
+    let (project_id, pool_id) = (&project_id, &pool_id);
+    let mut pages = ReadAhead::new(|span: Span| async move {
+        let query = CodesQuery {
+            project_id,
+            pool_id,
+            skip: span.skip,
+            count: span.count,
+            status,
+        };
+        context.backend.list_codes(&query, context.on_retry).await
+    });
     let mut data = Vec::new();
     let mut scanned = 0u64;
     let mut matched = None;
+    // The most matches one page has given so far.
+    let mut densest = 0usize;
+    let mut requested = 0u64;
+    if let Some(first) = page_span(0) {
+        pages.request(first);
+        requested = 1;
+    }
     let complete = loop {
-        let room = max_scan - scanned;
-        if room == 0 {
+        let Some((span, page)) = pages.next().await else {
             break false;
-        }
-        let count = room.min(MAX_CODES_PER_PAGE as u64);
-        let query = CodesQuery {
-            project_id: &project_id,
-            pool_id: &pool_id,
-            skip: skip + scanned,
-            count,
-            status,
         };
-        let page = context
-            .backend
-            .list_codes(&query, context.on_retry)
-            .await
-            .map_err(|e| (scanned, Failure::from(e)))?;
+        let page = page.map_err(|e| (scanned, Failure::from(e)))?;
         matched = page.matched;
-        let on_page = page.codes.len().min(count as usize) as u64;
+        let count = span.count as usize;
+        let on_page = page.codes.len().min(count) as u64;
         let mut examined = 0u64;
-        for code in page.codes.into_iter().take(count as usize) {
+        let found_before = data.len();
+        for code in page.codes.into_iter().take(count) {
             examined += 1;
             if filter.admit(&code) {
                 data.push(VoucherCode::from(code));
@@ -275,19 +310,37 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
                 }
             }
         }
+        densest = densest.max(data.len() - found_before);
         scanned += examined;
         (context.on_progress)(ScanProgress {
             examined: scanned,
             total: matched,
         })
         .await;
-        let population_ended = (examined == on_page && on_page < count)
+        let population_ended = (examined == on_page && on_page < span.count)
             || matched.is_some_and(|m| skip + scanned >= m);
         if population_ended {
             break true;
         }
         if data.len() == limit {
             break false;
+        }
+        // The page after this one is needed. The one after that is asked
+        // for now too, so that it is on its way while this one is decoded,
+        // when it is surely there (the API counted that far) and the
+        // matches so far leave room for two more pages as dense as the
+        // densest yet: a request ahead is rarely left unread.
+        let room_for_two = data.len() + 2 * densest < limit;
+        while pages.in_flight() < 2 {
+            let Some(next) = page_span(requested) else {
+                break;
+            };
+            let ahead = pages.in_flight() == 1;
+            if ahead && !(room_for_two && matched.is_some_and(|m| next.skip < m)) {
+                break;
+            }
+            pages.request(next);
+            requested += 1;
         }
     };
     Ok(FindEnvelope {
@@ -299,4 +352,59 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
         next_skip: (!complete).then_some(skip + scanned),
         error: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lowered(text: &str) -> String {
+        lower(text).collect()
+    }
+
+    #[test]
+    fn codes_compare_without_case_in_ascii_and_beyond() {
+        for (code, wanted, same) in [
+            ("SUM20-AB12", "sum20-ab12", true),
+            ("sum20-ab12", "SUM20-AB12", true),
+            ("SUM20-AB12", "sum20-ab1", false),
+            ("SUM20-AB1", "sum20-ab12", false),
+            ("", "", true),
+            // The Kelvin sign is K in lower case: a code that is not ASCII
+            // can equal one that is.
+            ("\u{212A}AB", "kab", true),
+            ("ÄBC", "äbc", true),
+            ("ÄBC", "abc", false),
+            // One letter whose lower case is two.
+            ("\u{130}X", "i\u{307}x", true),
+        ] {
+            assert_eq!(
+                same_code(code, &lowered(wanted)),
+                same,
+                "{code} vs {wanted}"
+            );
+        }
+    }
+
+    #[test]
+    fn prefixes_compare_without_case_in_ascii_and_beyond() {
+        for (code, prefix, starts) in [
+            ("SUM20-AB12", "sum", true),
+            ("SUM20-AB12", "SUM20-AB12", true),
+            ("SUM20-AB12", "sum20-ab123", false),
+            ("SUM20-AB12", "", true),
+            ("SUM", "sum20", false),
+            ("SUM20", "um", false),
+            ("\u{212A}AB", "ka", true),
+            ("ÄBC", "ä", true),
+            ("ÄBC", "a", false),
+            ("\u{130}X", "i", true),
+        ] {
+            assert_eq!(
+                starts_with(code, &lowered(prefix)),
+                starts,
+                "{code} vs {prefix}"
+            );
+        }
+    }
 }

@@ -10,6 +10,7 @@
 
 pub mod args;
 pub mod envelope;
+mod read_ahead;
 pub mod schema;
 pub mod words;
 

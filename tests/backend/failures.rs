@@ -342,7 +342,7 @@ async fn an_unknown_code_status_passes_through() {
         .await
         .unwrap();
 
-    let statuses: Vec<&str> = page.codes.iter().map(|c| c.status.as_str()).collect();
+    let statuses: Vec<&str> = page.codes.iter().map(|c| &*c.status).collect();
     assert_eq!(statuses, ["expired", ""]);
     assert_eq!(page.codes[1].assigned_time, Some(5.0));
     assert_eq!((page.matched, page.matched_limited), (Some(2), Some(true)));

@@ -152,6 +152,8 @@ fn code(code: &str, status: &str, assigned: Option<f64>, redeemed: Option<f64>) 
 /// `skip`, `count` and `status`.
 struct PagedPool {
     codes: Vec<Value>,
+    /// The page at this `skip` is answered after this long.
+    slow: Option<(usize, Duration)>,
 }
 
 impl wiremock::Respond for PagedPool {
@@ -172,20 +174,55 @@ impl wiremock::Respond for PagedPool {
             .filter(|c| status.as_deref().is_none_or(|s| c["status"] == s))
             .collect();
         let data: Vec<&Value> = population.iter().skip(skip).take(count).copied().collect();
-        ResponseTemplate::new(200).set_body_json(json!({
+        let answer = ResponseTemplate::new(200).set_body_json(json!({
             "success": true, "data": data, "matched": population.len(), "skip": skip, "limit": count
-        }))
+        }));
+        match self.slow {
+            Some((slow, delay)) if slow == skip => answer.set_delay(delay),
+            _ => answer,
+        }
     }
 }
 
 async fn paged_api(codes: Vec<Value>) -> MockServer {
+    paged_api_slow_at(codes, None).await
+}
+
+async fn paged_api_slow_at(codes: Vec<Value>, slow: Option<(usize, Duration)>) -> MockServer {
     let api = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(codes_path(PROJECT, POOL)))
-        .respond_with(PagedPool { codes })
+        .respond_with(PagedPool { codes, slow })
         .mount(&api)
         .await;
     api
+}
+
+/// The `skip`, `count` and `status` of every request the fake received, in
+/// the order they came.
+async fn asked(api: &MockServer) -> Vec<(String, String, String)> {
+    let requests = api.received_requests().await.unwrap();
+    requests
+        .iter()
+        .map(|r| {
+            let q = |k: &str| {
+                r.url
+                    .query_pairs()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            (q("skip"), q("count"), q("status"))
+        })
+        .collect()
+}
+
+/// Pages of 1000 at these skips, without a status.
+fn pages_at(skips: &[u64]) -> Vec<(String, String, String)> {
+    skips
+        .iter()
+        .map(|s| (s.to_string(), "1000".to_owned(), String::new()))
+        .collect()
 }
 
 async fn find(s: &Session, args: Value) -> Value {
@@ -295,27 +332,101 @@ async fn the_status_filter_goes_on_every_page_and_max_scan_bounds_codes_and_page
         (json!(1500), json!(false), json!(1500))
     );
     assert_eq!(found["matched"], 1666);
-    let requests = api.received_requests().await.unwrap();
-    let asked: Vec<(String, String, String)> = requests
-        .iter()
-        .map(|r| {
-            let q = |k: &str| {
-                r.url
-                    .query_pairs()
-                    .find(|(key, _)| key == k)
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
-            };
-            (q("skip"), q("count"), q("status"))
-        })
-        .collect();
     assert_eq!(
-        asked,
+        asked(&api).await,
         [
             ("0".into(), "1000".into(), "redeemed".into()),
             ("1000".into(), "500".into(), "redeemed".into())
         ]
     );
+}
+
+#[tokio::test]
+async fn a_page_read_ahead_that_answers_first_is_still_taken_in_order() {
+    let codes = many_codes(4000);
+    let expected: Vec<String> = codes[..3000]
+        .iter()
+        .filter(|c| c["redeemed_time"].is_number())
+        .map(|c| c["code"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(expected.len(), 1000);
+    // The second page is slow: the third, asked for ahead, answers first.
+    let api = paged_api_slow_at(codes, Some((1000, Duration::from_millis(300)))).await;
+    let s = connect_api(&api.uri()).await;
+    let found = find(
+        &s,
+        json!({"redeemed_after": 0, "limit": 1000, "max_scan": 3000}),
+    )
+    .await;
+    assert!(
+        codes_of(&found) == expected,
+        "codes lost, repeated or out of order"
+    );
+    assert_eq!(
+        (
+            found["scanned"].clone(),
+            found["complete"].clone(),
+            found["next_skip"].clone()
+        ),
+        (json!(3000), json!(false), json!(3000))
+    );
+    let mut requests = asked(&api).await;
+    requests.sort();
+    assert_eq!(requests, pages_at(&[0, 1000, 2000]));
+}
+
+#[tokio::test]
+async fn pages_are_read_ahead_only_while_the_matches_leave_room_for_them() {
+    // A third of the codes match, evenly: 333 a page. With room for 700,
+    // no page is asked for before it is needed, and none is left unread.
+    let api = paged_api(many_codes(5000)).await;
+    let s = connect_api(&api.uri()).await;
+    let found = find(&s, json!({"redeemed_after": 0, "limit": 700})).await;
+    assert_eq!(codes_of(&found).len(), 700);
+    assert_eq!(found["next_skip"], 2100);
+    assert_eq!(asked(&api).await, pages_at(&[0, 1000, 2000]));
+
+    // No match at all: every page after the second is asked for while the
+    // one before it is read, each once, and none past the pool's end.
+    let api = paged_api(many_codes(5000)).await;
+    let s = connect_api(&api.uri()).await;
+    let found = find(&s, json!({"code": "none"})).await;
+    assert_eq!(
+        (found["scanned"].clone(), found["complete"].clone()),
+        (json!(5000), json!(true))
+    );
+    let mut requests = asked(&api).await;
+    requests.sort();
+    assert_eq!(requests, pages_at(&[0, 1000, 2000, 3000, 4000]));
+}
+
+#[tokio::test]
+async fn a_dense_page_after_sparse_ones_leaves_at_most_one_page_unread() {
+    // The first page matches nothing, the second everything: the third was
+    // already asked for when the second filled the limit.
+    let mut codes: Vec<Value> = (0..1000)
+        .map(|i| code(&format!("A-{i:05}"), "available", None, None))
+        .collect();
+    codes.extend((0..2000).map(|i| {
+        code(
+            &format!("R-{i:05}"),
+            "redeemed",
+            Some(1_700_000_000.0),
+            Some(1_700_000_100.0),
+        )
+    }));
+    let api = paged_api(codes).await;
+    let s = connect_api(&api.uri()).await;
+    let found = find(&s, json!({"redeemed_after": 0, "limit": 100})).await;
+    assert_eq!(codes_of(&found).len(), 100);
+    assert_eq!(codes_of(&found)[0], "R-00000");
+    assert_eq!(
+        (found["scanned"].clone(), found["next_skip"].clone()),
+        (json!(1100), json!(1100))
+    );
+    let mut requests = asked(&api).await;
+    requests.sort();
+    assert_eq!(requests, pages_at(&[0, 1000, 2000]));
 }
 
 #[tokio::test]
