@@ -229,6 +229,21 @@ async fn loomi_section(subjects: &[Subject], plan: &Plan) -> Res<loomi::Loomi> {
     .await
 }
 
+/// The full scans, by the measured binary and by the baseline when it has
+/// the tool.
+async fn scan_section(subjects: &[Subject], floor: &Fake, plan: &Plan) -> Res<scan::Scan> {
+    fn subject(s: &Subject) -> (&std::path::Path, &Fake) {
+        (s.bin.as_path(), &s.fast)
+    }
+    scan::full_scans(
+        subject(&subjects[0]),
+        subjects.get(1).map(subject),
+        floor,
+        plan.scan_rounds,
+    )
+    .await
+}
+
 async fn run(plan: Plan) -> Res<()> {
     let bin = if plan.full {
         release::release_binary()?
@@ -264,13 +279,7 @@ async fn run(plan: Plan) -> Res<()> {
     }
     if std::env::var("SERVE_BENCH_ONLY").as_deref() == Ok("scan") {
         eprintln!("  full scans ({} rounds)...", plan.scan_rounds);
-        let scan = scan::full_scans(
-            &subjects[0].bin,
-            &subjects[0].fast,
-            &fast_floor,
-            plan.scan_rounds,
-        )
-        .await?;
+        let scan = scan_section(&subjects, &fast_floor, &plan).await?;
         scan::print(&scan, plan.full);
         return Ok(());
     }
@@ -290,13 +299,7 @@ async fn run(plan: Plan) -> Res<()> {
     let tp = measure::throughput(&subjects, &slow_floor, &plan).await?;
 
     eprintln!("  full scans ({} rounds)...", plan.scan_rounds);
-    let scan = scan::full_scans(
-        &subjects[0].bin,
-        &subjects[0].fast,
-        &fast_floor,
-        plan.scan_rounds,
-    )
-    .await?;
+    let scan = scan_section(&subjects, &fast_floor, &plan).await?;
 
     let loomi = loomi_section(&subjects, &plan).await?;
 

@@ -3,8 +3,8 @@
 //! directly by reqwest (the floor) and the same GETs with each body checked
 //! as JSON by serde_json (the parse floor), alternated round by round; and the
 //! server's peak memory while it scans, which stays low because pages are
-//! never held together. Measured for the binary under test only (a
-//! baseline may not have the tool).
+//! never held together. A baseline binary that has the tool scans in the
+//! same rounds, taking turns with the one under test.
 
 use std::time::{Duration, Instant};
 
@@ -20,28 +20,49 @@ const PAGE: u64 = 1000;
 
 pub struct Scan {
     pub server: Vec<Duration>,
+    /// The baseline's scans, when it has the tool.
+    pub baseline: Option<Vec<Duration>>,
     pub floor: Vec<Duration>,
     pub parse_floor: Vec<Duration>,
     pub peak_kb: u64,
     pub requests_per_scan: u64,
 }
 
-/// `rounds` scans, each followed by its ten floor GETs, plain and parsed.
+/// `rounds` scans (by the binary under test, then by the baseline when
+/// there is one with the tool), each round followed by the ten floor GETs,
+/// plain and parsed.
 pub async fn full_scans(
-    bin: &std::path::Path,
-    fake: &Fake,
+    subject: (&std::path::Path, &Fake),
+    baseline: Option<(&std::path::Path, &Fake)>,
     floor_fake: &Fake,
     rounds: usize,
 ) -> Res<Scan> {
+    let (bin, fake) = subject;
     let server = Server::spawn(bin, fake)?;
     server.handshake().await?;
     let floor_client = floor::client()?;
     let base = floor_fake.base_url();
     scan_once(&server).await?;
+    let other = match baseline {
+        Some((bin, fake)) => {
+            let other = Server::spawn(bin, fake)?;
+            other.handshake().await?;
+            match scan_once(&other).await {
+                Ok(_) => Some(other),
+                Err(e) => {
+                    eprintln!("  (the baseline does not scan: {e})");
+                    other.shutdown().await?;
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let sampler = RssSampler::start(server.pid());
     let before = fake.requests();
     let mut scan = Scan {
         server: Vec::with_capacity(rounds),
+        baseline: other.as_ref().map(|_| Vec::with_capacity(rounds)),
         floor: Vec::with_capacity(rounds),
         parse_floor: Vec::with_capacity(rounds),
         peak_kb: 0,
@@ -49,6 +70,9 @@ pub async fn full_scans(
     };
     for _ in 0..rounds {
         scan.server.push(scan_once(&server).await?);
+        if let (Some(other), Some(times)) = (&other, &mut scan.baseline) {
+            times.push(scan_once(other).await?);
+        }
         let started = Instant::now();
         for page in 0..SCANNED / PAGE {
             floor::get(&floor_client, &codes_url(&base, page * PAGE, PAGE)).await?;
@@ -64,6 +88,9 @@ pub async fn full_scans(
     scan.requests_per_scan = (fake.requests() - before) / rounds.max(1) as u64;
     scan.peak_kb = proc_stats::peak_kb(server.pid(), &samples).unwrap_or(0);
     server.shutdown().await?;
+    if let Some(other) = other {
+        other.shutdown().await?;
+    }
     Ok(scan)
 }
 
@@ -115,6 +142,13 @@ pub fn print(scan: &Scan, full: bool) {
         "  ratio to floor                                            | {ratio:.3}x  (budget < 1.3x) {}",
         verdict(ratio < 1.3)
     );
+    if let Some(baseline) = scan.baseline.as_deref().map(median) {
+        println!(
+            "  baseline median / server median                           | {:.2} ms / {:.3}x",
+            baseline.as_secs_f64() * 1e3,
+            server.as_secs_f64() / baseline.as_secs_f64().max(1e-9)
+        );
+    }
     println!(
         "  parse floor (ten GETs, each body checked as JSON) median  | {:.2} ms",
         parse_floor.as_secs_f64() * 1e3

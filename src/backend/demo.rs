@@ -226,7 +226,7 @@ fn make_code(spec: &PoolSpec, index: usize, rng: &mut SplitMix64) -> Code {
         (CodeStatus::Available, None, None)
     };
     Code {
-        code: format!("{}-{suffix}", spec.prefix),
+        code: compact_str::format_compact!("{}-{suffix}", spec.prefix),
         status: status.as_str().into(),
         assigned_time: assigned,
         redeemed_time: redeemed,

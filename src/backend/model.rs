@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
@@ -62,7 +63,8 @@ pub struct Pool {
 /// One voucher code.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Code {
-    pub code: String,
+    /// Kept inline, without an allocation, up to 24 bytes (most codes).
+    pub code: CompactString,
     /// As the API spells it; the three known statuses are not allocated.
     #[serde(deserialize_with = "status_text")]
     pub status: Cow<'static, str>,

@@ -183,7 +183,7 @@ impl From<Code> for VoucherCode {
         Self {
             assigned_at: c.assigned_time.and_then(rfc3339_utc),
             redeemed_at: c.redeemed_time.and_then(rfc3339_utc),
-            code: c.code,
+            code: c.code.into_string(),
             status: c.status.into_owned(),
             assigned_time: c.assigned_time,
             redeemed_time: c.redeemed_time,
