@@ -96,6 +96,15 @@ impl Backend {
         }
     }
 
+    /// Whether a scan gains by asking for a page before it is needed. Over
+    /// the REST API it does: the page is fetched while the one before is
+    /// decoded. Loomi Connect's calls are paced a second apart, so a page
+    /// asked early comes no sooner and could only be a call left unread;
+    /// the demo data is in memory.
+    pub fn reads_ahead(&self) -> bool {
+        matches!(self, Self::Rest(_))
+    }
+
     /// Whether the backend lists projects by itself (Loomi Connect does).
     pub fn lists_projects(&self) -> bool {
         matches!(self, Self::Loomi(_))

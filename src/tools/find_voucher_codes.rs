@@ -281,6 +281,7 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
         };
         context.backend.list_codes(&query, context.on_retry).await
     });
+    let reads_ahead = context.backend.reads_ahead();
     let mut data = Vec::new();
     let mut scanned = 0u64;
     let mut matched = None;
@@ -327,10 +328,11 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
         }
         // The page after this one is needed. The one after that is asked
         // for now too, so that it is on its way while this one is decoded,
-        // when it is surely there (the API counted that far) and the
-        // matches so far leave room for two more pages as dense as the
-        // densest yet: a request ahead is rarely left unread.
-        let room_for_two = data.len() + 2 * densest < limit;
+        // when the backend gains by it, the page is surely there (the API
+        // counted that far) and the matches so far leave room for two more
+        // pages as dense as the densest yet: a request ahead is rarely left
+        // unread.
+        let room_for_two = reads_ahead && data.len() + 2 * densest < limit;
         while pages.in_flight() < 2 {
             let Some(next) = page_span(requested) else {
                 break;

@@ -58,7 +58,9 @@ where
         poll_fn(|cx| {
             // The newest first: a request asked ahead is handed to the
             // connection before the oldest, once its answer is in, is
-            // decoded in the same turn.
+            // decoded in the same turn. (So where requests queue for a
+            // turn, as Loomi Connect's paced calls do, the newer would be
+            // served first: such backends do not read ahead.)
             let mut oldest_done = false;
             for (index, (_, fetch)) in self.queue.iter_mut().enumerate().rev() {
                 let done = fetch.as_mut().poll(cx).is_ready();

@@ -324,6 +324,57 @@ async fn each_tool_is_served_from_loomi_with_exact_data_and_nothing_is_sent_at_s
 }
 
 #[tokio::test]
+async fn a_scan_through_loomi_asks_for_no_page_before_it_is_needed() {
+    // The first page matches nothing, the second fills the limit. Over the
+    // REST API the third page would have been asked for ahead; Loomi's
+    // calls are paced, so nothing is gained by it and nothing is asked.
+    let fake = FakeLoomi::start().await;
+    let mut codes: Vec<Value> = (0..1000)
+        .map(|i| json!({"code": format!("A-{i:05}"), "status": "available", "assigned_time": null, "redeemed_time": null}))
+        .collect();
+    codes.extend((0..2000).map(|i| {
+        json!({"code": format!("R-{i:05}"), "status": "redeemed", "assigned_time": 1718000000.0, "redeemed_time": 1718000100.0})
+    }));
+    fake.with(|s| s.paged_codes = Some(codes));
+    let (dir, file) = logged_in(&fake, "scan").await;
+    let mut session = serve(&fake, &file, &[]).await;
+    let found = call(
+        &mut session,
+        1,
+        "find_voucher_codes",
+        json!({"project_id": LOOMI_PROJECT, "pool_id": LOOMI_POOL, "code_prefix": "r-", "limit": 10}),
+    )
+    .await;
+    let codes: Vec<&str> = found["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes.len(), 10, "{found}");
+    assert_eq!((codes[0], codes[9]), ("R-00000", "R-00009"));
+    assert_eq!(
+        (
+            found["scanned"].clone(),
+            found["matched"].clone(),
+            found["complete"].clone(),
+            found["next_skip"].clone()
+        ),
+        (json!(1010), json!(3000), json!(false), json!(1010))
+    );
+    let asked: Vec<(Value, Value)> = fake.with(|s| {
+        s.calls
+            .iter()
+            .filter(|c| c.name == "list_voucher_codes")
+            .map(|c| (c.arguments["skip"].clone(), c.arguments["count"].clone()))
+            .collect()
+    });
+    assert_eq!(asked, [(json!(0), json!(1000)), (json!(1000), json!(1000))]);
+    session.finish().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
 async fn an_expired_token_is_refreshed_and_a_revoked_login_starts_a_new_one() {
     let fake = FakeLoomi::start().await;
     let (dir, file) = logged_in(&fake, "refresh").await;

@@ -83,6 +83,9 @@ pub struct LoomiState {
     pub redirect_to: Option<String>,
     /// Each tool call answers after this long.
     pub tool_delay: Duration,
+    /// When set, `list_voucher_codes` pages through these codes (honouring
+    /// `skip`, `count` and `status`) instead of its three.
+    pub paged_codes: Option<Vec<Value>>,
     // What was seen.
     pub mcp_requests: u64,
     pub unauthorized: u64,
@@ -498,9 +501,13 @@ impl ServerHandler for FakeTools {
                 }))
                 .into());
             }
-            (s.fault.clone().unwrap_or(ToolFault::None), s.tool_delay)
+            (
+                s.fault.clone().unwrap_or(ToolFault::None),
+                s.tool_delay,
+                s.paged_codes.clone(),
+            )
         };
-        let (fault, delay) = fault;
+        let (fault, delay, paged_codes) = fault;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
@@ -552,6 +559,26 @@ impl ServerHandler for FakeTools {
                 pool["company_id"] = json!(LOOMI_PROJECT);
                 pool["used_by"] = json!([{"type": "campaign", "id": "c9"}]);
                 envelope(pool, json!({}))
+            }
+            "list_voucher_codes" if paged_codes.is_some() => {
+                let status = arg("status");
+                let kept: Vec<&Value> = paged_codes
+                    .iter()
+                    .flatten()
+                    .filter(|c| status.is_null() || c["status"] == status)
+                    .collect();
+                let skip = arg("skip").as_u64().unwrap_or(0) as usize;
+                let count = arg("count").as_u64().unwrap_or(20) as usize;
+                let page: Vec<Value> = kept
+                    .iter()
+                    .skip(skip)
+                    .take(count)
+                    .map(|c| (*c).clone())
+                    .collect();
+                envelope(
+                    Value::Array(page),
+                    json!({"matched": kept.len(), "matched_limited": false, "skip": skip, "limit": count}),
+                )
             }
             "list_voucher_codes" => {
                 let status = arg("status");
