@@ -126,6 +126,7 @@ struct Plan {
     tp_rounds: usize,
     tp_latency: Duration,
     scan_rounds: usize,
+    slow_scan_rounds: usize,
     loomi_calls: usize,
 }
 
@@ -147,6 +148,7 @@ impl Plan {
             tp_rounds: 3,
             tp_latency: Duration::from_millis(20),
             scan_rounds: 20,
+            slow_scan_rounds: 5,
             loomi_calls: 30,
         }
     }
@@ -165,6 +167,7 @@ impl Plan {
             tp_rounds: 1,
             tp_latency: Duration::from_millis(20),
             scan_rounds: 1,
+            slow_scan_rounds: 1,
             loomi_calls: 2,
         }
     }
@@ -231,17 +234,43 @@ async fn loomi_section(subjects: &[Subject], plan: &Plan) -> Res<loomi::Loomi> {
 
 /// The full scans, by the measured binary and by the baseline when it has
 /// the tool.
-async fn scan_section(subjects: &[Subject], floor: &Fake, plan: &Plan) -> Res<scan::Scan> {
-    fn subject(s: &Subject) -> (&std::path::Path, &Fake) {
+async fn scan_section(
+    subjects: &[Subject],
+    fast_floor: &Fake,
+    slow_floor: &Fake,
+    plan: &Plan,
+) -> Res<(scan::Scan, scan::Scan)> {
+    fn fast(s: &Subject) -> (&std::path::Path, &Fake) {
         (s.bin.as_path(), &s.fast)
     }
-    scan::full_scans(
-        subject(&subjects[0]),
-        subjects.get(1).map(subject),
-        floor,
+    fn slow(s: &Subject) -> (&std::path::Path, &Fake) {
+        (s.bin.as_path(), &s.slow)
+    }
+    let quick = scan::full_scans(
+        fast(&subjects[0]),
+        subjects.get(1).map(fast),
+        fast_floor,
         plan.scan_rounds,
     )
-    .await
+    .await?;
+    eprintln!(
+        "  full scans, API answering after {} ms ({} rounds)...",
+        plan.tp_latency.as_millis(),
+        plan.slow_scan_rounds
+    );
+    let slow = scan::full_scans(
+        slow(&subjects[0]),
+        subjects.get(1).map(slow),
+        slow_floor,
+        plan.slow_scan_rounds,
+    )
+    .await?;
+    Ok((quick, slow))
+}
+
+fn print_scans(scans: &(scan::Scan, scan::Scan), plan: &Plan) {
+    scan::print(&scans.0, plan.full);
+    scan::print_slow(&scans.1, plan.tp_latency);
 }
 
 async fn run(plan: Plan) -> Res<()> {
@@ -279,8 +308,8 @@ async fn run(plan: Plan) -> Res<()> {
     }
     if std::env::var("SERVE_BENCH_ONLY").as_deref() == Ok("scan") {
         eprintln!("  full scans ({} rounds)...", plan.scan_rounds);
-        let scan = scan_section(&subjects, &fast_floor, &plan).await?;
-        scan::print(&scan, plan.full);
+        let scans = scan_section(&subjects, &fast_floor, &slow_floor, &plan).await?;
+        print_scans(&scans, &plan);
         return Ok(());
     }
     eprintln!("  cold start ({} spawns)...", plan.cold_spawns);
@@ -299,7 +328,7 @@ async fn run(plan: Plan) -> Res<()> {
     let tp = measure::throughput(&subjects, &slow_floor, &plan).await?;
 
     eprintln!("  full scans ({} rounds)...", plan.scan_rounds);
-    let scan = scan_section(&subjects, &fast_floor, &plan).await?;
+    let scans = scan_section(&subjects, &fast_floor, &slow_floor, &plan).await?;
 
     let loomi = loomi_section(&subjects, &plan).await?;
 
@@ -317,7 +346,7 @@ async fn run(plan: Plan) -> Res<()> {
         });
     }
     report::print_report(&plan, &machine, &runs);
-    scan::print(&scan, plan.full);
+    print_scans(&scans, &plan);
     loomi::print(&loomi, plan.full);
     Ok(())
 }

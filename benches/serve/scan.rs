@@ -163,3 +163,32 @@ pub fn print(scan: &Scan, full: bool) {
         verdict(peak_mb < 16.0)
     );
 }
+
+/// The section of the scan against an API that answers after `latency`:
+/// what the read-ahead is for. Ten GETs one after another are the floor.
+pub fn print_slow(scan: &Scan, latency: Duration) {
+    let server = median(&scan.server);
+    let floor = median(&scan.floor);
+    println!(
+        "\n[find_voucher_codes: the same scan, the API answering after {} ms, {} rounds]",
+        latency.as_millis(),
+        scan.server.len()
+    );
+    println!(
+        "  server median / floor (ten GETs in turn) median           | {:.1} / {:.1} ms = {:.3}x",
+        server.as_secs_f64() * 1e3,
+        floor.as_secs_f64() * 1e3,
+        server.as_secs_f64() / floor.as_secs_f64().max(1e-9)
+    );
+    if let Some(baseline) = scan.baseline.as_deref().map(median) {
+        println!(
+            "  baseline median / server median                           | {:.1} ms / {:.3}x",
+            baseline.as_secs_f64() * 1e3,
+            server.as_secs_f64() / baseline.as_secs_f64().max(1e-9)
+        );
+    }
+    println!(
+        "  upstream requests per scan                                | {}",
+        scan.requests_per_scan
+    );
+}
