@@ -211,17 +211,14 @@ fn status_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Cow<'static
             f.write_str("a string")
         }
         fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
-            Ok(match CodeStatus::parse(text) {
-                Some(known) => Cow::Borrowed(known.as_str()),
-                None => Cow::Owned(text.to_owned()),
-            })
+            Ok(known(text).unwrap_or_else(|| Cow::Owned(text.to_owned())))
         }
         fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Self::Value, E> {
-            Ok(match CodeStatus::parse(&text) {
-                Some(known) => Cow::Borrowed(known.as_str()),
-                None => Cow::Owned(text),
-            })
+            Ok(known(&text).unwrap_or(Cow::Owned(text)))
         }
+    }
+    fn known(text: &str) -> Option<Cow<'static, str>> {
+        CodeStatus::parse(text).map(|status| Cow::Borrowed(status.as_str()))
     }
     deserializer.deserialize_str(Text)
 }

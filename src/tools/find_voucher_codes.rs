@@ -293,6 +293,8 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
         requested = 1;
     }
     let complete = loop {
+        // Nothing is left to ask for only when `max_scan` codes have been
+        // examined (the population did not end, or the loop would have).
         let Some((span, page)) = pages.next().await else {
             break false;
         };
