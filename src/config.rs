@@ -42,6 +42,8 @@ pub mod env {
     pub const CA_FILE: &str = "BLOOMREACH_CA_FILE";
     pub const LOOMI_URL: &str = "BLOOMREACH_LOOMI_URL";
     pub const LOOMI_CLIENT_ID: &str = "BLOOMREACH_LOOMI_CLIENT_ID";
+    pub const LOOMI_CLIENT_SECRET: &str = "BLOOMREACH_LOOMI_CLIENT_SECRET";
+    pub const LOOMI_CLIENT_METADATA_URL: &str = "BLOOMREACH_LOOMI_CLIENT_METADATA_URL";
     pub const CREDENTIALS_FILE: &str = "BLOOMREACH_CREDENTIALS_FILE";
     pub const LOG: &str = "RUST_LOG";
 }
@@ -98,8 +100,6 @@ pub const CREDENTIALS_FILE_NAME: &str = "loomi-credentials.json";
 pub struct LoomiSettings {
     /// The MCP endpoint.
     pub url: Url,
-    /// An OAuth client registered in advance; `None` registers one.
-    pub client_id: Option<String>,
 }
 
 /// Where the login is kept, and whether that is the default place.
@@ -125,8 +125,9 @@ pub struct Config {
     pub log_filter: String,
     /// Loomi Connect, when its URL is set (which selects that backend).
     pub loomi: Option<LoomiSettings>,
-    /// An OAuth client id registered in advance, whether or not a URL is set.
-    pub loomi_client_id: Option<String>,
+    /// Who the OAuth client is (a preset client, its secret, a client ID
+    /// metadata document), whether or not a URL is set.
+    pub loomi_identity: crate::backend::loomi::ClientIdentity,
     /// Where the Loomi login is kept; `None` when no config folder is known.
     pub credentials_file: Option<CredentialsPath>,
 }
@@ -190,11 +191,27 @@ impl Config {
             _ => None,
         };
         let projects = parse_projects(given(settings.project_token.as_deref()).unwrap_or(""))?;
-        let loomi_client_id = given(settings.loomi_client_id.as_deref()).map(str::to_owned);
+        let loomi_identity = crate::backend::loomi::ClientIdentity {
+            client_id: given(settings.loomi_client_id.as_deref()).map(str::to_owned),
+            client_secret: given(settings.loomi_client_secret.as_deref()).map(Secret::new),
+            client_metadata_url: match given(settings.loomi_client_metadata_url.as_deref()) {
+                Some(raw) => Some(parse_client_metadata_url(raw)?),
+                None => None,
+            },
+        };
+        if loomi_identity.client_secret.is_some() && loomi_identity.client_id.is_none() {
+            return Err(ConfigError::new(
+                env::LOOMI_CLIENT_SECRET,
+                "loomi-client-secret",
+                format!(
+                    "is set without {}: a client secret belongs to a client registered in advance, so set its id too, or unset the secret",
+                    env::LOOMI_CLIENT_ID
+                ),
+            ));
+        }
         let loomi = match given(settings.loomi_url.as_deref()) {
             Some(raw) => Some(LoomiSettings {
                 url: parse_loomi_url(raw)?,
-                client_id: loomi_client_id.clone(),
             }),
             None => None,
         };
@@ -251,7 +268,7 @@ impl Config {
                 .unwrap_or(DEFAULT_LOG_FILTER)
                 .to_owned(),
             loomi,
-            loomi_client_id,
+            loomi_identity,
             credentials_file,
         })
     }
@@ -331,6 +348,28 @@ pub fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
         )));
     }
     Ok(url)
+}
+
+/// Checks a client ID metadata document URL: `https://`, with a path.
+fn parse_client_metadata_url(raw: &str) -> Result<String, ConfigError> {
+    let err = |problem: &str| {
+        ConfigError::new(
+            env::LOOMI_CLIENT_METADATA_URL,
+            "loomi-client-metadata-url",
+            problem,
+        )
+    };
+    match Url::parse(raw.trim()) {
+        Ok(u) if u.scheme() == "https" && u.host_str().is_some() && u.path() != "/" => {
+            Ok(raw.trim().to_owned())
+        }
+        Ok(_) => Err(err(
+            "must be an https:// URL with a path, e.g. https://example.com/client-metadata.json",
+        )),
+        Err(_) => Err(err(
+            "is not a URL; give an https:// URL, e.g. https://example.com/client-metadata.json",
+        )),
+    }
 }
 
 /// Parses and checks the Loomi Connect MCP URL: absolute, `https`, or
@@ -431,6 +470,8 @@ mod tests {
             ca_file: None,
             loomi_url: None,
             loomi_client_id: None,
+            loomi_client_secret: None,
+            loomi_client_metadata_url: None,
             credentials_file: None,
             demo: false,
         }
@@ -472,7 +513,7 @@ mod tests {
         assert_eq!(config.log_filter, DEFAULT_LOG_FILTER);
         assert!(config.network.extra_roots.is_empty());
         assert_eq!(config.loomi, None);
-        assert_eq!(config.loomi_client_id, None);
+        assert_eq!(config.loomi_identity.client_id, None);
         assert!(config.credentials_file.as_ref().is_none_or(|c| c.default));
     }
 

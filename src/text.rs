@@ -18,9 +18,29 @@ pub fn one_line(text: &str) -> String {
         .join(" ")
 }
 
+/// Shows control characters (a terminal's escape sequences among them) as
+/// `\u{..}` escapes, so stored or remote text cannot drive a terminal.
+pub fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escape_controls_shows_escapes_as_text() {
+        assert_eq!(escape_controls("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\\u{a}");
+        assert_eq!(escape_controls("plain é"), "plain é");
+    }
 
     #[test]
     fn shorten_marks_the_cut() {

@@ -51,7 +51,7 @@ impl Backend {
             if let Some(file) = &config.credentials_file {
                 return Self::Loomi(LoomiClient::new(LoomiOptions {
                     url: loomi.url.clone(),
-                    client_id: loomi.client_id.clone(),
+                    identity: config.loomi_identity.clone(),
                     file: loomi::CredentialsFile::new(file.path.clone(), file.default),
                     timeout: config.timeout,
                     network: config.network.clone(),

@@ -37,13 +37,14 @@ pub async fn run_login(config: &Config, args: &LoginArgs) -> ExitCode {
         Err(code) => return code,
     };
     if args.status {
-        return status(&file);
+        return status(&file, config.loomi.as_ref().map(|l| &l.url));
     }
     let stored_url = file
         .load()
         .ok()
         .flatten()
-        .and_then(|l| reqwest::Url::parse(&l.mcp_url).ok());
+        .and_then(|l| reqwest::Url::parse(&l.mcp_url).ok())
+        .filter(|u| crate::backend::loomi::oauth::secure_enough(u));
     let Some(url) = config.loomi.as_ref().map(|l| l.url.clone()).or(stored_url) else {
         eprintln!(
             "error: {} (--loomi-url) is not set: give the Loomi Connect URL from Bloomreach's setup page, e.g. https://eu.connect.loomi.ai/mcp",
@@ -53,13 +54,13 @@ pub async fn run_login(config: &Config, args: &LoginArgs) -> ExitCode {
     };
     let client = LoomiClient::new(LoomiOptions {
         url,
-        client_id: config.loomi_client_id.clone(),
+        identity: config.loomi_identity.clone(),
         file,
         timeout: config.timeout,
         network: config.network.clone(),
         limits: Limits::LOOMI,
     });
-    match login(&client, args.no_browser).await {
+    match login(&client, args).await {
         Ok(line) => {
             println!("{line}");
             ExitCode::SUCCESS
@@ -74,22 +75,25 @@ pub async fn run_login(config: &Config, args: &LoginArgs) -> ExitCode {
     }
 }
 
-async fn login(client: &LoomiClient, no_browser: bool) -> Result<String, LoginProblem> {
-    let prepared = client.prepare_login().await?;
-    let url = prepared.authorization_url.to_string();
-    eprintln!("Open this address in a browser and sign in with your Bloomreach account:");
-    eprintln!("{url}");
-    if !no_browser && webbrowser::open(&url).is_err() {
-        eprintln!("(No browser could be started here; open the address above yourself.)");
-    }
-    eprintln!(
-        "Waiting for the login to finish (up to {} minutes)...",
-        LOGIN_WAIT.as_secs() / 60
-    );
-    let login = prepared.finish(LOGIN_WAIT).await?;
-    client.store_login(login).await?;
-    let tools = client.tool_set().await.map_err(LoginProblem::Check)?;
-    let voucher = tools.voucher_tools();
+async fn login(client: &LoomiClient, args: &LoginArgs) -> Result<String, LoginProblem> {
+    let no_browser = args.no_browser;
+    let show = move |url: &reqwest::Url| {
+        let url = url.as_str();
+        eprintln!("Open this address in a browser and sign in with your Bloomreach account:");
+        eprintln!("{url}");
+        // Only web addresses are handed to a browser (checked when the
+        // URL was made, and again here).
+        let web = url.starts_with("https://") || url.starts_with("http://");
+        if !no_browser && web && webbrowser::open(url).is_err() {
+            eprintln!("(No browser could be started here; open the address above yourself.)");
+        }
+        eprintln!(
+            "Waiting for the sign-in to finish (up to {} minutes)...",
+            LOGIN_WAIT.as_secs() / 60
+        );
+    };
+    let signed_in = client.sign_in(args.callback_port, LOGIN_WAIT, &show).await?;
+    let voucher = signed_in.tools.voucher_tools();
     let found = if voucher.is_empty() {
         "no voucher tools (the account may lack access to vouchers)".to_owned()
     } else {
@@ -101,18 +105,21 @@ async fn login(client: &LoomiClient, no_browser: bool) -> Result<String, LoginPr
     ))
 }
 
-/// `login --status`: exit 0 when a login is stored, 1 when not.
-fn status(file: &CredentialsFile) -> ExitCode {
+/// `login --status`: exit 0 only when the stored login can serve the
+/// configured Loomi URL (made for it, and not expired or renewable).
+fn status(file: &CredentialsFile, configured: Option<&reqwest::Url>) -> ExitCode {
+    let shown = |t: &str| crate::text::escape_controls(t);
     match file.load() {
         Ok(Some(login)) => {
-            let expiry = match login.expires_at {
+            let now = SystemTime::now();
+            let renewable = login.refresh_token().is_some();
+            let expiry = match login.expires_at() {
                 Some(at) => {
-                    let now = unix(SystemTime::now());
                     let when =
                         crate::time::rfc3339_utc(at as f64).unwrap_or_else(|| at.to_string());
-                    if at > now {
+                    if at > unix(now) {
                         format!("its access token expires at {when}")
-                    } else if login.refresh_token.is_some() {
+                    } else if renewable {
                         format!(
                             "its access token expired at {when} and is renewed at the next call"
                         )
@@ -124,14 +131,22 @@ fn status(file: &CredentialsFile) -> ExitCode {
             };
             println!(
                 "Logged in to Loomi Connect at {} ({}); {expiry}. Kept in {}.",
-                login.mcp_url,
-                if login.refresh_token.is_some() {
-                    "renewable"
-                } else {
-                    "not renewable"
-                },
+                shown(&login.mcp_url),
+                if renewable { "renewable" } else { "not renewable" },
                 file.path().display()
             );
+            let url = configured.map(|u| u.as_str()).unwrap_or(login.mcp_url.as_str());
+            if login.mcp_url != url {
+                println!(
+                    "This login cannot serve the configured Loomi URL {}: log in again for it.",
+                    shown(url)
+                );
+                return ExitCode::FAILURE;
+            }
+            if !login.serves(url, now) {
+                println!("This login can no longer serve: log in again.");
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
         Ok(None) => {

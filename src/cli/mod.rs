@@ -57,6 +57,9 @@ pub struct LoginArgs {
     /// Print the authorization URL only; do not open a browser.
     #[arg(long)]
     pub no_browser: bool,
+    /// Serve the login's callback on this local port (for an `ssh -L PORT:127.0.0.1:PORT` tunnel).
+    #[arg(long, value_name = "PORT")]
+    pub callback_port: Option<u16>,
     /// Say whether a login is stored, for which URL and until when; change nothing.
     #[arg(long)]
     pub status: bool,
@@ -112,6 +115,14 @@ pub struct Settings {
     #[arg(long, env = env::LOOMI_CLIENT_ID, hide_env_values = true, value_name = "ID", global = true)]
     pub loomi_client_id: Option<String>,
 
+    /// The secret of a confidential OAuth client registered in advance (with --loomi-client-id).
+    #[arg(long, env = env::LOOMI_CLIENT_SECRET, hide_env_values = true, value_name = "SECRET", global = true)]
+    pub loomi_client_secret: Option<String>,
+
+    /// An `https://` URL of an OAuth client ID metadata document, used as the client id where Loomi's authorization server supports it.
+    #[arg(long, env = env::LOOMI_CLIENT_METADATA_URL, hide_env_values = true, value_name = "URL", global = true)]
+    pub loomi_client_metadata_url: Option<String>,
+
     /// Where the Loomi login is kept. Default: `bloomreach-vouchers-mcp/loomi-credentials.json` in the user's config folder.
     #[arg(long, env = env::CREDENTIALS_FILE, hide_env_values = true, value_name = "PATH", global = true)]
     pub credentials_file: Option<String>,
@@ -141,6 +152,11 @@ impl fmt::Debug for Settings {
             .field("ca_file", &self.ca_file)
             .field("loomi_url", &self.loomi_url)
             .field("loomi_client_id", &self.loomi_client_id)
+            .field(
+                "loomi_client_secret",
+                &self.loomi_client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("loomi_client_metadata_url", &self.loomi_client_metadata_url)
             .field("credentials_file", &self.credentials_file)
             .field("demo", &self.demo)
             .finish()

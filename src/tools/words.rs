@@ -296,6 +296,11 @@ pub fn login_problem(problem: &LoginProblem) -> String {
                 path.display()
             )
         }
+        LoginProblem::Store(StoreProblem::Locked { path, waited }) => format!(
+            "the credentials file {} is locked by another process, which held it for over {} s; try again, or end that process",
+            path.display(),
+            waited.as_secs()
+        ),
         LoginProblem::Setup(detail) => format!("the HTTP client could not be set up ({detail})"),
         LoginProblem::Check(e) => backend_error(e),
     }
@@ -311,6 +316,20 @@ pub fn oauth_problem(problem: &OAuthProblem) -> String {
     match problem {
         OAuthProblem::Discovery { detail } => format!("discovery failed: {detail}"),
         OAuthProblem::NoPkce => "the authorization server does not offer PKCE with S256".to_owned(),
+        OAuthProblem::Insecure { url } => format!(
+            "the authorization server named {url}, which is not https://; it was refused so that no code or token crosses the network in clear"
+        ),
+        OAuthProblem::Issuer { expected, received } => match received {
+            Some(r) => format!(
+                "the authorization server answered as {r}, not as {expected}; the sign-in was refused, as it may have been sent to another server"
+            ),
+            None => format!(
+                "the sign-in came back without naming its authorization server ({expected} says it always does); it was refused"
+            ),
+        },
+        OAuthProblem::StepUp { scope, tries } => format!(
+            "Loomi Connect still asked for more permissions (scope {scope}) after {tries} sign-ins; ask a Bloomreach administrator for access"
+        ),
         OAuthProblem::Exchange { step: s, detail } => format!("{} failed: {detail}", step(s)),
         OAuthProblem::Refused {
             step: s,

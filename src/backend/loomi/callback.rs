@@ -27,6 +27,16 @@ pub enum CallbackProblem {
     Io { detail: String },
 }
 
+/// What the callback brought: the code, and the issuer it names (RFC 9207).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Granted {
+    pub code: String,
+    pub iss: Option<String>,
+}
+
+/// How long one connection to the callback may take to send its request.
+const PER_CONNECTION: Duration = Duration::from_secs(10);
+
 /// A bound listener.
 pub struct Callback {
     listener: TcpListener,
@@ -34,96 +44,116 @@ pub struct Callback {
 }
 
 impl Callback {
-    /// Binds a free port on 127.0.0.1.
-    pub async fn bind() -> Result<Self, CallbackProblem> {
-        let listener =
-            TcpListener::bind(("127.0.0.1", 0))
-                .await
-                .map_err(|e| CallbackProblem::Io {
-                    detail: e.to_string(),
-                })?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| CallbackProblem::Io {
-                detail: e.to_string(),
-            })?
-            .port();
+    /// Binds 127.0.0.1 on `port`, or on a free port.
+    pub async fn bind(port: Option<u16>) -> Result<Self, CallbackProblem> {
+        let io = |e: std::io::Error| CallbackProblem::Io {
+            detail: e.to_string(),
+        };
+        let listener = TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
+            .await
+            .map_err(io)?;
+        let port = listener.local_addr().map_err(io)?.port();
         Ok(Self {
             listener,
             redirect_uri: format!("http://127.0.0.1:{port}/callback"),
         })
     }
 
-    /// Waits up to `wait` for the callback carrying `state`; its code.
-    pub async fn code(self, state: &str, wait: Duration) -> Result<String, CallbackProblem> {
+    /// Waits up to `wait` for the callback carrying `state`. Connections
+    /// are served side by side, each within its own deadline, so a slow
+    /// or idle one holds up no other.
+    pub async fn code(&self, state: &str, wait: Duration) -> Result<Granted, CallbackProblem> {
         match tokio::time::timeout(wait, self.serve(state)).await {
             Ok(result) => result,
             Err(_) => Err(CallbackProblem::TimedOut),
         }
     }
 
-    async fn serve(self, state: &str) -> Result<String, CallbackProblem> {
+    async fn serve(&self, state: &str) -> Result<Granted, CallbackProblem> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Granted, CallbackProblem>>(4);
+        let mut connections = tokio::task::JoinSet::new();
         loop {
-            let (mut socket, _) =
-                self.listener
-                    .accept()
-                    .await
-                    .map_err(|e| CallbackProblem::Io {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let (socket, _) = accepted.map_err(|e| CallbackProblem::Io {
                         detail: e.to_string(),
                     })?;
-            let Some(target) = read_target(&mut socket).await else {
-                continue;
-            };
-            let Ok(url) = Url::parse(&format!("http://127.0.0.1{target}")) else {
-                let _ = respond(&mut socket, 400, "This is not a login callback.").await;
-                continue;
-            };
-            if url.path() != "/callback" {
-                let _ = respond(&mut socket, 404, "Not found.").await;
-                continue;
-            }
-            let param = |name: &str| {
-                url.query_pairs()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.into_owned())
-            };
-            if param("state").as_deref() != Some(state) {
-                let _ = respond(
-                    &mut socket,
-                    400,
-                    "This login link does not belong to the login in progress (its state differs), so it was refused. Start again from the link the program printed.",
-                )
-                .await;
-                continue;
-            }
-            if let Some(error) = param("error") {
-                let _ = respond(
-                    &mut socket,
-                    200,
-                    "The login was not completed. You can close this page.",
-                )
-                .await;
-                // Shown in one sentence: one line, and short.
-                let short = |t: String| crate::text::shorten(&crate::text::one_line(&t), 200);
-                return Err(CallbackProblem::Denied {
-                    error: short(error),
-                    description: param("error_description").map(short),
-                });
-            }
-            match param("code") {
-                Some(code) if !code.is_empty() => {
-                    let _ = respond(
-                        &mut socket,
-                        200,
-                        "Logged in to Loomi Connect. You can close this page and go back to your assistant.",
-                    )
-                    .await;
-                    return Ok(code);
+                    let tx = tx.clone();
+                    let state = state.to_owned();
+                    connections.spawn(async move {
+                        let mut socket = socket;
+                        if let Ok(Some(outcome)) =
+                            tokio::time::timeout(PER_CONNECTION, answer(&mut socket, &state)).await
+                        {
+                            let _ = tx.send(outcome).await;
+                        }
+                    });
                 }
-                _ => {
-                    let _ = respond(&mut socket, 400, "The callback carries no code.").await;
-                }
+                Some(outcome) = rx.recv() => return outcome,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
+        }
+    }
+}
+
+/// Reads one request and answers it; `Some` when it ends the wait.
+async fn answer(
+    socket: &mut tokio::net::TcpStream,
+    state: &str,
+) -> Option<Result<Granted, CallbackProblem>> {
+    let target = read_target(socket).await?;
+    let Ok(url) = Url::parse(&format!("http://127.0.0.1{target}")) else {
+        let _ = respond(socket, 400, "This is not a login callback.").await;
+        return None;
+    };
+    if url.path() != "/callback" {
+        let _ = respond(socket, 404, "Not found.").await;
+        return None;
+    }
+    let param = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    if param("state").as_deref() != Some(state) {
+        let _ = respond(
+            socket,
+            400,
+            "This login link does not belong to the login in progress (its state differs), so it was refused. Start the login again and use the newest link it prints.",
+        )
+        .await;
+        return None;
+    }
+    if let Some(error) = param("error") {
+        let _ = respond(
+            socket,
+            200,
+            "The sign-in was not completed. Try again; if it is refused again, ask a Bloomreach administrator for access to Loomi Connect, and check that the Loomi URL is the one of your region. You can close this page.",
+        )
+        .await;
+        // Shown in one sentence: one line, and short.
+        let short = |t: String| crate::text::shorten(&crate::text::one_line(&t), 200);
+        return Some(Err(CallbackProblem::Denied {
+            error: short(error),
+            description: param("error_description").map(short),
+        }));
+    }
+    match param("code") {
+        Some(code) if !code.is_empty() => {
+            let _ = respond(
+                socket,
+                200,
+                "Signed in to Loomi Connect. You can close this page and go back to your assistant.",
+            )
+            .await;
+            Some(Ok(Granted {
+                code,
+                iss: param("iss"),
+            }))
+        }
+        _ => {
+            let _ = respond(socket, 400, "The callback carries no code.").await;
+            None
         }
     }
 }
@@ -133,10 +163,7 @@ async fn read_target(socket: &mut tokio::net::TcpStream) -> Option<String> {
     let mut head = Vec::new();
     let mut buf = [0u8; 2048];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf))
-            .await
-            .ok()?
-            .ok()?;
+        let n = socket.read(&mut buf).await.ok()?;
         if n == 0 {
             break;
         }

@@ -11,80 +11,95 @@ use std::fmt;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rmcp::transport::auth::{
+    AuthError, AuthorizationMetadata, CredentialRefreshGuard, CredentialStore, StoredCredentials,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
 
 /// The version of the file's layout.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// A token is treated as expired this long before its expiry.
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 
-/// The OAuth client the login used.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredClient {
-    pub client_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<String>,
-    /// Whether this client registered itself (RFC 7591).
-    #[serde(default)]
-    pub registered: bool,
-    /// The redirect URI it was registered with.
-    #[serde(default)]
-    pub redirect_uri: String,
-    /// Whether the secret goes as HTTP Basic (`client_secret_basic`).
-    #[serde(default)]
-    pub basic_auth: bool,
-}
-
-/// Everything a login leaves behind.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Everything a login leaves behind: the endpoint it is for, what the
+/// authorization server published, the client, and rmcp's credentials
+/// (tokens, when they were received, the scopes granted, the issuer).
+#[derive(Clone, Serialize, Deserialize)]
 pub struct StoredLogin {
     pub format: u32,
-    /// The MCP endpoint this login is for.
+    /// The MCP endpoint this login is for: it serves no other.
     pub mcp_url: String,
-    /// The authorization server's issuer and token endpoint (refresh needs
-    /// no discovery).
-    #[serde(default)]
-    pub issuer: Option<String>,
-    pub token_endpoint: String,
-    /// The `resource` the tokens were asked for (RFC 8707).
-    pub resource: String,
-    pub client: StoredClient,
-    pub access_token: String,
+    /// The authorization server's metadata, so a refresh needs no discovery.
+    pub metadata: AuthorizationMetadata,
+    /// The redirect URI the client was registered with.
+    pub redirect_uri: String,
+    /// The secret of a confidential client, registered or preset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-    /// Unix seconds; `None` when the server gave no lifetime.
-    #[serde(default)]
-    pub expires_at: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-    /// Unix seconds of the token response, to tell a newer file apart.
-    pub obtained_at: u64,
+    pub client_secret: Option<String>,
+    pub credentials: StoredCredentials,
 }
 
 impl StoredLogin {
-    /// Whether the access token is expired (or about to be) at `now`.
+    pub fn client_id(&self) -> &str {
+        &self.credentials.client_id
+    }
+
+    pub fn access_token(&self) -> Option<&str> {
+        use oauth2::TokenResponse;
+        self.credentials
+            .token_response
+            .as_ref()
+            .map(|t| t.access_token().secret().as_str())
+    }
+
+    pub fn refresh_token(&self) -> Option<&str> {
+        use oauth2::TokenResponse;
+        self.credentials
+            .token_response
+            .as_ref()
+            .and_then(|t| t.refresh_token())
+            .map(|t| t.secret().as_str())
+    }
+
+    /// Unix seconds when the access token expires; `None` without a lifetime.
+    pub fn expires_at(&self) -> Option<u64> {
+        use oauth2::TokenResponse;
+        let lifetime = self.credentials.token_response.as_ref()?.expires_in()?;
+        Some(self.credentials.token_received_at? + lifetime.as_secs())
+    }
+
+    /// Whether the access token is missing, or expired (or about to be) at `now`.
     pub fn is_expired(&self, now: SystemTime) -> bool {
-        match self.expires_at {
+        if self.access_token().is_none() {
+            return true;
+        }
+        match self.expires_at() {
             Some(at) => unix(now) + EXPIRY_MARGIN.as_secs() >= at,
             None => false,
         }
     }
 
+    /// Whether this login can serve `url` at `now`: made for it, and not
+    /// expired or renewable.
+    pub fn serves(&self, url: &str, now: SystemTime) -> bool {
+        self.mcp_url == url && (!self.is_expired(now) || self.refresh_token().is_some())
+    }
+
     /// The secrets of this login, for scrubbing quotes.
     pub fn secrets(&self) -> Vec<String> {
-        let mut secrets = vec![self.access_token.clone()];
-        secrets.extend(self.refresh_token.clone());
-        secrets.extend(self.client.client_secret.clone());
+        let mut secrets: Vec<String> = self.access_token().map(str::to_owned).into_iter().collect();
+        secrets.extend(self.refresh_token().map(str::to_owned));
+        secrets.extend(self.client_secret.clone());
         secrets
     }
 
-    pub fn access_token(&self) -> Secret {
-        Secret::new(self.access_token.clone())
+    pub fn bearer(&self) -> Option<Secret> {
+        self.access_token().map(|t| Secret::new(t.to_owned()))
     }
 }
 
@@ -92,28 +107,12 @@ impl fmt::Debug for StoredLogin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoredLogin")
             .field("mcp_url", &self.mcp_url)
-            .field("token_endpoint", &self.token_endpoint)
-            .field("client_id", &self.client.client_id)
-            .field("access_token", &Secret::REDACTED)
-            .field(
-                "refresh_token",
-                &self.refresh_token.as_ref().map(|_| Secret::REDACTED),
-            )
-            .field("expires_at", &self.expires_at)
+            .field("issuer", &self.metadata.issuer)
+            .field("client_id", &self.credentials.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| Secret::REDACTED))
+            .field("credentials", &self.credentials)
+            .field("expires_at", &self.expires_at())
             .finish_non_exhaustive()
-    }
-}
-
-impl fmt::Debug for StoredClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredClient")
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| Secret::REDACTED),
-            )
-            .field("registered", &self.registered)
-            .finish()
     }
 }
 
@@ -129,6 +128,8 @@ pub enum StoreProblem {
     Io { path: PathBuf, detail: String },
     /// It is not a login this version understands.
     Unreadable { path: PathBuf, detail: String },
+    /// Another process held its lock longer than the wait allowed.
+    Locked { path: PathBuf, waited: Duration },
 }
 
 /// The credentials file and its lock.
@@ -205,20 +206,38 @@ impl CredentialsFile {
         Ok(removed)
     }
 
-    /// Takes the exclusive advisory lock beside the file, waiting for other
-    /// processes that hold it; released when the guard drops.
-    pub fn lock(&self) -> Result<FileLock, StoreProblem> {
+    /// Takes the exclusive advisory lock beside the file, waiting at most
+    /// `wait` for another process that holds it; released when the guard
+    /// drops. The lock file is never followed through a symbolic link.
+    pub fn lock(&self, wait: Duration) -> Result<FileLock, StoreProblem> {
         let folder = self.folder();
         self.make_folder(&folder)?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.lock_path())
-            .map_err(|e| self.io(e))?;
+        let path = self.lock_path();
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NOFOLLOW);
+        }
+        let file = options.open(&path).map_err(|e| self.io(e))?;
         set_private(&file, 0o600).map_err(|e| self.io(e))?;
-        file.lock().map_err(|e| self.io(e))?;
-        Ok(FileLock { _file: file })
+        let deadline = Instant::now() + wait;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(FileLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(StoreProblem::Locked {
+                        path: path.clone(),
+                        waited: wait,
+                    })
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(self.io(e)),
+            }
+        }
     }
 
     fn lock_path(&self) -> PathBuf {
@@ -279,40 +298,139 @@ fn set_private(_file: &File, _mode: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// rmcp's credential store over the credentials file, for one MCP URL: a
+/// login stored for another URL is not seen, and is never overwritten by a
+/// refresh. What rmcp does not keep (the metadata, the redirect URI and a
+/// client secret) comes from the login the store was made with.
+#[derive(Clone)]
+pub struct FileStore {
+    file: CredentialsFile,
+    template: std::sync::Arc<std::sync::Mutex<StoredLogin>>,
+}
+
+impl FileStore {
+    pub fn new(file: CredentialsFile, template: StoredLogin) -> Self {
+        Self {
+            file,
+            template: std::sync::Arc::new(std::sync::Mutex::new(template)),
+        }
+    }
+
+    /// The secret of the client the login is made with.
+    pub fn set_client_secret(&self, secret: Option<String>) {
+        self.template
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .client_secret = secret;
+    }
+
+    fn template(&self) -> StoredLogin {
+        self.template
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The login as stored now, if it is for this store's URL.
+    pub fn current(&self) -> Result<Option<StoredLogin>, StoreProblem> {
+        let url = self.template().mcp_url;
+        Ok(self.file.load()?.filter(|l| l.mcp_url == url))
+    }
+
+    fn failed(p: StoreProblem) -> AuthError {
+        AuthError::CredentialStoreError(match p {
+            StoreProblem::Io { detail, .. } | StoreProblem::Unreadable { detail, .. } => detail,
+            StoreProblem::Locked { waited, .. } => {
+                format!("the login's lock was held for over {} s", waited.as_secs())
+            }
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialStore for FileStore {
+    async fn load(&self) -> Result<Option<StoredCredentials>, AuthError> {
+        let store = self.clone();
+        let login = tokio::task::spawn_blocking(move || store.current())
+            .await
+            .map_err(|e| AuthError::CredentialStoreError(e.to_string()))?
+            .map_err(Self::failed)?;
+        Ok(login.map(|l| l.credentials))
+    }
+
+    async fn save(&self, credentials: StoredCredentials) -> Result<(), AuthError> {
+        let mut login = self.template();
+        login.credentials = credentials;
+        *self.template.lock().unwrap_or_else(|e| e.into_inner()) = login.clone();
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || file.save(&login))
+            .await
+            .map_err(|e| AuthError::CredentialStoreError(e.to_string()))?
+            .map_err(Self::failed)
+    }
+
+    async fn clear(&self) -> Result<(), AuthError> {
+        let file = self.file.clone();
+        let url = self.template().mcp_url;
+        tokio::task::spawn_blocking(move || match file.load() {
+            Ok(Some(l)) if l.mcp_url == url => file.delete().map(|_| ()),
+            _ => Ok(()),
+        })
+        .await
+        .map_err(|e| AuthError::CredentialStoreError(e.to_string()))?
+        .map_err(Self::failed)
+    }
+
+    /// No guard here: the backend holds the file's lock around every
+    /// refresh itself, re-reading the file first (see `auth::Auth`).
+    async fn acquire_refresh_guard(&self) -> Result<Option<CredentialRefreshGuard>, AuthError> {
+        Ok(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     pub fn login(token: &str) -> StoredLogin {
+        let credentials: StoredCredentials = serde_json::from_value(serde_json::json!({
+            "client_id": "client-1",
+            "token_response": {
+                "access_token": token, "token_type": "bearer", "expires_in": 3600,
+                "refresh_token": "refresh-7"
+            },
+            "granted_scopes": [],
+            "token_received_at": 1_999_996_400u64,
+            "issuer": "https://auth.example"
+        }))
+        .unwrap();
         StoredLogin {
             format: FORMAT,
             mcp_url: "https://eu.connect.loomi.ai/mcp".into(),
-            issuer: Some("https://auth.example".into()),
-            token_endpoint: "https://auth.example/token".into(),
-            resource: "https://eu.connect.loomi.ai/mcp".into(),
-            client: StoredClient {
-                client_id: "client-1".into(),
-                client_secret: Some("client-secret-9".into()),
-                registered: true,
-                redirect_uri: "http://127.0.0.1:1/callback".into(),
-                basic_auth: false,
-            },
-            access_token: token.into(),
-            refresh_token: Some("refresh-7".into()),
-            expires_at: Some(2_000_000_000),
-            scope: None,
-            obtained_at: 1_900_000_000,
+            metadata: serde_json::from_value(serde_json::json!({
+                "authorization_endpoint": "https://auth.example/authorize",
+                "token_endpoint": "https://auth.example/token",
+                "issuer": "https://auth.example"
+            }))
+            .unwrap(),
+            redirect_uri: "http://127.0.0.1:1/callback".into(),
+            client_secret: Some("client-secret-9".into()),
+            credentials,
         }
+    }
+
+    fn json(l: &StoredLogin) -> String {
+        serde_json::to_string(l).unwrap()
     }
 
     #[test]
     fn saved_logins_load_back_private_and_whole() {
         let dir = tempfile::tempdir().unwrap();
         let file = CredentialsFile::new(dir.path().join("a/b/creds.json"), false);
-        assert_eq!(file.load().unwrap(), None);
+        assert!(file.load().unwrap().is_none());
         file.save(&login("tok-1")).unwrap();
         file.save(&login("tok-2")).unwrap();
-        assert_eq!(file.load().unwrap(), Some(login("tok-2")));
+        assert_eq!(json(&file.load().unwrap().unwrap()), json(&login("tok-2")));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -320,7 +438,6 @@ mod tests {
             assert_eq!(mode(file.path()), 0o600);
             assert_eq!(mode(&dir.path().join("a/b")), 0o700);
         }
-        // Only the file and its lock-free folder: no temporary file left.
         let names: Vec<_> = std::fs::read_dir(dir.path().join("a/b"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -348,11 +465,57 @@ mod tests {
     }
 
     #[test]
-    fn expiry_counts_a_margin() {
+    fn expiry_counts_a_margin_and_the_url_is_part_of_serving() {
         let l = login("t");
         let at = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        assert_eq!(l.expires_at(), Some(2_000_000_000));
         assert!(l.is_expired(at));
         assert!(l.is_expired(at - Duration::from_secs(29)));
         assert!(!l.is_expired(at - Duration::from_secs(31)));
+        assert!(l.serves("https://eu.connect.loomi.ai/mcp", at));
+        assert!(!l.serves("https://us.connect.loomi.ai/mcp", at - Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn a_held_lock_is_waited_for_only_as_long_as_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = CredentialsFile::new(dir.path().join("creds.json"), false);
+        let held = file.lock(Duration::from_secs(1)).unwrap();
+        let started = Instant::now();
+        assert!(matches!(
+            file.lock(Duration::from_millis(200)),
+            Err(StoreProblem::Locked { .. })
+        ));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(held);
+        assert!(file.lock(Duration::from_millis(200)).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_planted_at_the_lock_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "keep").unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("creds.json.lock")).unwrap();
+        let file = CredentialsFile::new(dir.path().join("creds.json"), false);
+        assert!(matches!(
+            file.lock(Duration::from_millis(100)),
+            Err(StoreProblem::Io { .. })
+        ));
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    }
+
+    #[tokio::test]
+    async fn the_store_sees_only_the_login_of_its_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = CredentialsFile::new(dir.path().join("creds.json"), false);
+        let mut other = login("tok-other");
+        other.mcp_url = "https://us.connect.loomi.ai/mcp".into();
+        file.save(&other).unwrap();
+        let store = FileStore::new(file.clone(), login("template"));
+        assert!(store.load().await.unwrap().is_none());
+        store.clear().await.unwrap();
+        assert!(file.load().unwrap().is_some(), "another URL's login is kept");
     }
 }

@@ -3,13 +3,14 @@
 //! login.
 //!
 //! Nothing happens at start. The first call reads the stored login
-//! ([`credentials`]), refreshes it when it has expired, opens the MCP
-//! session ([`session`]) and lists Loomi's tools once; later calls reuse
-//! both. Each tool call is paced to Loomi's rate limit ([`pacing`]), a 429
-//! or a "Too many requests" tool error is waited out, a 401 is answered by
-//! one refresh, a dropped session is opened anew once. Without a usable
-//! login the call starts one ([`oauth`], [`callback`]) and fails with the
-//! authorization URL; the next call after the callback works.
+//! ([`credentials`]), refreshes it when it has expired ([`oauth::Auth`]),
+//! opens the MCP session on rmcp's client ([`session`]) and lists Loomi's
+//! tools once; later calls reuse both. Each tool call is paced to Loomi's
+//! rate limit ([`pacing`]), a 429 or a "Too many requests" tool error is
+//! waited out, a 401 is answered by one refresh, a session that will not
+//! reopen is opened anew once. Without a usable login the call starts one
+//! ([`oauth`], [`callback`]) and fails with the authorization URL; the next
+//! call after the callback works.
 
 pub mod callback;
 pub mod credentials;
@@ -18,23 +19,23 @@ pub mod pacing;
 pub mod session;
 mod tools;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 pub use credentials::{CredentialsFile, StoreProblem, StoredLogin};
-pub use oauth::OAuthProblem;
+pub use oauth::{ClientIdentity, OAuthProblem};
 pub use tools::ToolSet;
 
 use self::callback::{Callback, CallbackProblem, LOGIN_WAIT};
-use self::oauth::{AuthServer, OAuthHttp, Pkce};
+use self::oauth::{Auth, Authorization, KnownClient, LoginSetup, OAuthHttp, TokenProblem};
 use self::pacing::{Limits, Pacer};
-use self::session::{Endpoint, Fault, Session};
+use self::session::{Bearer, Fault, Session};
 use self::tools::{payload, ToolAnswer};
 use super::error::{AnswerProblem, BackendError, LoginReason, ProxyFailure};
 use super::model::{
@@ -51,12 +52,15 @@ use crate::config::{ProjectEntry, Secret};
 /// Rate-limit retries of one call, and the longest wait taken.
 pub const MAX_RETRIES: u32 = 3;
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
+/// The most sign-ins one `login` makes (the first, a step-up to more
+/// scopes, a move to another authorization server).
+pub const MAX_SIGN_INS: u32 = 3;
 
 /// Everything the backend needs.
 #[derive(Clone, Debug)]
 pub struct LoomiOptions {
     pub url: Url,
-    pub client_id: Option<String>,
+    pub identity: ClientIdentity,
     pub file: CredentialsFile,
     /// Bounds each HTTP exchange.
     pub timeout: Duration,
@@ -82,17 +86,21 @@ struct Inner {
     options: LoomiOptions,
     /// `host[:port]` of the URL, for messages.
     host: String,
-    http: OnceLock<Result<reqwest::Client, String>>,
-    /// The login in use; its lock also keeps refreshes one at a time.
-    login: tokio::sync::Mutex<Option<StoredLogin>>,
+    http: OnceLock<Result<Clients, String>>,
     session: tokio::sync::Mutex<Option<Arc<Opened>>>,
     /// A login started by a call, waiting for its callback.
     pending: tokio::sync::Mutex<Option<Pending>>,
     pacer: Pacer,
-    next_id: AtomicU64,
     /// An access token refused for good: while the file still holds it, no
     /// request is made with it.
     refused: std::sync::Mutex<Option<String>>,
+}
+
+/// The HTTP clients, made by the first call.
+struct Clients {
+    mcp: reqwest::Client,
+    auth: Arc<Auth>,
+    oauth: OAuthHttp,
 }
 
 /// An open session and Loomi's tools.
@@ -128,36 +136,28 @@ pub enum LoginProblem {
 /// A login ready for a person: the URL to open, and what finishes it.
 pub struct PreparedLogin {
     pub authorization_url: Url,
-    callback: Callback,
-    pkce: Pkce,
-    server: AuthServer,
-    client: credentials::StoredClient,
-    http: OAuthHttp,
-    mcp_url: String,
+    authorization: Authorization,
+    callback: Arc<Callback>,
 }
 
 impl PreparedLogin {
     /// Waits for the callback (up to `wait`) and exchanges its code.
     pub async fn finish(self, wait: Duration) -> Result<StoredLogin, LoginProblem> {
-        let redirect_uri = self.client.redirect_uri.clone();
-        let code = self
+        let granted = self
             .callback
-            .code(&self.pkce.state, wait)
+            .code(&self.authorization.state, wait)
             .await
             .map_err(LoginProblem::Callback)?;
-        let quoter = Quoter::new(self.client.client_secret.clone());
-        oauth::exchange_code(
-            &self.http,
-            &self.server,
-            &self.client,
-            &code,
-            &self.pkce.verifier,
-            &redirect_uri,
-            &self.mcp_url,
-        )
-        .await
-        .map_err(|p| LoginProblem::OAuth(p.scrubbed(&quoter)))
+        self.authorization
+            .finish(&granted.code, granted.iss.as_deref())
+            .await
+            .map_err(|(p, _)| LoginProblem::OAuth(p))
     }
+}
+
+/// What `login` found once signed in.
+pub struct SignedIn {
+    pub tools: ToolSet,
 }
 
 impl LoomiClient {
@@ -173,11 +173,9 @@ impl LoomiClient {
                 options,
                 host,
                 http: OnceLock::new(),
-                login: tokio::sync::Mutex::new(None),
                 session: tokio::sync::Mutex::new(None),
                 pending: tokio::sync::Mutex::new(None),
                 pacer,
-                next_id: AtomicU64::new(1),
                 refused: std::sync::Mutex::new(None),
             }),
         }
@@ -195,136 +193,171 @@ impl LoomiClient {
         &self.inner.options.file
     }
 
-    fn http(&self) -> Result<&reqwest::Client, String> {
+    fn clients(&self) -> Result<&Clients, String> {
         let inner = &*self.inner;
         inner
             .http
             .get_or_init(|| {
-                let origin = inner.options.url.clone();
-                // Same-origin redirects only: the bearer token never leaves
-                // for another host.
-                let redirect = reqwest::redirect::Policy::custom(move |attempt| {
-                    let url = attempt.url();
-                    if attempt.previous().len() > 5 {
-                        attempt.error("too many redirects")
-                    } else if url.scheme() == origin.scheme()
-                        && url.host_str() == origin.host_str()
-                        && url.port_or_known_default() == origin.port_or_known_default()
-                    {
-                        attempt.follow()
-                    } else {
-                        attempt.stop()
-                    }
-                });
-                inner
-                    .options
-                    .network
-                    .client_builder()
-                    .user_agent(crate::USER_AGENT)
-                    .redirect(redirect)
-                    .connect_timeout(inner.options.timeout)
-                    .build()
-                    .map_err(|e| super::network::failure::innermost(&e))
+                let o = &inner.options;
+                let builder = || o.network.client_builder().user_agent(crate::USER_AGENT);
+                let mcp = session::http_client(builder(), &o.url, o.timeout)?;
+                let oauth = OAuthHttp::new(builder, o.timeout)?;
+                let auth = Arc::new(Auth::new(
+                    o.url.clone(),
+                    o.file.clone(),
+                    oauth.clone(),
+                    o.timeout,
+                ));
+                Ok(Clients { mcp, auth, oauth })
             })
             .as_ref()
             .map_err(Clone::clone)
     }
 
-    /// Loomi's endpoint; the error is why the HTTP client cannot be made.
-    fn endpoint(&self) -> Result<Endpoint, String> {
-        let http = self.http()?;
-        Ok(Endpoint {
+    fn setup(&self) -> Result<LoginSetup, LoginProblem> {
+        let clients = self.clients().map_err(LoginProblem::Setup)?;
+        Ok(LoginSetup {
             url: self.inner.options.url.clone(),
-            http: http.clone(),
-            timeout: self.inner.options.timeout,
-        })
-    }
-
-    fn oauth_http(&self) -> Result<OAuthHttp, LoginProblem> {
-        Ok(OAuthHttp {
-            http: self.http().map_err(LoginProblem::Setup)?.clone(),
-            timeout: self.inner.options.timeout,
+            identity: self.inner.options.identity.clone(),
+            file: self.inner.options.file.clone(),
+            http: clients.oauth.clone(),
         })
     }
 
     // ---- logging in ------------------------------------------------------
 
-    /// Discovery, registration (unless a client id is set) and the
-    /// authorization URL, with the loopback callback bound.
-    pub async fn prepare_login(&self) -> Result<PreparedLogin, LoginProblem> {
-        let http = self.oauth_http()?;
-        let url = &self.inner.options.url;
-        let server = oauth::discover(&http, url)
+    /// Discovery, the client and the authorization URL, with the loopback
+    /// callback bound (on `port`, or a free one).
+    pub async fn prepare_login(&self, port: Option<u16>) -> Result<PreparedLogin, LoginProblem> {
+        let setup = self.setup()?;
+        let callback = Arc::new(Callback::bind(port).await.map_err(LoginProblem::Callback)?);
+        let authorization = oauth::authorize(&setup, &callback.redirect_uri, None, &[], None)
             .await
             .map_err(LoginProblem::OAuth)?;
-        let callback = Callback::bind().await.map_err(LoginProblem::Callback)?;
-        let client = match &self.inner.options.client_id {
-            Some(id) => credentials::StoredClient {
-                client_id: id.clone(),
-                client_secret: None,
-                registered: false,
-                redirect_uri: callback.redirect_uri.clone(),
-                basic_auth: false,
-            },
-            None => oauth::register(&http, &server, &callback.redirect_uri)
-                .await
-                .map_err(LoginProblem::OAuth)?,
-        };
-        let pkce = Pkce::new();
-        let authorization_url =
-            oauth::authorization_url(&server, &client, &pkce, &client.redirect_uri, url.as_str())
-                .map_err(LoginProblem::OAuth)?;
         Ok(PreparedLogin {
-            authorization_url,
+            authorization_url: authorization.url.clone(),
+            authorization,
             callback,
-            pkce,
-            server,
-            client,
-            http,
-            mcp_url: url.as_str().to_owned(),
         })
     }
 
-    /// Stores a new login (atomically, under the file's lock) and uses it
-    /// from the next call on.
-    pub async fn store_login(&self, login: StoredLogin) -> Result<(), LoginProblem> {
-        let file = self.inner.options.file.clone();
-        let saved = login.clone();
-        tokio::task::spawn_blocking(move || {
-            let _lock = file.lock()?;
-            file.save(&saved)
-        })
-        .await
-        .map_err(|e| LoginProblem::Setup(e.to_string()))?
-        .map_err(LoginProblem::Store)?;
-        *self.inner.login.lock().await = Some(login);
-        *self.inner.session.lock().await = None;
-        *self.refused_token() = None;
-        Ok(())
+    /// The whole login of a person at a terminal: sign in (`show` hands
+    /// each authorization URL to the person), store the login, then check
+    /// it by listing Loomi's tools and calling one that reads. A 403 asking
+    /// for more scopes, or a 401 after the move to another authorization
+    /// server, is answered by a new sign-in (scopes joined; registered
+    /// again where the issuer changed), at most [`MAX_SIGN_INS`] in all.
+    pub async fn sign_in(
+        &self,
+        port: Option<u16>,
+        wait: Duration,
+        show: &(dyn Fn(&Url) + Sync),
+    ) -> Result<SignedIn, LoginProblem> {
+        let setup = self.setup()?;
+        let callback = Callback::bind(port).await.map_err(LoginProblem::Callback)?;
+        let mut challenge: Option<String> = None;
+        let mut scopes: Vec<String> = Vec::new();
+        let mut known: Option<KnownClient> = None;
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let authorization = oauth::authorize(
+                &setup,
+                &callback.redirect_uri,
+                challenge.as_deref(),
+                &scopes,
+                known.as_ref(),
+            )
+            .await
+            .map_err(LoginProblem::OAuth)?;
+            show(&authorization.url);
+            let granted = callback
+                .code(&authorization.state, wait)
+                .await
+                .map_err(LoginProblem::Callback)?;
+            known = Some(authorization.client.clone());
+            let asked = authorization.scopes.clone();
+            let login = authorization
+                .finish(&granted.code, granted.iss.as_deref())
+                .await
+                .map_err(|(p, _)| LoginProblem::OAuth(p))?;
+            self.forget_session().await;
+            *self.refused_token() = None;
+            let token = login.bearer().unwrap_or_else(|| Secret::new(String::new()));
+            match self.check(token).await {
+                Ok(tools) => return Ok(SignedIn { tools }),
+                Err(Fault::InsufficientScope { scope }) if tries < MAX_SIGN_INS => {
+                    let mut joined = asked;
+                    for s in scope.as_deref().unwrap_or("").split_whitespace() {
+                        if !joined.iter().any(|j| j == s) {
+                            joined.push(s.to_owned());
+                        }
+                    }
+                    scopes = joined;
+                }
+                Err(Fault::Unauthorized { challenge: c }) if tries < MAX_SIGN_INS => {
+                    // The resource now names another authorization server:
+                    // discover again from its challenge.
+                    challenge = c;
+                    scopes = Vec::new();
+                }
+                Err(Fault::InsufficientScope { scope }) => {
+                    return Err(LoginProblem::OAuth(OAuthProblem::StepUp {
+                        scope: scope.unwrap_or_default(),
+                        tries,
+                    }))
+                }
+                Err(fault) => {
+                    let quoter = Quoter::new(login.secrets());
+                    return Err(LoginProblem::Check(self.fault_error(fault, &quoter, 0)));
+                }
+            }
+        }
+    }
+
+    /// Opens a session with `token`, lists the tools and calls one that
+    /// reads.
+    async fn check(&self, token: Secret) -> Result<ToolSet, Fault> {
+        let clients = self
+            .clients()
+            .map_err(|detail| Fault::Setup { detail })?;
+        let bearer = Bearer::new(clients.mcp.clone(), token);
+        let session = Session::open(&self.inner.options.url, bearer, self.inner.options.timeout)
+            .await?;
+        let listed = session.list_tools().await;
+        let result = match listed {
+            Ok(listed) => {
+                let tools = ToolSet::from_listed(&to_values(&listed));
+                match tools.probe_tool() {
+                    Some(probe) => session
+                        .call_tool(probe, Map::new())
+                        .await
+                        .map(|_| tools),
+                    None => Ok(tools),
+                }
+            }
+            Err(f) => Err(f),
+        };
+        session.close().await;
+        result
     }
 
     fn refused_token(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         self.inner.refused.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Remembers `token` as refused for good and drops the session opened
-    /// with it (the login lock may be held by the caller).
-    async fn forget(&self, token: &str) {
-        *self.refused_token() = Some(token.to_owned());
-        *self.inner.session.lock().await = None;
+    async fn forget_session(&self) {
+        let old = self.inner.session.lock().await.take();
+        if let Some(old) = old.and_then(|o| Arc::try_unwrap(o).ok()) {
+            old.session.close().await;
+        }
     }
 
-    /// `token` was refused after a refresh, or its refresh was refused:
-    /// forget it and the session, and start a login.
-    async fn refused(&self, token: &str) -> BackendError {
-        self.forget(token).await;
-        {
-            let mut cached = self.inner.login.lock().await;
-            if cached.as_ref().is_some_and(|l| l.access_token == token) {
-                *cached = None;
-            }
-        }
-        self.login_required(LoginReason::Refused).await
+    /// Remembers `token` as refused for good and drops the session opened
+    /// with it.
+    async fn forget(&self, token: &str) {
+        *self.refused_token() = Some(token.to_owned());
+        self.forget_session().await;
     }
 
     /// The failure of a call that needs a login: starts one (or reuses the
@@ -340,7 +373,7 @@ impl LoomiClient {
                 };
             }
         }
-        match self.prepare_login().await {
+        match self.prepare_login(None).await {
             Ok(prepared) => {
                 let url = prepared.authorization_url.to_string();
                 let done = Arc::new(AtomicBool::new(false));
@@ -351,15 +384,13 @@ impl LoomiClient {
                 let client = self.clone();
                 tokio::spawn(async move {
                     match prepared.finish(LOGIN_WAIT).await {
-                        Ok(login) => match client.store_login(login).await {
-                            Ok(()) => tracing::info!("logged in to Loomi Connect"),
-                            Err(e) => tracing::warn!(
-                                problem = %crate::tools::words::login_problem(&e),
-                                "the new login could not be stored"
-                            ),
-                        },
-                        Err(e) => tracing::warn!(
-                            problem = %crate::tools::words::login_problem(&e),
+                        Ok(_) => {
+                            *client.refused_token() = None;
+                            client.forget_session().await;
+                            tracing::info!("logged in to Loomi Connect");
+                        }
+                        Err(problem) => tracing::warn!(
+                            ?problem,
                             "the login started by a tool call ended without a login"
                         ),
                     }
@@ -379,200 +410,86 @@ impl LoomiClient {
         }
     }
 
-    /// The login to use now: the stored one, refreshed when it expired.
-    async fn login(&self) -> Result<StoredLogin, BackendError> {
-        let mut cached = self.inner.login.lock().await;
-        if cached.is_none() {
-            *cached = self.load()?;
-        }
-        let refused = self.refused_token().clone();
-        let current = match cached.as_ref() {
-            None => {
-                drop(cached);
-                return Err(self.login_required(LoginReason::NotLoggedIn).await);
-            }
-            Some(l) if l.mcp_url != self.inner.options.url.as_str() => {
-                // Read again next time: a login for this URL may come.
-                *cached = None;
-                drop(cached);
-                return Err(self.login_required(LoginReason::OtherUrl).await);
-            }
-            Some(l) if refused.as_deref() == Some(l.access_token.as_str()) => {
-                *cached = None;
-                drop(cached);
-                return Err(self.login_required(LoginReason::Refused).await);
-            }
-            Some(l) => l.clone(),
-        };
-        if !current.is_expired(SystemTime::now()) {
-            return Ok(current);
-        }
-        self.refresh_locked(&mut cached, &current.access_token)
-            .await
-    }
-
-    fn load(&self) -> Result<Option<StoredLogin>, BackendError> {
-        self.inner.options.file.load().map_err(|p| store_error(&p))
-    }
-
-    /// After a 401: refresh, unless another process already did.
-    async fn refresh_after_refusal(
-        &self,
-        refused_token: &str,
-    ) -> Result<StoredLogin, BackendError> {
-        let mut cached = self.inner.login.lock().await;
-        if let Some(l) = cached.as_ref() {
-            if l.access_token != refused_token && !l.is_expired(SystemTime::now()) {
-                return Ok(l.clone());
-            }
-        }
-        self.refresh_locked(&mut cached, refused_token).await
-    }
-
-    /// Refreshes under the file's lock. Another process sharing the file
-    /// may have refreshed first: its newer token is taken instead, before
-    /// refreshing and after a refused refresh.
-    async fn refresh_locked(
-        &self,
-        cached: &mut Option<StoredLogin>,
-        stale_token: &str,
-    ) -> Result<StoredLogin, BackendError> {
-        let file = self.inner.options.file.clone();
-        let lock = tokio::task::spawn_blocking(move || file.lock())
-            .await
-            .map_err(|e| BackendError::ClientSetup {
-                detail: e.to_string(),
-            })?
-            .map_err(|p| store_error(&p))?;
-        let url = self.inner.options.url.as_str();
-        let newer = |stored: &Option<StoredLogin>, than: &str| -> Option<StoredLogin> {
-            stored
-                .as_ref()
-                .filter(|l| {
-                    l.mcp_url == url && l.access_token != than && !l.is_expired(SystemTime::now())
-                })
-                .cloned()
-        };
-        let on_disk = self.load()?;
-        if let Some(l) = newer(&on_disk, stale_token) {
-            *cached = Some(l.clone());
-            return Ok(l);
-        }
-        // The file is where every login lives: gone, it was logged out.
-        let Some(current) = on_disk else {
-            drop(lock);
-            *cached = None;
-            return Err(self.login_required(LoginReason::NotLoggedIn).await);
-        };
-        let http = self.oauth_http().map_err(|p| match p {
-            LoginProblem::Setup(detail) => BackendError::ClientSetup { detail },
-            other => BackendError::LoginRequired {
-                reason: LoginReason::Refused,
-                authorization_url: None,
-                problem: Some(Box::new(other)),
-            },
-        })?;
-        match oauth::refresh(&http, &current).await {
-            Ok(new) => {
-                self.inner
-                    .options
-                    .file
-                    .save(&new)
-                    .map_err(|p| store_error(&p))?;
-                tracing::debug!("Loomi Connect token refreshed");
-                *cached = Some(new.clone());
-                Ok(new)
-            }
-            Err(problem) if problem.refresh_refused() => {
-                if let Some(l) = newer(&self.load()?, stale_token) {
-                    *cached = Some(l.clone());
-                    return Ok(l);
+    /// The login to use now: the stored one, refreshed when it expired or
+    /// its token was refused.
+    async fn login(&self, refused: Option<&str>) -> Result<StoredLogin, BackendError> {
+        let clients = self
+            .clients()
+            .map_err(|detail| BackendError::ClientSetup { detail })?;
+        let remembered = self.refused_token().clone();
+        let refused = refused.map(str::to_owned).or(remembered);
+        match clients.auth.login(refused.as_deref()).await {
+            Ok(login) => Ok(login),
+            Err(TokenProblem::NoLogin) => Err(self.login_required(LoginReason::NotLoggedIn).await),
+            Err(TokenProblem::OtherUrl) => Err(self.login_required(LoginReason::OtherUrl).await),
+            Err(TokenProblem::Refused) => {
+                if let Some(t) = &refused {
+                    self.forget(t).await;
                 }
-                drop(lock);
-                *cached = None;
-                self.forget(&current.access_token).await;
                 Err(self.login_required(LoginReason::Refused).await)
             }
-            Err(problem) => Err(BackendError::LoomiAuth {
-                problem: Box::new(problem.scrubbed(&self.quoter(&current))),
+            Err(TokenProblem::Refresh(problem)) => Err(BackendError::LoomiAuth {
+                problem: Box::new(problem),
             }),
+            Err(TokenProblem::Store(p)) => Err(store_error(&p)),
         }
     }
 
     // ---- the session -------------------------------------------------------
 
-    async fn opened(&self, token: &Secret) -> Result<Arc<Opened>, Fault> {
+    async fn opened(&self, token: Secret) -> Result<Arc<Opened>, Fault> {
         let mut slot = self.inner.session.lock().await;
         if let Some(opened) = slot.as_ref() {
+            opened.session.bearer.set(token);
             return Ok(Arc::clone(opened));
         }
-        let endpoint = self.endpoint().map_err(|detail| Fault::Setup { detail })?;
-        let session = endpoint.open(token).await?;
-        let mut listed = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..20 {
-            let params = match &cursor {
-                Some(c) => json!({"cursor": c}),
-                None => json!({}),
-            };
-            let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-            let result = endpoint
-                .request(token, &session, "tools/list", params, id)
-                .await?;
-            if let Some(tools) = result.get("tools").and_then(Value::as_array) {
-                listed.extend(tools.iter().cloned());
-            }
-            cursor = result
-                .get("nextCursor")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            if cursor.is_none() {
-                break;
-            }
-        }
+        let clients = self
+            .clients()
+            .map_err(|detail| Fault::Setup { detail })?;
+        let bearer = Bearer::new(clients.mcp.clone(), token);
+        let session =
+            Session::open(&self.inner.options.url, bearer, self.inner.options.timeout).await?;
+        let listed = session.list_tools().await?;
         let opened = Arc::new(Opened {
             session,
-            tools: ToolSet::from_listed(&listed),
+            tools: ToolSet::from_listed(&to_values(&listed)),
         });
         *slot = Some(Arc::clone(&opened));
         Ok(opened)
     }
 
-    /// Loomi's tools, opening the session if needed (for `login`'s check).
-    /// Refused by Loomi, this starts no login: it says so.
+    /// Loomi's tools, opening the session if needed.
     pub async fn tool_set(&self) -> Result<ToolSet, BackendError> {
-        self.with_session(false, |opened| Ok(opened.tools.clone()))
-            .await
+        self.with_session(|opened| Ok(opened.tools.clone())).await
     }
 
     /// Runs `then` on the open session, with one refresh after a 401 and
-    /// one new session after a 404.
-    /// `start_login` says whether a refusal starts a login (a tool call)
-    /// or is only reported (the check at the end of `login`).
+    /// one new session after a lost one.
     async fn with_session<T>(
         &self,
-        start_login: bool,
         then: impl Fn(&Opened) -> Result<T, BackendError>,
     ) -> Result<T, BackendError> {
-        let mut login = self.login().await?;
-        let mut refreshed = false;
+        let mut login = self.login(None).await?;
+        let (mut refreshed, mut reopened) = (false, false);
         loop {
-            match self.opened(&login.access_token()).await {
+            let token = login.bearer().unwrap_or_else(|| Secret::new(String::new()));
+            match self.opened(token.clone()).await {
                 Ok(opened) => return then(&opened),
                 Err(Fault::Unauthorized { .. }) if !refreshed => {
                     refreshed = true;
-                    login = self.refresh_after_refusal(&login.access_token).await?;
-                }
-                Err(Fault::Unauthorized { .. }) if !start_login => {
-                    return Err(BackendError::LoomiStatus {
-                        status: 401,
-                        excerpt: Some("Loomi Connect refused the new login's token".to_owned()),
-                    })
+                    login = self.login(Some(token.expose())).await?;
                 }
                 Err(Fault::Unauthorized { .. }) => {
-                    return Err(self.refused(&login.access_token).await)
+                    self.forget(token.expose()).await;
+                    return Err(self.login_required(LoginReason::Refused).await);
                 }
-                Err(fault) => return Err(self.fault_error(fault, &login, 0)),
+                Err(Fault::SessionGone) if !reopened => {
+                    reopened = true;
+                    self.forget_session().await;
+                }
+                Err(fault) => {
+                    return Err(self.fault_error(fault, &Quoter::new(login.secrets()), 0))
+                }
             }
         }
     }
@@ -584,30 +501,22 @@ impl LoomiClient {
         pick: impl Fn(&ToolSet) -> Result<(String, Map<String, Value>), BackendError>,
         observer: RetryObserver<'_>,
     ) -> Result<Answered, BackendError> {
-        let mut login = self.login().await?;
+        let mut login = self.login(None).await?;
         let (mut refreshed, mut reopened, mut retries) = (false, false, 0u32);
         loop {
-            let token = login.access_token();
-            let (answered, opened) = match self.opened(&token).await {
+            let token = login.bearer().unwrap_or_else(|| Secret::new(String::new()));
+            let quoter = Quoter::new(login.secrets());
+            let answered = match self.opened(token.clone()).await {
                 Ok(opened) => {
                     let (name, arguments) = pick(&opened.tools)?;
                     self.paced(observer).await;
-                    let endpoint = self
-                        .endpoint()
-                        .map_err(|detail| BackendError::ClientSetup { detail })?;
-                    let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-                    let params = json!({"name": name, "arguments": Value::Object(arguments)});
-                    let answered = endpoint
-                        .request(&token, &opened.session, "tools/call", params, id)
-                        .await;
-                    (answered, Some(opened))
+                    opened.session.call_tool(&name, arguments).await
                 }
-                Err(fault) => (Err(fault), None),
+                Err(fault) => Err(fault),
             };
             let wait = match answered {
                 Ok(result) => match payload(result) {
                     ToolAnswer::Envelope(value) => {
-                        let quoter = self.quoter(&login);
                         if value.get("success") == Some(&Value::Bool(false)) {
                             return Err(BackendError::LoomiFailed {
                                 message: quoter
@@ -626,35 +535,32 @@ impl LoomiClient {
                     ToolAnswer::RateLimited { wait } => wait,
                     ToolAnswer::Failed { message } => {
                         return Err(BackendError::LoomiFailed {
-                            message: self.quoter(&login).quote(&message, 300),
+                            message: quoter.quote(&message, 300),
                         })
                     }
                     ToolAnswer::Unreadable { problem, excerpt } => {
                         return Err(BackendError::LoomiUnexpected {
                             problem,
-                            excerpt: Some(self.quoter(&login).quote(&excerpt, 200)),
+                            excerpt: Some(quoter.quote(&excerpt, 200)),
                         })
                     }
                 },
                 Err(Fault::Unauthorized { .. }) if !refreshed => {
                     refreshed = true;
-                    login = self.refresh_after_refusal(&login.access_token).await?;
+                    login = self.login(Some(token.expose())).await?;
                     continue;
                 }
                 Err(Fault::Unauthorized { .. }) => {
-                    return Err(self.refused(&login.access_token).await)
+                    self.forget(token.expose()).await;
+                    return Err(self.login_required(LoginReason::Refused).await);
                 }
                 Err(Fault::SessionGone) if !reopened => {
                     reopened = true;
-                    let mut slot = self.inner.session.lock().await;
-                    let same = |o: &Arc<Opened>| opened.as_ref().is_some_and(|x| Arc::ptr_eq(x, o));
-                    if slot.as_ref().is_some_and(same) {
-                        *slot = None;
-                    }
+                    self.forget_session().await;
                     continue;
                 }
                 Err(Fault::RateLimited { retry_after }) => retry_after,
-                Err(fault) => return Err(self.fault_error(fault, &login, retries)),
+                Err(fault) => return Err(self.fault_error(fault, &quoter, retries)),
             };
             // Rate limited: wait it out, within bounds.
             if let Some(w) = wait.filter(|w| *w > MAX_RETRY_WAIT) {
@@ -706,12 +612,7 @@ impl LoomiClient {
         }
     }
 
-    fn quoter(&self, login: &StoredLogin) -> Quoter {
-        Quoter::new(login.secrets())
-    }
-
-    fn fault_error(&self, fault: Fault, login: &StoredLogin, retries: u32) -> BackendError {
-        let quoter = self.quoter(login);
+    fn fault_error(&self, fault: Fault, quoter: &Quoter, retries: u32) -> BackendError {
         let host = self.inner.host.clone();
         match fault {
             Fault::Timeout => BackendError::Timeout {
@@ -773,6 +674,13 @@ impl LoomiClient {
             Fault::SessionGone => BackendError::LoomiStatus {
                 status: 404,
                 excerpt: Some("the session was dropped again".to_owned()),
+            },
+            Fault::InsufficientScope { scope } => BackendError::LoomiStatus {
+                status: 403,
+                excerpt: Some(match scope {
+                    Some(s) => quoter.quote(&format!("insufficient_scope: the login lacks the scope {s}"), 200),
+                    None => "insufficient_scope: the login lacks a scope".to_owned(),
+                }),
             },
             Fault::Unauthorized { .. } => BackendError::LoomiStatus {
                 status: 401,
@@ -906,7 +814,7 @@ impl LoomiClient {
 
     /// Whether Loomi's `list_voucher_codes` takes `status`.
     pub async fn filters_by_status(&self) -> Result<bool, BackendError> {
-        self.with_session(true, |opened| Ok(opened.tools.codes_take_status()))
+        self.with_session(|opened| Ok(opened.tools.codes_take_status()))
             .await
     }
 }
@@ -919,5 +827,20 @@ fn store_error(problem: &StoreProblem) -> BackendError {
                 detail: detail.clone(),
             }
         }
+        StoreProblem::Locked { path, waited } => BackendError::CredentialsFile {
+            path: path.display().to_string(),
+            detail: format!(
+                "another process held its lock for over {} s",
+                waited.as_secs()
+            ),
+        },
     }
+}
+
+/// rmcp's tools as the JSON `tools/list` carried.
+fn to_values(tools: &[rmcp::model::Tool]) -> Vec<Value> {
+    tools
+        .iter()
+        .filter_map(|t| serde_json::to_value(t).ok())
+        .collect()
 }

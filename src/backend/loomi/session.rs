@@ -1,38 +1,57 @@
-//! One MCP session with Loomi Connect over Streamable HTTP, as a client:
-//! JSON-RPC requests POSTed with the bearer token, the session id and the
-//! negotiated protocol version, each answered as JSON or as an SSE stream
-//! that carries the response among other messages. Only what this backend
-//! needs: `initialize`, `notifications/initialized`, `tools/list` and
-//! `tools/call`.
+//! One MCP session with Loomi Connect, on rmcp's client and its Streamable
+//! HTTP transport: `server/discover` where Loomi speaks 2026-07-28, else
+//! `initialize`; JSON or event-stream answers; the session id; a session
+//! Loomi dropped (HTTP 404) opened anew; answers bounded in size.
 //!
-//! HTTP faults come back as facts ([`Fault`]) for the backend to act on: a
-//! 401 (refresh), a 404 on the session (open anew), a 429 (wait), a
-//! redirect (never followed to another origin).
+//! [`Bearer`] puts the current access token on every request to the Loomi
+//! URL (the backend swaps it after a refresh) and follows no redirect to
+//! another origin. What an exchange came to, when it is not a result,
+//! comes back as a [`Fault`] for the backend to act on: a 401 (refresh), a
+//! 429 (wait), a redirect (never followed), and so on.
 
-use std::time::{Duration, SystemTime};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
-use reqwest::{StatusCode, Url};
-use serde_json::{json, Value};
+use futures_util::stream::BoxStream;
+use http::{HeaderName, HeaderValue};
+use reqwest::Url;
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, ClientJsonRpcMessage, ClientRequest,
+    Implementation, PaginatedRequestParams, ProtocolVersion, ServerResult, Tool,
+};
+use rmcp::service::{PeerRequestOptions, RunningService, ServiceError};
+use rmcp::transport::streamable_http_client::{
+    AuthRequiredError, HttpStatusError, InsufficientScopeError, StreamableHttpClient,
+    StreamableHttpClientTransportConfig, StreamableHttpError, StreamableHttpPostResponse,
+    StreamableHttpResponseLimits,
+};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::{ClientServiceExt, RoleClient};
+use serde_json::{Map, Value};
 
 use crate::backend::network::failure::transport_failure;
 use crate::backend::rest::parse_retry_after;
 use crate::backend::TransportFailure;
 use crate::config::Secret;
 
-/// The protocol version asked for in `initialize`.
-pub const PROTOCOL_VERSION: &str = "2025-11-25";
-/// The largest answer read from Loomi.
-pub const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
-const SESSION_HEADER: &str = "mcp-session-id";
-const VERSION_HEADER: &str = "mcp-protocol-version";
+/// The largest answer read from Loomi (a page of 1,000 codes is about
+/// 150 KB): bounds what one answer can cost in memory.
+pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+/// The most tools read from Loomi's `tools/list`, over all its pages.
+pub const MAX_TOOLS: usize = 500;
+/// The most `tools/list` pages read.
+const MAX_TOOL_PAGES: usize = 10;
 
-/// What an exchange with Loomi came to, when it is not a JSON-RPC result.
+/// What an exchange with Loomi came to, when it is not a result.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fault {
-    /// HTTP 401; the `WWW-Authenticate` value, if any.
+    /// HTTP 401; the `WWW-Authenticate` value.
     Unauthorized { challenge: Option<String> },
-    /// HTTP 404 while a session was in use: the session is gone.
+    /// HTTP 403 asking for more scopes.
+    InsufficientScope { scope: Option<String> },
+    /// The session is gone and could not be opened anew.
     SessionGone,
     /// HTTP 429, with the wait it asked for.
     RateLimited { retry_after: Option<Duration> },
@@ -57,408 +76,433 @@ pub enum Fault {
     Setup { detail: String },
 }
 
-/// An open session.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Session {
-    pub id: Option<String>,
-    pub protocol_version: String,
+/// A redirect to another origin, refused (its `Location`).
+#[derive(Debug)]
+struct OtherOrigin(String);
+
+impl std::fmt::Display for OtherOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "redirect to another origin: {}", self.0)
+    }
 }
 
-/// The HTTP face of Loomi: the endpoint, the client and the timeout.
+impl std::error::Error for OtherOrigin {}
+
+/// A reqwest client for Loomi from `builder`: redirects followed within the
+/// Loomi origin only.
+pub fn http_client(
+    builder: reqwest::ClientBuilder,
+    origin: &Url,
+    timeout: Duration,
+) -> Result<reqwest::Client, String> {
+    let origin = origin.clone();
+    builder
+        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            let url = attempt.url();
+            if attempt.previous().len() > 5 {
+                attempt.error("too many redirects")
+            } else if url.scheme() == origin.scheme()
+                && url.host_str() == origin.host_str()
+                && url.port_or_known_default() == origin.port_or_known_default()
+            {
+                attempt.follow()
+            } else {
+                let to = url.to_string();
+                attempt.error(OtherOrigin(to))
+            }
+        }))
+        .connect_timeout(timeout)
+        .read_timeout(timeout)
+        .build()
+        .map_err(|e| crate::backend::network::failure::innermost(&e))
+}
+
+/// The HTTP face of the session: Loomi's client and the token to send.
 #[derive(Clone)]
-pub struct Endpoint {
-    pub url: Url,
-    pub http: reqwest::Client,
+pub struct Bearer {
+    http: reqwest::Client,
+    token: Arc<RwLock<Secret>>,
+}
+
+impl Bearer {
+    pub fn new(http: reqwest::Client, token: Secret) -> Self {
+        Self {
+            http,
+            token: Arc::new(RwLock::new(token)),
+        }
+    }
+
+    /// Sends `token` from the next request on.
+    pub fn set(&self, token: Secret) {
+        *self.token.write().unwrap_or_else(|e| e.into_inner()) = token;
+    }
+
+    fn current(&self) -> Option<String> {
+        let token = self.token.read().unwrap_or_else(|e| e.into_inner());
+        // A token that cannot be a header value is not sent at all.
+        let usable = !token.expose().is_empty()
+            && token
+                .expose()
+                .bytes()
+                .all(|b| b.is_ascii_graphic() || b == b' ');
+        usable.then(|| token.expose().to_owned())
+    }
+}
+
+type HttpError = StreamableHttpError<reqwest::Error>;
+
+impl StreamableHttpClient for Bearer {
+    type Error = reqwest::Error;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        _auth: Option<String>,
+        headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        self.post_message_with_response_limits(
+            uri,
+            message,
+            session_id,
+            None,
+            headers,
+            limits(),
+        )
+        .await
+    }
+
+    async fn post_message_with_response_limits(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        _auth: Option<String>,
+        headers: HashMap<HeaderName, HeaderValue>,
+        limits: StreamableHttpResponseLimits,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        self.http
+            .post_message_with_response_limits(
+                uri,
+                message,
+                session_id,
+                self.current(),
+                headers,
+                limits,
+            )
+            .await
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        _auth: Option<String>,
+        headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<(), HttpError> {
+        self.http
+            .delete_session(uri, session_id, self.current(), headers)
+            .await
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        _auth: Option<String>,
+        headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<BoxStream<'static, Result<sse_stream::Sse, sse_stream::Error>>, HttpError> {
+        self.http
+            .get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                self.current(),
+                headers,
+                MAX_ANSWER_BYTES,
+            )
+            .await
+    }
+}
+
+fn limits() -> StreamableHttpResponseLimits {
+    let mut limits = StreamableHttpResponseLimits::default();
+    limits.max_sse_event_size = MAX_ANSWER_BYTES;
+    limits.max_json_response_size = MAX_ANSWER_BYTES;
+    limits.max_error_response_size = 4096;
+    limits
+}
+
+/// An open session: the running client, its token, and what Loomi is.
+pub struct Session {
+    pub service: RunningService<RoleClient, ClientConfig>,
+    pub bearer: Bearer,
     pub timeout: Duration,
 }
 
-impl Endpoint {
-    /// `initialize`, then `notifications/initialized`.
-    pub async fn open(&self, token: &Secret) -> Result<Session, Fault> {
-        let params = json!({
-            "protocolVersion": PROTOCOL_VERSION,
-            "capabilities": {},
-            "clientInfo": {"name": crate::SERVER_NAME, "version": crate::SERVER_VERSION},
-        });
-        let (result, session_id) = self
-            .exchange(token, None, "initialize", Some(params), 1)
-            .await?;
-        let protocol_version = result
-            .get("protocolVersion")
-            .and_then(Value::as_str)
-            .unwrap_or(PROTOCOL_VERSION)
-            .to_owned();
-        let session = Session {
-            id: session_id,
-            protocol_version,
+impl Session {
+    /// Opens a session at `url` with `bearer`'s token: `server/discover`
+    /// where Loomi speaks 2026-07-28, `initialize` where it does not.
+    pub async fn open(url: &Url, bearer: Bearer, timeout: Duration) -> Result<Self, Fault> {
+        let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+        config.max_json_response_size = MAX_ANSWER_BYTES;
+        config.max_sse_event_size = MAX_ANSWER_BYTES;
+        config.max_error_response_size = 4096;
+        config.reinit_on_expired_session = true;
+        let transport = StreamableHttpClientTransport::with_client(bearer.clone(), config);
+        let info = ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new(crate::SERVER_NAME, crate::SERVER_VERSION),
+        );
+        let lifecycle = rmcp::service::ClientLifecycleMode::Auto {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            legacy_version: Some(ProtocolVersion::V_2025_11_25),
         };
-        self.notify(token, &session, "notifications/initialized")
-            .await?;
-        Ok(session)
-    }
-
-    /// A request in `session`; its `result`.
-    pub async fn request(
-        &self,
-        token: &Secret,
-        session: &Session,
-        method: &str,
-        params: Value,
-        id: u64,
-    ) -> Result<Value, Fault> {
-        self.exchange(token, Some(session), method, Some(params), id)
-            .await
-            .map(|(result, _)| result)
-    }
-
-    async fn notify(&self, token: &Secret, session: &Session, method: &str) -> Result<(), Fault> {
-        let body = json!({"jsonrpc": "2.0", "method": method});
-        let request = self.post(token, Some(session), &body);
-        let response = self.send(request, true).await?;
-        // 202 Accepted is the answer; anything successful will do.
-        drop(response);
-        Ok(())
-    }
-
-    fn post(
-        &self,
-        token: &Secret,
-        session: Option<&Session>,
-        body: &Value,
-    ) -> reqwest::RequestBuilder {
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-            .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
-        auth.set_sensitive(true);
-        let mut request = self
-            .http
-            .post(self.url.clone())
-            .header(AUTHORIZATION, auth)
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, "application/json, text/event-stream")
-            .body(body.to_string());
-        if let Some(session) = session {
-            request = request.header(VERSION_HEADER, &session.protocol_version);
-            if let Some(id) = &session.id {
-                request = request.header(SESSION_HEADER, id);
-            }
-        }
-        request
-    }
-
-    /// Sends `request`; the response when its status is a success. The
-    /// timeout covers the reading of an error's body too.
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-        in_session: bool,
-    ) -> Result<reqwest::Response, Fault> {
-        match tokio::time::timeout(self.timeout, self.send_within(request, in_session)).await {
-            Ok(r) => r,
-            Err(_) => Err(Fault::Timeout),
-        }
-    }
-
-    async fn send_within(
-        &self,
-        request: reqwest::RequestBuilder,
-        in_session: bool,
-    ) -> Result<reqwest::Response, Fault> {
-        let response = match request.send().await {
-            Err(e) => {
-                let (failure, cause) = transport_failure(&e);
-                return Err(Fault::Transport { failure, cause });
-            }
-            Ok(r) => r,
+        let opening = info.serve_with_lifecycle(transport, lifecycle);
+        let service = match tokio::time::timeout(timeout, opening).await {
+            Err(_) => return Err(Fault::Timeout),
+            Ok(Err(e)) => return Err(init_fault(&e)),
+            Ok(Ok(service)) => service,
         };
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let headers = response.headers().clone();
-        Err(match status {
-            StatusCode::UNAUTHORIZED => Fault::Unauthorized {
-                challenge: headers
-                    .get(reqwest::header::WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
-            },
-            StatusCode::NOT_FOUND if in_session => Fault::SessionGone,
-            StatusCode::TOO_MANY_REQUESTS => Fault::RateLimited {
-                retry_after: headers
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| parse_retry_after(v, SystemTime::now())),
-            },
-            s if s.is_redirection() => Fault::Redirect {
-                location: headers
-                    .get(LOCATION)
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                    .unwrap_or_default(),
-            },
-            s => {
-                let body = read_capped(response, 4096).await.unwrap_or_default();
-                // A JSON-RPC error in an error status is still that error.
-                if let Some(fault) = jsonrpc_error(&body) {
-                    return Err(fault);
-                }
-                Fault::Status {
-                    status: s.as_u16(),
-                    excerpt: excerpt(&body),
-                }
-            }
+        Ok(Self {
+            service,
+            bearer,
+            timeout,
         })
     }
 
-    async fn exchange(
-        &self,
-        token: &Secret,
-        session: Option<&Session>,
-        method: &str,
-        params: Option<Value>,
-        id: u64,
-    ) -> Result<(Value, Option<String>), Fault> {
-        let mut body = json!({"jsonrpc": "2.0", "id": id, "method": method});
-        if let Some(params) = params {
-            body["params"] = params;
+    /// The protocol version and the server's name and version.
+    pub fn peer(&self) -> (String, Option<(String, String)>) {
+        match self.service.peer_info() {
+            Some(info) => (
+                info.protocol_version.to_string(),
+                info.server_info
+                    .as_ref()
+                    .map(|s| (s.name.clone(), s.version.clone())),
+            ),
+            None => (String::new(), None),
         }
-        let request = self.post(token, session, &body);
-        let read = async {
-            let response = self.send(request, session.is_some()).await?;
-            let session_id = response
-                .headers()
-                .get(SESSION_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-                .or_else(|| session.and_then(|s| s.id.clone()));
-            let is_sse = response
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.to_ascii_lowercase().starts_with("text/event-stream"));
-            let (message, body) = if is_sse {
-                read_sse(response, id).await?
-            } else {
-                let body = read_capped(response, MAX_ANSWER_BYTES).await?;
-                let message =
-                    serde_json::from_slice::<Value>(&body).map_err(|e| Fault::Unreadable {
-                        detail: format!("not JSON ({e})"),
-                        excerpt: excerpt(&body),
-                    })?;
-                (message, body)
+    }
+
+    async fn request(&self, request: ClientRequest) -> Result<ServerResult, Fault> {
+        let handle = self
+            .service
+            .send_request_with_option(request, PeerRequestOptions::with_timeout(self.timeout))
+            .await
+            .map_err(|e| fault(&e))?;
+        // Dropped before its answer (the caller cancelled): cancelled upstream.
+        let mut guard = CancelOnDrop(Some((handle.peer.clone(), handle.id.clone())));
+        let result = handle.await_response().await;
+        guard.0 = None;
+        result.map_err(|e| fault(&e))
+    }
+
+    /// Loomi's tools, page after page (bounded).
+    pub async fn list_tools(&self) -> Result<Vec<Tool>, Fault> {
+        let mut tools = Vec::new();
+        let mut cursor = None;
+        for _ in 0..MAX_TOOL_PAGES {
+            let params = PaginatedRequestParams::default().with_cursor(cursor);
+            let result = self
+                .request(ClientRequest::ListToolsRequest(
+                    rmcp::model::ListToolsRequest::with_param(params),
+                ))
+                .await?;
+            let ServerResult::ListToolsResult(page) = result else {
+                return Err(Fault::Unreadable {
+                    detail: "tools/list answered something else".to_owned(),
+                    excerpt: String::new(),
+                });
             };
-            Ok((result_of(message, &body)?, session_id))
-        };
-        match tokio::time::timeout(self.timeout, read).await {
-            Ok(r) => r,
-            Err(_) => Err(Fault::Timeout),
+            tools.extend(page.tools);
+            tools.truncate(MAX_TOOLS);
+            cursor = page.next_cursor;
+            if cursor.is_none() || tools.len() >= MAX_TOOLS {
+                break;
+            }
         }
+        Ok(tools)
+    }
+
+    /// Calls `name` with `arguments`; the result as JSON.
+    pub async fn call_tool(&self, name: &str, arguments: Map<String, Value>) -> Result<Value, Fault> {
+        let params = CallToolRequestParams::new(name.to_owned()).with_arguments(arguments);
+        let result = self
+            .request(ClientRequest::CallToolRequest(
+                rmcp::model::CallToolRequest::new(params),
+            ))
+            .await?;
+        match result {
+            ServerResult::CallToolResult(r) => {
+                serde_json::to_value(r).map_err(|e| Fault::Unreadable {
+                    detail: e.to_string(),
+                    excerpt: String::new(),
+                })
+            }
+            _ => Err(Fault::Unreadable {
+                detail: "tools/call answered something else".to_owned(),
+                excerpt: String::new(),
+            }),
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = self.service.cancel().await;
     }
 }
 
-/// The start of a body, long enough that a secret in it is still whole: it
-/// is scrubbed, then cut short, where it is quoted.
-fn excerpt(body: &[u8]) -> String {
-    let start = &body[..body.len().min(EXCERPT_BYTES)];
-    crate::text::one_line(&String::from_utf8_lossy(start))
-}
+struct CancelOnDrop(Option<(rmcp::Peer<RoleClient>, rmcp::model::RequestId)>);
 
-/// How much of a body an excerpt keeps before it is scrubbed and cut.
-const EXCERPT_BYTES: usize = 4096;
-
-/// Reads an event stream until the event that answers `id`, and no
-/// further: a server may keep the stream open after it.
-async fn read_sse(mut response: reqwest::Response, id: u64) -> Result<(Value, Vec<u8>), Fault> {
-    let mut events = SseEvents::default();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if events.buf.len() + chunk.len() > MAX_ANSWER_BYTES {
-                    return Err(Fault::TooLarge);
-                }
-                events.buf.extend_from_slice(&chunk);
-                while let Some(data) = events.next_data(false) {
-                    if let Some(message) = answer_to(&data, id) {
-                        return Ok((message, events.buf));
-                    }
-                }
-            }
-            Ok(None) => {
-                while let Some(data) = events.next_data(true) {
-                    if let Some(message) = answer_to(&data, id) {
-                        return Ok((message, events.buf));
-                    }
-                }
-                return Err(Fault::Unreadable {
-                    detail: "the event stream ended without the response".to_owned(),
-                    excerpt: excerpt(&events.buf),
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some((peer, id)) = self.0.take() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let params = rmcp::model::CancelledNotificationParam::new(
+                        Some(id),
+                        Some("cancelled by the client".to_owned()),
+                    );
+                    let _ = peer.notify_cancelled(params).await;
                 });
             }
-            Err(e) => {
-                let (failure, cause) = transport_failure(&e);
-                return Err(Fault::Transport { failure, cause });
-            }
         }
     }
 }
 
-/// The JSON-RPC message in `data` when it answers `id`.
-fn answer_to(data: &str, id: u64) -> Option<Value> {
-    serde_json::from_str::<Value>(data).ok().filter(|m| {
-        m.get("id").and_then(Value::as_u64) == Some(id)
-            && (m.get("result").is_some() || m.get("error").is_some())
+fn init_fault(error: &rmcp::service::ClientInitializeError) -> Fault {
+    use rmcp::service::ClientInitializeError as E;
+    match error {
+        E::TransportError { error, .. } => transport_fault(error.error.as_ref()),
+        E::JsonRpcError(e) => Fault::JsonRpc {
+            code: i64::from(e.code.0),
+            message: e.message.to_string(),
+        },
+        other => Fault::Unreadable {
+            detail: other.to_string(),
+            excerpt: String::new(),
+        },
+    }
+}
+
+/// What a failed request came to.
+pub fn fault(error: &ServiceError) -> Fault {
+    match error {
+        ServiceError::McpError(e) => Fault::JsonRpc {
+            code: i64::from(e.code.0),
+            message: e.message.to_string(),
+        },
+        ServiceError::Timeout { .. } => Fault::Timeout,
+        ServiceError::TransportSend(e) => transport_fault(e.error.as_ref()),
+        ServiceError::TransportClosed | ServiceError::Cancelled { .. } => Fault::SessionGone,
+        other => Fault::Unreadable {
+            detail: other.to_string(),
+            excerpt: String::new(),
+        },
+    }
+}
+
+fn transport_fault(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Fault {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(f) = http_fault(e) {
+            return f;
+        }
+        source = e.source();
+    }
+    Fault::Unreadable {
+        detail: error.to_string(),
+        excerpt: String::new(),
+    }
+}
+
+fn http_fault(e: &(dyn std::error::Error + 'static)) -> Option<Fault> {
+    if let Some(a) = e.downcast_ref::<AuthRequiredError>() {
+        return Some(Fault::Unauthorized {
+            challenge: Some(a.www_authenticate_header.clone()),
+        });
+    }
+    if let Some(s) = e.downcast_ref::<InsufficientScopeError>() {
+        return Some(Fault::InsufficientScope {
+            scope: s.required_scope.clone(),
+        });
+    }
+    if let Some(s) = e.downcast_ref::<HttpStatusError>() {
+        return Some(status_fault(s));
+    }
+    if let Some(r) = e.downcast_ref::<OtherOrigin>() {
+        return Some(Fault::Redirect {
+            location: r.0.clone(),
+        });
+    }
+    if let Some(e) = e.downcast_ref::<reqwest::Error>() {
+        return Some(reqwest_fault(e));
+    }
+    let e = e.downcast_ref::<HttpError>()?;
+    Some(match e {
+        StreamableHttpError::AuthRequired(a) => Fault::Unauthorized {
+            challenge: Some(a.www_authenticate_header.clone()),
+        },
+        StreamableHttpError::InsufficientScope(s) => Fault::InsufficientScope {
+            scope: s.required_scope.clone(),
+        },
+        StreamableHttpError::HttpStatus(s) => status_fault(s),
+        StreamableHttpError::Client(e) => reqwest_fault(e),
+        StreamableHttpError::ResponseBodyTooLarge { .. } => Fault::TooLarge,
+        StreamableHttpError::SessionExpired
+        | StreamableHttpError::SessionRecoveryTimeout
+        | StreamableHttpError::TransportChannelClosed => Fault::SessionGone,
+        StreamableHttpError::UnexpectedServerResponse(text) => unexpected(text),
+        other => Fault::Unreadable {
+            detail: other.to_string(),
+            excerpt: String::new(),
+        },
     })
 }
 
-/// The events of a stream read so far: complete lines are consumed from
-/// `pos`; the `data` of the event being read is kept across chunks.
-#[derive(Default)]
-struct SseEvents {
-    buf: Vec<u8>,
-    pos: usize,
-    data: String,
-    has_data: bool,
+fn status_fault(s: &HttpStatusError) -> Fault {
+    if s.status == 429 {
+        return Fault::RateLimited {
+            retry_after: s.retry_after.as_deref().and_then(|v| parse_retry_after(v, std::time::SystemTime::now())),
+        };
+    }
+    Fault::Status {
+        status: s.status,
+        excerpt: String::new(),
+    }
 }
 
-impl SseEvents {
-    /// The data of the next complete event; at the end of the stream
-    /// (`ended`), the event left unterminated counts too.
-    fn next_data(&mut self, ended: bool) -> Option<String> {
-        loop {
-            let rest = &self.buf[self.pos..];
-            let Some(nl) = memchr::memchr(b'\n', rest) else {
-                if ended && !rest.is_empty() {
-                    let line = String::from_utf8_lossy(rest).into_owned();
-                    self.pos = self.buf.len();
-                    self.take_line(&line);
-                }
-                if ended && self.has_data {
-                    return Some(self.finish());
-                }
-                return None;
+/// rmcp words a refused answer as `HTTP <status>: <body>`; the status is
+/// kept as a fact.
+fn unexpected(text: &Cow<'static, str>) -> Fault {
+    let rest = text.trim_start_matches("HTTP ");
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    match digits.parse::<u16>() {
+        Ok(status) if (100..600).contains(&status) && digits.len() == 3 => Fault::Status {
+            status,
+            excerpt: rest[3..].trim_start_matches([':', ' ']).to_owned(),
+        },
+        _ => Fault::Unreadable {
+            detail: "the answer is not JSON-RPC".to_owned(),
+            excerpt: text.to_string(),
+        },
+    }
+}
+
+fn reqwest_fault(e: &reqwest::Error) -> Fault {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(inner) = source {
+        if let Some(r) = inner.downcast_ref::<OtherOrigin>() {
+            return Fault::Redirect {
+                location: r.0.clone(),
             };
-            let line = String::from_utf8_lossy(&rest[..nl]).into_owned();
-            self.pos += nl + 1;
-            let line = line.strip_suffix('\r').unwrap_or(&line);
-            if line.is_empty() {
-                if self.has_data {
-                    return Some(self.finish());
-                }
-                continue;
-            }
-            let line = line.to_owned();
-            self.take_line(&line);
         }
+        source = inner.source();
     }
-
-    fn take_line(&mut self, line: &str) {
-        if let Some(value) = line.strip_prefix("data:") {
-            if self.has_data {
-                self.data.push('\n');
-            }
-            self.data.push_str(value.strip_prefix(' ').unwrap_or(value));
-            self.has_data = true;
-        }
+    if e.is_timeout() {
+        return Fault::Timeout;
     }
-
-    fn finish(&mut self) -> String {
-        self.has_data = false;
-        std::mem::take(&mut self.data)
-    }
-}
-
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, Fault> {
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > cap {
-                    return Err(Fault::TooLarge);
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(e) => {
-                let (failure, cause) = transport_failure(&e);
-                return Err(Fault::Transport { failure, cause });
-            }
-        }
-    }
-}
-
-fn jsonrpc_error(body: &[u8]) -> Option<Fault> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    value.get("error").map(error_fault)
-}
-
-/// The fault of a JSON-RPC `error` object.
-fn error_fault(error: &Value) -> Fault {
-    Fault::JsonRpc {
-        code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
-        message: error
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned(),
-    }
-}
-
-fn result_of(message: Value, body: &[u8]) -> Result<Value, Fault> {
-    if let Some(error) = message.get("error") {
-        return Err(error_fault(error));
-    }
-    match message {
-        Value::Object(mut m) => m.remove("result").ok_or_else(|| Fault::Unreadable {
-            detail: "the answer has no result".to_owned(),
-            excerpt: excerpt(body),
-        }),
-        _ => Err(Fault::Unreadable {
-            detail: "the answer is not a JSON-RPC message".to_owned(),
-            excerpt: excerpt(body),
-        }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sse_response(body: &[u8], id: u64) -> Option<Value> {
-        let mut events = SseEvents::default();
-        // Fed in small pieces, as a network hands them over.
-        for piece in body.chunks(7) {
-            events.buf.extend_from_slice(piece);
-            while let Some(data) = events.next_data(false) {
-                if let Some(m) = answer_to(&data, id) {
-                    return Some(m);
-                }
-            }
-        }
-        while let Some(data) = events.next_data(true) {
-            if let Some(m) = answer_to(&data, id) {
-                return Some(m);
-            }
-        }
-        None
-    }
-
-    #[test]
-    fn sse_bodies_give_the_response_among_other_messages() {
-        let body = b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\nid: 1\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\n data: \"result\":{\"ok\":true}}\n\n";
-        // A data line continued over two `data:` fields.
-        let body2 = b": keep-alive\r\n\r\ndata: {\"jsonrpc\":\"2.0\",\r\ndata: \"id\":7,\"result\":{\"ok\":true}}\r\n\r\n: more to come";
-        assert!(sse_response(body, 7).is_none());
-        assert_eq!(
-            sse_response(body2, 7).unwrap(),
-            json!({"jsonrpc": "2.0", "id": 7, "result": {"ok": true}})
-        );
-        let body3 =
-            b"data: {\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32602,\"message\":\"bad\"}}";
-        assert_eq!(
-            result_of(sse_response(body3, 7).unwrap(), body3),
-            Err(Fault::JsonRpc {
-                code: -32602,
-                message: "bad".into()
-            })
-        );
-    }
+    let (failure, cause) = transport_failure(e);
+    Fault::Transport { failure, cause }
 }

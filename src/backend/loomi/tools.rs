@@ -21,16 +21,29 @@ const LIST_PROJECTS: &str = "list_projects";
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ToolSet {
     tools: BTreeMap<String, Vec<String>>,
+    /// Tools that take no required argument and are not marked as
+    /// changing anything, in Loomi's order: what `login` may call to check
+    /// that the new login reads data.
+    harmless: Vec<String>,
 }
 
 impl ToolSet {
     /// From the `tools` of `tools/list` answers.
     pub fn from_listed(listed: &[Value]) -> Self {
         let mut tools = BTreeMap::new();
+        let mut harmless = Vec::new();
         for tool in listed {
             let Some(name) = tool.get("name").and_then(Value::as_str) else {
                 continue;
             };
+            let requires = tool
+                .pointer("/inputSchema/required")
+                .and_then(Value::as_array)
+                .is_some_and(|r| !r.is_empty());
+            let flag = |name: &str| tool.pointer(&format!("/annotations/{name}")).and_then(Value::as_bool);
+            if !requires && flag("readOnlyHint") != Some(false) && flag("destructiveHint") != Some(true) {
+                harmless.push(name.to_owned());
+            }
             let args = tool
                 .pointer("/inputSchema/properties")
                 .and_then(Value::as_object)
@@ -38,7 +51,17 @@ impl ToolSet {
                 .unwrap_or_default();
             tools.insert(name.to_owned(), args);
         }
-        Self { tools }
+        Self { tools, harmless }
+    }
+
+    /// The tool `login` calls to check that the new login reads data:
+    /// Loomi's organizations, else its projects, else the first tool that
+    /// needs no argument and is not marked as changing anything.
+    pub fn probe_tool(&self) -> Option<&str> {
+        ["list_cloud_organizations", LIST_PROJECTS]
+            .into_iter()
+            .find(|t| self.harmless.iter().any(|h| h == t))
+            .or_else(|| self.harmless.first().map(String::as_str))
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {

@@ -69,42 +69,55 @@ impl ExtraRoots {
 }
 
 /// Sets the trusted roots of `builder`: the system's, or the built-in ones
-/// where the system has none, and `extra`.
-pub fn trust_roots(
-    mut builder: reqwest::ClientBuilder,
-    extra: &ExtraRoots,
-) -> reqwest::ClientBuilder {
+/// where the system has none, and `extra`, and nothing else.
+///
+/// The roots are given to reqwest as the only ones (`tls_certs_only`), so
+/// that the rule "built-in roots only where the system store holds none" is
+/// ours to keep: reqwest's platform verifier would decide that by itself.
+pub fn trust_roots(builder: reqwest::ClientBuilder, extra: &ExtraRoots) -> reqwest::ClientBuilder {
+    install_crypto_provider();
     let system = rustls_native_certs::load_native_certs();
     for e in &system.errors {
         tracing::debug!(error = %e, "a part of the system certificate store could not be read");
     }
-    let mut usable = 0usize;
     // Stores often hold a few certificates rustls cannot use; they are
     // skipped one by one rather than failing the whole store.
     let mut check = rustls::RootCertStore::empty();
-    for cert in system.certs {
-        if check.add(cert.clone()).is_err() {
-            continue;
-        }
-        if let Ok(cert) = reqwest::Certificate::from_der(&cert) {
-            builder = builder.add_root_certificate(cert);
-            usable += 1;
-        }
+    let mut roots: Vec<reqwest::Certificate> = system
+        .certs
+        .into_iter()
+        .filter(|cert| check.add(cert.clone()).is_ok())
+        .filter_map(|cert| reqwest::Certificate::from_der(&cert).ok())
+        .collect();
+    let usable = roots.len();
+    if usable == 0 {
+        roots.extend(
+            webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                .iter()
+                .filter_map(|cert| reqwest::Certificate::from_der(cert).ok()),
+        );
     }
     tracing::debug!(
         system = usable,
         extra = extra.len(),
         "trusted certificate authorities"
     );
-    builder = builder
-        .tls_built_in_root_certs(false)
-        .tls_built_in_webpki_certs(usable == 0);
-    for cert in &extra.certs {
-        if let Ok(cert) = reqwest::Certificate::from_der(cert) {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    builder
+    roots.extend(
+        extra
+            .certs
+            .iter()
+            .filter_map(|cert| reqwest::Certificate::from_der(cert).ok()),
+    );
+    builder.tls_certs_only(roots)
+}
+
+/// The process's TLS primitives: ring's, installed once before the first
+/// client is made (reqwest is built without a provider of its own).
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 #[cfg(test)]
