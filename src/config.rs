@@ -502,6 +502,8 @@ mod tests {
             ca_file: Some("${user_config.ca_file}".to_owned()),
             loomi_url: Some("${user_config.loomi_url}".to_owned()),
             loomi_client_id: Some(String::new()),
+            loomi_client_secret: Some("${user_config.loomi_client_secret}".to_owned()),
+            loomi_client_metadata_url: Some(String::new()),
             credentials_file: Some("${user_config.credentials_file}".to_owned()),
             demo: false,
         };

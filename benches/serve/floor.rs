@@ -22,7 +22,7 @@ pub fn client() -> Res<reqwest::Client> {
             .map_err(|e| format!("the floor's Authorization header: {e}"))?,
     );
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-    reqwest::Client::builder()
+    crate::support::http_client()
         .default_headers(headers)
         .build()
         .map_err(|e| format!("cannot build the floor's reqwest client: {e}"))

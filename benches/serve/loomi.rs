@@ -179,7 +179,7 @@ impl Floor {
                 .unwrap_or_default()
                 .to_owned()
         });
-        let http = reqwest::Client::builder()
+        let http = crate::support::http_client()
             .no_proxy()
             .build()
             .map_err(|e| e.to_string())?;

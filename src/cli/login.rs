@@ -92,7 +92,9 @@ async fn login(client: &LoomiClient, args: &LoginArgs) -> Result<String, LoginPr
             LOGIN_WAIT.as_secs() / 60
         );
     };
-    let signed_in = client.sign_in(args.callback_port, LOGIN_WAIT, &show).await?;
+    let signed_in = client
+        .sign_in(args.callback_port, LOGIN_WAIT, &show)
+        .await?;
     let voucher = signed_in.tools.voucher_tools();
     let found = if voucher.is_empty() {
         "no voucher tools (the account may lack access to vouchers)".to_owned()
@@ -132,10 +134,16 @@ fn status(file: &CredentialsFile, configured: Option<&reqwest::Url>) -> ExitCode
             println!(
                 "Logged in to Loomi Connect at {} ({}); {expiry}. Kept in {}.",
                 shown(&login.mcp_url),
-                if renewable { "renewable" } else { "not renewable" },
+                if renewable {
+                    "renewable"
+                } else {
+                    "not renewable"
+                },
                 file.path().display()
             );
-            let url = configured.map(|u| u.as_str()).unwrap_or(login.mcp_url.as_str());
+            let url = configured
+                .map(|u| u.as_str())
+                .unwrap_or(login.mcp_url.as_str());
             if login.mcp_url != url {
                 println!(
                     "This login cannot serve the configured Loomi URL {}: log in again for it.",

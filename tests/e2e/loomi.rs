@@ -63,7 +63,7 @@ async fn login(fake: &FakeLoomi, file: &Path, extra: &[(&str, &str)]) -> (i32, S
         .find(|(k, _)| k == "redirect_uri")
         .map(|(_, v)| v.into_owned())
         .unwrap();
-    let forged = reqwest::Client::builder().no_proxy().build().unwrap();
+    let forged = crate::support::http_client().no_proxy().build().unwrap();
     let refused = forged
         .get(format!("{redirect}?code=stolen&state=not-the-one"))
         .send()
@@ -100,9 +100,10 @@ async fn the_whole_login_registers_uses_pkce_and_keeps_the_tokens_privately() {
         )
     );
     let stored: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    let token = stored["access_token"].as_str().unwrap();
+    let tokens = &stored["credentials"]["token_response"];
+    let token = tokens["access_token"].as_str().unwrap();
     assert!(token.starts_with("loomi-at-"));
-    let refresh = stored["refresh_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
     assert!(
         stderr.contains("TRACE") || stderr.contains("DEBUG"),
         "trace logging was on: {stderr}"
@@ -207,6 +208,13 @@ async fn logged_in(fake: &FakeLoomi, name: &str) -> (PathBuf, PathBuf) {
     let file = dir.join("loomi.json");
     let (code, out, err) = login(fake, &file, &[]).await;
     assert_eq!(code, 0, "{out}{err}");
+    // The login's own check called one tool that reads: the tests count
+    // the calls that serving makes.
+    assert_eq!(
+        fake.with(|s| s.calls.iter().map(|c| c.name.clone()).collect::<Vec<_>>()),
+        ["list_projects"]
+    );
+    fake.with(|s| s.calls.clear());
     (dir, file)
 }
 
@@ -407,9 +415,11 @@ async fn an_expired_token_is_refreshed_and_a_revoked_login_starts_a_new_one() {
     assert_eq!(refreshes, 1);
     let stored: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert!(
-        fake.with(|s| s
-            .access
-            .contains_key(stored["access_token"].as_str().unwrap())),
+        fake.with(|s| s.access.contains_key(
+            stored["credentials"]["token_response"]["access_token"]
+                .as_str()
+                .unwrap()
+        )),
         "the new token is stored"
     );
 

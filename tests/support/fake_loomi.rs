@@ -192,7 +192,7 @@ impl FakeLoomi {
     /// redirect to the callback, and returns the callback page's status
     /// and text.
     pub async fn approve(authorization_url: &str) -> (u16, String) {
-        let http = reqwest::Client::builder()
+        let http = crate::support::http_client()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .build()
@@ -254,7 +254,13 @@ async fn bearer(State(state): State<Shared>, request: Request<Body>, next: Next)
             s.drop_sessions -= 1;
             return (StatusCode::NOT_FOUND, "session not found").into_response();
         }
-        if has_session && s.http_429s > 0 {
+        // A tool call: in a session (2025-11-25), or named by its
+        // `Mcp-Method` header (2026-07-28, no session).
+        let tool_call = request
+            .headers()
+            .get("mcp-method")
+            .is_some_and(|m| m.as_bytes() == b"tools/call");
+        if (has_session || tool_call) && s.http_429s > 0 {
             s.http_429s -= 1;
             let wait = s.retry_after.to_string();
             return (
@@ -304,7 +310,14 @@ async fn register(State(state): State<Shared>, Json(body): Json<Value>) -> Respo
     s.clients.insert(id.clone(), redirects);
     (
         StatusCode::CREATED,
-        Json(json!({"client_id": id, "token_endpoint_auth_method": "none"})),
+        // RFC 7591 3.2.1: the registered metadata, echoed.
+        Json(json!({
+            "client_id": id,
+            "token_endpoint_auth_method": "none",
+            "redirect_uris": body["redirect_uris"],
+            "grant_types": body["grant_types"],
+            "client_name": body["client_name"],
+        })),
     )
         .into_response()
 }
@@ -616,34 +629,33 @@ impl FakeLoomi {
     /// with fresh tokens the fake accepts (for the bench and for tests that
     /// need no login flow).
     pub fn issue_login(&self, path: &std::path::Path) {
-        use bloomreach_vouchers_mcp::backend::loomi::credentials::{
-            unix, StoredClient, StoredLogin, FORMAT,
-        };
+        use bloomreach_vouchers_mcp::backend::loomi::credentials::{unix, StoredLogin, FORMAT};
         use bloomreach_vouchers_mcp::backend::loomi::CredentialsFile;
         let (tokens, base) = self.with(|s| {
             s.clients.insert("client-issued".into(), vec![]);
             (s.mint("client-issued"), s.base.clone())
         });
         let now = unix(std::time::SystemTime::now());
-        let login = StoredLogin {
-            format: FORMAT,
-            mcp_url: self.mcp_url(),
-            issuer: Some(base.clone()),
-            token_endpoint: format!("{base}/token"),
-            resource: self.mcp_url(),
-            client: StoredClient {
-                client_id: "client-issued".into(),
-                client_secret: None,
-                registered: true,
-                redirect_uri: "http://127.0.0.1:1/callback".into(),
-                basic_auth: false,
+        let login: StoredLogin = serde_json::from_value(json!({
+            "format": FORMAT,
+            "mcp_url": self.mcp_url(),
+            "metadata": {
+                "issuer": base,
+                "authorization_endpoint": format!("{base}/authorize"),
+                "token_endpoint": format!("{base}/token"),
+                "registration_endpoint": format!("{base}/register"),
+                "code_challenge_methods_supported": ["S256"]
             },
-            access_token: tokens["access_token"].as_str().unwrap().to_owned(),
-            refresh_token: tokens["refresh_token"].as_str().map(str::to_owned),
-            expires_at: Some(now + 3600),
-            scope: None,
-            obtained_at: now,
-        };
+            "redirect_uri": "http://127.0.0.1:1/callback",
+            "credentials": {
+                "client_id": "client-issued",
+                "token_response": tokens,
+                "granted_scopes": [],
+                "token_received_at": now,
+                "issuer": base
+            }
+        }))
+        .expect("a stored login");
         CredentialsFile::new(path.to_owned(), false)
             .save(&login)
             .expect("write the login");

@@ -22,6 +22,13 @@ pub mod raw_http;
 pub mod rest;
 pub mod tls;
 
+/// A reqwest client builder for tests: reqwest is built without a TLS
+/// provider of its own, so the crate's (ring) is installed first.
+pub fn http_client() -> reqwest::ClientBuilder {
+    bloomreach_vouchers_mcp::backend::network::trust::install_crypto_provider();
+    reqwest::Client::builder()
+}
+
 /// The name and version the server must report.
 pub const SERVER_NAME: &str = "bloomreach-vouchers-mcp";
 pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -109,7 +109,10 @@ impl fmt::Debug for StoredLogin {
             .field("mcp_url", &self.mcp_url)
             .field("issuer", &self.metadata.issuer)
             .field("client_id", &self.credentials.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| Secret::REDACTED))
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| Secret::REDACTED),
+            )
             .field("credentials", &self.credentials)
             .field("expires_at", &self.expires_at())
             .finish_non_exhaustive()
@@ -473,7 +476,10 @@ mod tests {
         assert!(l.is_expired(at - Duration::from_secs(29)));
         assert!(!l.is_expired(at - Duration::from_secs(31)));
         assert!(l.serves("https://eu.connect.loomi.ai/mcp", at));
-        assert!(!l.serves("https://us.connect.loomi.ai/mcp", at - Duration::from_secs(60)));
+        assert!(!l.serves(
+            "https://us.connect.loomi.ai/mcp",
+            at - Duration::from_secs(60)
+        ));
     }
 
     #[test]
@@ -516,6 +522,9 @@ mod tests {
         let store = FileStore::new(file.clone(), login("template"));
         assert!(store.load().await.unwrap().is_none());
         store.clear().await.unwrap();
-        assert!(file.load().unwrap().is_some(), "another URL's login is kept");
+        assert!(
+            file.load().unwrap().is_some(),
+            "another URL's login is kept"
+        );
     }
 }

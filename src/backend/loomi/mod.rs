@@ -94,6 +94,9 @@ struct Inner {
     /// An access token refused for good: while the file still holds it, no
     /// request is made with it.
     refused: std::sync::Mutex<Option<String>>,
+    /// Calls take their pacing turns in the order they came (a fair lock,
+    /// held from a call's start until its turn is reserved).
+    arrival: tokio::sync::Mutex<()>,
 }
 
 /// The HTTP clients, made by the first call.
@@ -177,6 +180,7 @@ impl LoomiClient {
                 pending: tokio::sync::Mutex::new(None),
                 pacer,
                 refused: std::sync::Mutex::new(None),
+                arrival: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -318,21 +322,16 @@ impl LoomiClient {
     /// Opens a session with `token`, lists the tools and calls one that
     /// reads.
     async fn check(&self, token: Secret) -> Result<ToolSet, Fault> {
-        let clients = self
-            .clients()
-            .map_err(|detail| Fault::Setup { detail })?;
+        let clients = self.clients().map_err(|detail| Fault::Setup { detail })?;
         let bearer = Bearer::new(clients.mcp.clone(), token);
-        let session = Session::open(&self.inner.options.url, bearer, self.inner.options.timeout)
-            .await?;
+        let session =
+            Session::open(&self.inner.options.url, bearer, self.inner.options.timeout).await?;
         let listed = session.list_tools().await;
         let result = match listed {
             Ok(listed) => {
                 let tools = ToolSet::from_listed(&to_values(&listed));
                 match tools.probe_tool() {
-                    Some(probe) => session
-                        .call_tool(probe, Map::new())
-                        .await
-                        .map(|_| tools),
+                    Some(probe) => session.call_tool(probe, Map::new()).await.map(|_| tools),
                     None => Ok(tools),
                 }
             }
@@ -443,9 +442,7 @@ impl LoomiClient {
             opened.session.bearer.set(token);
             return Ok(Arc::clone(opened));
         }
-        let clients = self
-            .clients()
-            .map_err(|detail| Fault::Setup { detail })?;
+        let clients = self.clients().map_err(|detail| Fault::Setup { detail })?;
         let bearer = Bearer::new(clients.mcp.clone(), token);
         let session =
             Session::open(&self.inner.options.url, bearer, self.inner.options.timeout).await?;
@@ -501,6 +498,7 @@ impl LoomiClient {
         pick: impl Fn(&ToolSet) -> Result<(String, Map<String, Value>), BackendError>,
         observer: RetryObserver<'_>,
     ) -> Result<Answered, BackendError> {
+        let mut arrival = Some(self.inner.arrival.lock().await);
         let mut login = self.login(None).await?;
         let (mut refreshed, mut reopened, mut retries) = (false, false, 0u32);
         loop {
@@ -509,7 +507,9 @@ impl LoomiClient {
             let answered = match self.opened(token.clone()).await {
                 Ok(opened) => {
                     let (name, arguments) = pick(&opened.tools)?;
-                    self.paced(observer).await;
+                    let turn = self.inner.pacer.reserve();
+                    drop(arrival.take());
+                    self.paced(turn, observer).await;
                     opened.session.call_tool(&name, arguments).await
                 }
                 Err(fault) => Err(fault),
@@ -594,8 +594,7 @@ impl LoomiClient {
 
     /// Waits for this call's turn under the rate limit, telling why when
     /// the wait is longer than a second.
-    async fn paced(&self, observer: RetryObserver<'_>) {
-        let at = self.inner.pacer.reserve();
+    async fn paced(&self, at: tokio::time::Instant, observer: RetryObserver<'_>) {
         let wait = at.saturating_duration_since(tokio::time::Instant::now());
         if wait > Duration::from_secs(1) {
             observer(&RetryNotice {
@@ -678,7 +677,10 @@ impl LoomiClient {
             Fault::InsufficientScope { scope } => BackendError::LoomiStatus {
                 status: 403,
                 excerpt: Some(match scope {
-                    Some(s) => quoter.quote(&format!("insufficient_scope: the login lacks the scope {s}"), 200),
+                    Some(s) => quoter.quote(
+                        &format!("insufficient_scope: the login lacks the scope {s}"),
+                        200,
+                    ),
                     None => "insufficient_scope: the login lacks a scope".to_owned(),
                 }),
             },

@@ -162,15 +162,8 @@ impl StreamableHttpClient for Bearer {
         _auth: Option<String>,
         headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
-        self.post_message_with_response_limits(
-            uri,
-            message,
-            session_id,
-            None,
-            headers,
-            limits(),
-        )
-        .await
+        self.post_message_with_response_limits(uri, message, session_id, None, headers, limits())
+            .await
     }
 
     async fn post_message_with_response_limits(
@@ -327,7 +320,11 @@ impl Session {
     }
 
     /// Calls `name` with `arguments`; the result as JSON.
-    pub async fn call_tool(&self, name: &str, arguments: Map<String, Value>) -> Result<Value, Fault> {
+    pub async fn call_tool(
+        &self,
+        name: &str,
+        arguments: Map<String, Value>,
+    ) -> Result<Value, Fault> {
         let params = CallToolRequestParams::new(name.to_owned()).with_arguments(arguments);
         let result = self
             .request(ClientRequest::CallToolRequest(
@@ -464,7 +461,10 @@ fn http_fault(e: &(dyn std::error::Error + 'static)) -> Option<Fault> {
 fn status_fault(s: &HttpStatusError) -> Fault {
     if s.status == 429 {
         return Fault::RateLimited {
-            retry_after: s.retry_after.as_deref().and_then(|v| parse_retry_after(v, std::time::SystemTime::now())),
+            retry_after: s
+                .retry_after
+                .as_deref()
+                .and_then(|v| parse_retry_after(v, std::time::SystemTime::now())),
         };
     }
     Fault::Status {

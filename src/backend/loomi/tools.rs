@@ -40,8 +40,14 @@ impl ToolSet {
                 .pointer("/inputSchema/required")
                 .and_then(Value::as_array)
                 .is_some_and(|r| !r.is_empty());
-            let flag = |name: &str| tool.pointer(&format!("/annotations/{name}")).and_then(Value::as_bool);
-            if !requires && flag("readOnlyHint") != Some(false) && flag("destructiveHint") != Some(true) {
+            let flag = |name: &str| {
+                tool.pointer(&format!("/annotations/{name}"))
+                    .and_then(Value::as_bool)
+            };
+            if !requires
+                && flag("readOnlyHint") != Some(false)
+                && flag("destructiveHint") != Some(true)
+            {
                 harmless.push(name.to_owned());
             }
             let args = tool
