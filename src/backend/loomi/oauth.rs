@@ -279,6 +279,36 @@ impl OAuthHttp {
     }
 }
 
+impl OAuthHttp {
+    /// The `WWW-Authenticate` challenge the MCP endpoint answers a request
+    /// without a token with (a `tools/list`, which every protected server
+    /// refuses): where its resource metadata is and which scopes it wants.
+    async fn challenge(&self, url: &Url) -> Option<String> {
+        let body = r#"{"jsonrpc":"2.0","id":0,"method":"tools/list","params":{}}"#;
+        let request = self
+            .stop
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(
+                reqwest::header::ACCEPT,
+                "application/json, text/event-stream",
+            )
+            .body(body);
+        let response = tokio::time::timeout(self.timeout, request.send())
+            .await
+            .ok()?
+            .ok()?;
+        if !matches!(response.status().as_u16(), 401 | 403) {
+            return None;
+        }
+        response
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+}
+
 impl OAuthHttpClient for OAuthHttp {
     fn execute(
         &self,
@@ -348,8 +378,13 @@ pub async fn authorize(
     )
     .await
     .map_err(discovery)?;
+    let probed = match challenge {
+        Some(_) => None,
+        None if secure_enough(&setup.url) => setup.http.challenge(&setup.url).await,
+        None => None,
+    };
     let resolution = manager
-        .resolve_metadata_from_challenge(challenge)
+        .resolve_metadata_from_challenge(challenge.or(probed.as_deref()))
         .await
         .map_err(|e| OAuthProblem::from_auth(Step::Registration, e))?;
     let metadata = resolution.metadata;
@@ -367,8 +402,15 @@ pub async fn authorize(
         },
     );
     manager.set_credential_store(store.clone());
+    // The scopes the resource's challenge or metadata asks for, else those
+    // the authorization server lists; none where nobody names any.
     let mut scopes = if scopes.is_empty() {
-        manager.select_scopes(None, &[])
+        let initial = manager.select_initial_scopes(&[]).await;
+        if initial.is_empty() {
+            manager.select_scopes(None, &[])
+        } else {
+            initial
+        }
     } else {
         scopes.to_vec()
     };
