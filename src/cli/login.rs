@@ -44,7 +44,7 @@ pub async fn run_login(config: &Config, args: &LoginArgs) -> ExitCode {
         .ok()
         .flatten()
         .and_then(|l| reqwest::Url::parse(&l.mcp_url).ok())
-        .filter(|u| crate::backend::loomi::oauth::secure_enough(u));
+        .filter(crate::backend::loomi::oauth::secure_enough);
     let Some(url) = config.loomi.as_ref().map(|l| l.url.clone()).or(stored_url) else {
         eprintln!(
             "error: {} (--loomi-url) is not set: give the Loomi Connect URL from Bloomreach's setup page, e.g. https://eu.connect.loomi.ai/mcp",

@@ -87,7 +87,11 @@ fn the_manifest_agrees_with_the_server() {
             "{name}: every setting is optional"
         );
         let sensitive = field["sensitive"] == true;
-        assert_eq!(sensitive, name == "api_secret", "{name}: sensitive");
+        assert_eq!(
+            sensitive,
+            name == "api_secret" || name == "loomi_client_secret",
+            "{name}: sensitive"
+        );
     }
     assert_eq!(env["BLOOMREACH_API_SECRET"], "${user_config.api_secret}");
 }

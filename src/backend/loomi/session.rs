@@ -9,7 +9,6 @@
 //! comes back as a [`Fault`] for the backend to act on: a 401 (refresh), a
 //! 429 (wait), a redirect (never followed), and so on.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -475,7 +474,7 @@ fn status_fault(s: &HttpStatusError) -> Fault {
 
 /// rmcp words a refused answer as `HTTP <status>: <body>`; the status is
 /// kept as a fact.
-fn unexpected(text: &Cow<'static, str>) -> Fault {
+fn unexpected(text: &str) -> Fault {
     let rest = text.trim_start_matches("HTTP ");
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     match digits.parse::<u16>() {
