@@ -19,7 +19,7 @@ use reqwest::Url;
 use crate::backend::network::{CaFileProblem, ExtraRoots, Network, Proxies};
 use crate::backend::rest::Endpoint;
 use crate::backend::Id;
-use crate::cli::Settings;
+use clap::Args;
 
 /// Where the Bloomreach Engagement API lives unless told otherwise.
 pub const DEFAULT_BASE_URL: &str = "https://api.exponea.com";
@@ -46,49 +46,105 @@ pub mod env {
     pub const LOOMI_CLIENT_METADATA_URL: &str = "BLOOMREACH_LOOMI_CLIENT_METADATA_URL";
     pub const CREDENTIALS_FILE: &str = "BLOOMREACH_CREDENTIALS_FILE";
     pub const LOG: &str = "RUST_LOG";
+    /// The proxy variables, lower case first as curl reads them; messages
+    /// show the upper-case spelling.
+    pub const PROXIES: crate::backend::network::ProxyVariables =
+        crate::backend::network::ProxyVariables {
+            https: ["https_proxy", "HTTPS_PROXY"],
+            http: ["http_proxy", "HTTP_PROXY"],
+            all: ["all_proxy", "ALL_PROXY"],
+            no: ["no_proxy", "NO_PROXY"],
+        };
 }
 
-/// A string that never shows itself in `Debug` or `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+use crate::backend::loomi::pacing::Limits;
+use crate::backend::loomi::{CredentialsFile, LoomiClient, LoomiOptions};
+use crate::backend::{Backend, ClientOptions, RestClient};
+pub use crate::backend::{Credentials, ProjectEntry, Secret};
 
-impl Secret {
-    pub const REDACTED: &'static str = "[redacted]";
+/// Every setting, as read from flags and the environment.
+#[derive(Clone, Args)]
+pub struct Settings {
+    /// Base URL of the Bloomreach Engagement API; may carry a path prefix.
+    /// `https://`, or `http://` to a loopback host only.
+    #[arg(long, env = env::BASE_URL, hide_env_values = true, default_value = DEFAULT_BASE_URL, global = true)]
+    pub api_base_url: String,
 
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
+    /// API key ID of a private-access API key.
+    #[arg(long, env = env::KEY_ID, hide_env_values = true, global = true)]
+    pub api_key_id: Option<String>,
 
-    /// The secret itself; call only where it is put on the wire.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
+    /// API key secret. Prefer the environment variable: flags show up in process lists.
+    #[arg(long, env = env::SECRET, hide_env_values = true, global = true)]
+    pub api_secret: Option<String>,
+
+    /// Seconds allowed for one HTTP attempt, from sending the request to the last byte of the answer.
+    #[arg(long, env = env::TIMEOUT, hide_env_values = true, default_value_t = DEFAULT_TIMEOUT_SECS.to_string(), global = true)]
+    pub timeout_secs: String,
+
+    /// Projects for list_projects: `token[=Display name]`, comma-separated. The first is the default.
+    #[arg(long, env = env::PROJECT_TOKEN, hide_env_values = true, global = true)]
+    pub project_token: Option<String>,
+
+    /// A PEM file of certificate authorities to trust beside the system's (a company's TLS-inspecting proxy).
+    #[arg(long, env = env::CA_FILE, hide_env_values = true, value_name = "PEM_FILE", global = true)]
+    pub ca_file: Option<String>,
+
+    /// The Loomi Connect MCP endpoint (from Bloomreach's setup page, e.g. `https://eu.connect.loomi.ai/mcp`).
+    /// Setting it serves live data through Loomi Connect after `login`.
+    #[arg(long, env = env::LOOMI_URL, hide_env_values = true, value_name = "URL", global = true)]
+    pub loomi_url: Option<String>,
+
+    /// An OAuth client id registered in advance for Loomi Connect; without it the client registers itself.
+    #[arg(long, env = env::LOOMI_CLIENT_ID, hide_env_values = true, value_name = "ID", global = true)]
+    pub loomi_client_id: Option<String>,
+
+    /// The secret of a confidential OAuth client registered in advance (with --loomi-client-id).
+    #[arg(long, env = env::LOOMI_CLIENT_SECRET, hide_env_values = true, value_name = "SECRET", global = true)]
+    pub loomi_client_secret: Option<String>,
+
+    /// An `https://` URL of an OAuth client ID metadata document, used as the client id where Loomi's authorization server supports it.
+    #[arg(long, env = env::LOOMI_CLIENT_METADATA_URL, hide_env_values = true, value_name = "URL", global = true)]
+    pub loomi_client_metadata_url: Option<String>,
+
+    /// Where the Loomi login is kept. Default: `bloomreach-vouchers-mcp/loomi-credentials.json` in the user's config folder.
+    #[arg(long, env = env::CREDENTIALS_FILE, hide_env_values = true, value_name = "PATH", global = true)]
+    pub credentials_file: Option<String>,
+
+    /// Log filter for stderr (tracing's EnvFilter syntax), e.g. `info`, `debug`, `bloomreach_vouchers_mcp=trace`.
+    /// The default logs one line per tool call, plus warnings and errors.
+    #[arg(long = "log", env = env::LOG, hide_env_values = true, default_value = DEFAULT_LOG_FILTER, global = true)]
+    pub log_filter: String,
+
+    /// Serve a built-in sample dataset (project `demo`) instead of calling the API. No credentials or network needed.
+    #[arg(long, global = true)]
+    pub demo: bool,
 }
 
-impl fmt::Debug for Secret {
+impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(Self::REDACTED)
+        f.debug_struct("Settings")
+            .field("api_base_url", &self.api_base_url)
+            .field("api_key_id", &self.api_key_id)
+            .field(
+                "api_secret",
+                &self.api_secret.as_ref().map(|_| Secret::REDACTED),
+            )
+            .field("timeout_secs", &self.timeout_secs)
+            .field("project_token", &self.project_token)
+            .field("log_filter", &self.log_filter)
+            .field("ca_file", &self.ca_file)
+            .field("loomi_url", &self.loomi_url)
+            .field("loomi_client_id", &self.loomi_client_id)
+            .field(
+                "loomi_client_secret",
+                &self.loomi_client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("loomi_client_metadata_url", &self.loomi_client_metadata_url)
+            .field("credentials_file", &self.credentials_file)
+            .field("demo", &self.demo)
+            .finish()
     }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(Self::REDACTED)
-    }
-}
-
-/// An API key: its ID and its secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Credentials {
-    pub key_id: String,
-    pub secret: Secret,
-}
-
-/// One project the server is configured for, as listed by `list_projects`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProjectEntry {
-    pub id: String,
-    pub name: String,
 }
 
 /// The folder and file of the stored Loomi login, under the user's config folder.
@@ -251,11 +307,13 @@ impl Config {
                 Some(path) => read_ca_file(Path::new(path))?,
                 None => ExtraRoots::default(),
             },
-            proxies: Proxies::from_env().map_err(|p| ConfigError {
-                variable: p.variable,
-                flag: None,
-                problem: p.detail,
-            })?,
+            proxies: Proxies::from_lookup(&env::PROXIES, |name| std::env::var(name).ok()).map_err(
+                |p| ConfigError {
+                    variable: p.variable,
+                    flag: None,
+                    problem: p.detail,
+                },
+            )?,
         };
         Ok(Self {
             base_url,
@@ -271,6 +329,35 @@ impl Config {
             loomi_identity,
             credentials_file,
         })
+    }
+}
+
+impl Config {
+    /// The backend these settings ask for. Makes no request and reads no
+    /// file: the first call does.
+    pub fn backend(&self) -> Backend {
+        if self.demo {
+            return Backend::demo();
+        }
+        if let (Some(loomi), Some(file)) = (&self.loomi, &self.credentials_file) {
+            return Backend::Loomi(LoomiClient::new(LoomiOptions {
+                url: loomi.url.clone(),
+                identity: self.loomi_identity.clone(),
+                file: CredentialsFile::new(file.path.clone(), file.default),
+                timeout: self.timeout,
+                network: self.network.clone(),
+                limits: Limits::LOOMI,
+            }));
+        }
+        match &self.credentials {
+            Some(credentials) => {
+                let mut options =
+                    ClientOptions::new(self.base_url.clone(), credentials.clone(), self.timeout);
+                options.network = self.network.clone();
+                Backend::Rest(RestClient::new(options))
+            }
+            None => Backend::Unconfigured,
+        }
     }
 }
 

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use bloomreach_vouchers_mcp::backend::Backend;
 use bloomreach_vouchers_mcp::cli::{self, Cli, Command};
 use bloomreach_vouchers_mcp::config::Config;
 use bloomreach_vouchers_mcp::tools::VoucherServer;
@@ -21,7 +20,7 @@ fn main() -> ExitCode {
     if let Err(e) = logging::init(&config.log_filter) {
         return usage_error(&e);
     }
-    let backend = Backend::from_config(&config);
+    let backend = config.backend();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

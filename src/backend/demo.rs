@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::error::{BackendError, Subject};
 use super::id::Id;
 use super::model::{Code, CodeStatus, CodesPage, CodesQuery, Pool, PoolSummary};
-use crate::config::ProjectEntry;
+use crate::backend::ProjectEntry;
 
 /// The demo project's id.
 pub const PROJECT_ID: &str = "demo";

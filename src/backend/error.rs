@@ -7,6 +7,7 @@
 //! text is already shortened and scrubbed of credentials by the time it
 //! lands here.
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::id::Id;
@@ -163,7 +164,7 @@ pub enum BackendError {
     LoginRequired {
         reason: LoginReason,
         authorization_url: Option<String>,
-        problem: Option<Box<super::loomi::LoginProblem>>,
+        problem: Option<Box<LoginProblem>>,
     },
     /// Loomi Connect redirected elsewhere; not followed.
     LoomiRedirect { location: String },
@@ -183,9 +184,79 @@ pub enum BackendError {
         excerpt: Option<String>,
     },
     /// The authorization server failed (not a refusal of the login).
-    LoomiAuth {
-        problem: Box<super::loomi::OAuthProblem>,
-    },
+    LoomiAuth { problem: Box<OAuthProblem> },
     /// The credentials file could not be read or written.
     CredentialsFile { path: String, detail: String },
+}
+
+/// Why a login could not be made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoginProblem {
+    OAuth(OAuthProblem),
+    Callback(CallbackProblem),
+    Store(StoreProblem),
+    /// The HTTP client could not be made.
+    Setup(String),
+    /// The new login could not list Loomi's tools.
+    Check(BackendError),
+}
+
+/// What went wrong talking to the authorization server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OAuthProblem {
+    /// No usable protected resource or authorization server metadata.
+    Discovery { detail: String },
+    /// The server refused a request: its `error` and `error_description`.
+    Refused {
+        step: Step,
+        status: u16,
+        error: Option<String>,
+        description: Option<String>,
+    },
+    /// The exchange itself failed (connection, timeout, unreadable answer).
+    Exchange { step: Step, detail: String },
+    /// The authorization server does not offer PKCE with S256.
+    NoPkce,
+    /// An endpoint is not `https://` (nor `http://` to a loopback host).
+    Insecure { url: String },
+    /// The authorization response or the metadata named another issuer.
+    Issuer {
+        expected: String,
+        received: Option<String>,
+    },
+    /// The resource kept asking for more scopes after this many sign-ins.
+    StepUp { scope: String, tries: u32 },
+}
+
+/// Which request failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Registration,
+    TokenExchange,
+    Refresh,
+}
+
+/// How a wait for the callback ended without a code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallbackProblem {
+    /// The authorization server sent `error` (and maybe a description).
+    Denied {
+        error: String,
+        description: Option<String>,
+    },
+    /// Nothing came in time.
+    TimedOut,
+    /// The listener failed.
+    Io { detail: String },
+}
+
+/// Why the file could not be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreProblem {
+    /// It could not be read, written or removed.
+    Io { path: PathBuf, detail: String },
+    /// It is not a login this version understands.
+    Unreadable { path: PathBuf, detail: String },
+    /// Another process held its lock longer than the wait allowed.
+    Locked { path: PathBuf, waited: Duration },
 }

@@ -13,6 +13,7 @@ pub mod network;
 mod notice;
 mod quote;
 pub mod rest;
+mod secret;
 
 use std::sync::Arc;
 
@@ -27,8 +28,7 @@ pub use model::{
 };
 pub use notice::{RetryNotice, RetryObserver, RetryReason};
 pub use rest::{ClientOptions, RestClient};
-
-use crate::config::{Config, ProjectEntry};
+pub use secret::{Credentials, ProjectEntry, Secret};
 
 /// The data behind the tools.
 #[derive(Clone, Debug)]
@@ -41,38 +41,6 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The backend the configuration asks for.
-    /// Makes no request and reads no file: the first call does.
-    pub fn from_config(config: &Config) -> Self {
-        if config.demo {
-            return Self::demo();
-        }
-        if let Some(loomi) = &config.loomi {
-            if let Some(file) = &config.credentials_file {
-                return Self::Loomi(LoomiClient::new(LoomiOptions {
-                    url: loomi.url.clone(),
-                    identity: config.loomi_identity.clone(),
-                    file: loomi::CredentialsFile::new(file.path.clone(), file.default),
-                    timeout: config.timeout,
-                    network: config.network.clone(),
-                    limits: loomi::pacing::Limits::LOOMI,
-                }));
-            }
-        }
-        match &config.credentials {
-            Some(credentials) => {
-                let mut options = ClientOptions::new(
-                    config.base_url.clone(),
-                    credentials.clone(),
-                    config.timeout,
-                );
-                options.network = config.network.clone();
-                Self::Rest(RestClient::new(options))
-            }
-            None => Self::Unconfigured,
-        }
-    }
-
     pub fn demo() -> Self {
         Self::Demo(Arc::new(DemoData::new()))
     }

@@ -33,7 +33,7 @@ const INVALID_PARAMS: i32 = -32602;
 
 /// A request id as text: its JSON form (`7`, `"a"`), as compared between
 /// a request and its answer.
-pub type IdKey = String;
+pub use super::outbound::IdKey;
 
 /// What to do with one line.
 #[derive(Debug, PartialEq, Eq)]

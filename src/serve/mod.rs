@@ -9,7 +9,7 @@
 //!
 //! When the client closes stdin the session is over, but the MCP library
 //! waits several seconds for calls still in flight before it lets go. The
-//! server watches [`StdinClosed`] to end such calls quickly instead, so the
+//! server cancels its `ending` token to end such calls quickly instead, so the
 //! process exits promptly.
 
 mod inbound;
@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use rmcp::ServiceExt;
 use tokio::io::BufReader;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
@@ -56,16 +55,14 @@ pub async fn serve(backend: Backend, config: &Config) {
         );
     }
     let (stdin, stdout) = rmcp::transport::stdio_pipes();
-    let (closed, stdin_closed) = watch::channel(false);
+    // Cancelled a short grace after stdin closes: calls still in flight
+    // then end (see `GRACE_AFTER_EOF`).
+    let ending = CancellationToken::new();
     let ledger = outbound::Ledger::new(inbound::MAX_CALLS_IN_FLIGHT);
     let stop = CancellationToken::new();
     let (out, lines) = outbound::channel();
     let (to_library, from_pump) = tokio::io::duplex(64 * 1024);
-    let server = VoucherServer::with_stdin_signal(
-        backend,
-        config.projects.clone(),
-        StdinClosed(stdin_closed),
-    );
+    let server = VoucherServer::with_ending(backend, config.projects.clone(), ending.clone());
     let mcp = async {
         let sink = outbound::LineSink::new(out.clone());
         let running = tokio::select! {
@@ -101,7 +98,11 @@ pub async fn serve(backend: Backend, config: &Config) {
     };
     let pump = async {
         inbound::pump(BufReader::new(stdin), to_library, &ledger, &out, &stop).await;
-        closed.send_replace(true);
+        let ending = ending.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(GRACE_AFTER_EOF).await;
+            ending.cancel();
+        });
     };
     let writer = outbound::write_lines(lines, stdout, &ledger, &stop);
     tokio::pin!(writer);
@@ -145,48 +146,3 @@ async fn shutdown_signal() -> &'static str {
 /// How long calls in flight may still finish after stdin closes. Answers
 /// to requests that were already read usually need far less.
 pub const GRACE_AFTER_EOF: Duration = Duration::from_millis(300);
-
-/// Resolves once stdin has closed (and never, if it cannot).
-#[derive(Clone, Debug)]
-pub struct StdinClosed(watch::Receiver<bool>);
-
-impl StdinClosed {
-    /// A signal that never fires, for servers not on stdio.
-    pub fn never() -> Self {
-        let (sender, receiver) = watch::channel(false);
-        // The receiver sees the last value forever once the sender is gone.
-        drop(sender);
-        Self(receiver)
-    }
-
-    /// Waits for end of input, then for [`GRACE_AFTER_EOF`].
-    pub async fn then_grace(&self) {
-        let mut receiver = self.0.clone();
-        if receiver.wait_for(|closed| *closed).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(GRACE_AFTER_EOF).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn end_of_input_raises_the_signal() {
-        let (sender, receiver) = watch::channel(false);
-        let closed = StdinClosed(receiver);
-        sender.send_replace(true);
-        tokio::time::timeout(Duration::from_secs(2), closed.then_grace())
-            .await
-            .expect("the signal fires after the grace period");
-    }
-
-    #[tokio::test]
-    async fn never_stays_pending() {
-        let never = StdinClosed::never();
-        let waited = tokio::time::timeout(Duration::from_millis(700), never.then_grace()).await;
-        assert!(waited.is_err());
-    }
-}

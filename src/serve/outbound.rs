@@ -15,7 +15,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::inbound::IdKey;
+/// The key of a request id in the ledger: the id as its JSON text.
+pub type IdKey = String;
 
 /// An error answer: `id` is the request's id as JSON text, or none.
 pub fn error_line(id: Option<&str>, code: i32, message: &str) -> String {

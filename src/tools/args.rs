@@ -7,6 +7,7 @@
 //! integers as `20`, `20.0` or `"20"`; all three are accepted. `null` means
 //! "left out"; names a tool does not take are ignored.
 
+use crate::backend::BackendError;
 use schemars::JsonSchema;
 use serde_json::{Map, Value};
 
@@ -396,6 +397,26 @@ fn float_read(f: f64, original: &Value) -> IntRead {
 pub fn show(value: &Value) -> String {
     let text = serde_json::to_string(value).unwrap_or_default();
     shorten(&text, SHOWN_CHARS)
+}
+
+/// Why a call failed: an argument broke a rule, or the backend failed.
+/// Both become words only in `words.rs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    Argument(ArgError),
+    Backend(BackendError),
+}
+
+impl From<ArgError> for Failure {
+    fn from(e: ArgError) -> Self {
+        Self::Argument(e)
+    }
+}
+
+impl From<BackendError> for Failure {
+    fn from(e: BackendError) -> Self {
+        Self::Backend(e)
+    }
 }
 
 #[cfg(test)]

@@ -10,9 +10,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::args::ArgError;
 use super::words;
-use crate::backend::BackendError;
 
 /// The result of a tool that returns one kind of data.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
@@ -25,25 +23,7 @@ pub struct Envelope<T> {
     pub error: Option<String>,
 }
 
-/// Why a call failed: an argument broke a rule, or the backend failed.
-/// Both become words only in `words.rs`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Failure {
-    Argument(ArgError),
-    Backend(BackendError),
-}
-
-impl From<ArgError> for Failure {
-    fn from(e: ArgError) -> Self {
-        Self::Argument(e)
-    }
-}
-
-impl From<BackendError> for Failure {
-    fn from(e: BackendError) -> Self {
-        Self::Backend(e)
-    }
-}
+pub use super::args::Failure;
 
 /// The most bytes of envelope JSON one answer carries. The answer line
 /// holds it twice (as structured content and as text), so no upstream

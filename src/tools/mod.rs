@@ -37,10 +37,10 @@ use schemars::JsonSchema;
 
 use crate::backend::{Backend, RetryNotice, RetryObserver};
 use crate::config::ProjectEntry;
-use crate::serve::StdinClosed;
 use args::RawArgs;
 use envelope::ToolOutcome;
 use schema::{schema_for, Face};
+use tokio_util::sync::CancellationToken;
 
 /// One tool: how it is listed and how it runs. Made by [`tool!`] from a
 /// tool's module, which holds `NAME`, `TITLE`, `description()`, the
@@ -142,7 +142,8 @@ pub struct VoucherServer {
 
 struct State {
     backend: Backend,
-    stdin_closed: StdinClosed,
+    /// Cancelled when the session is ending: calls in flight give up.
+    ending: CancellationToken,
     projects: Vec<ProjectEntry>,
     tools: Vec<Tool>,
     instructions: String,
@@ -152,15 +153,15 @@ impl VoucherServer {
     /// A server over `backend`, listing `projects` in `list_projects` (or,
     /// where none are given, the projects the backend knows by itself).
     pub fn new(backend: Backend, projects: Vec<ProjectEntry>) -> Self {
-        Self::with_stdin_signal(backend, projects, StdinClosed::never())
+        Self::with_ending(backend, projects, CancellationToken::new())
     }
 
-    /// A server that gives up on calls in flight shortly after stdin
-    /// closes (see [`crate::serve`]).
-    pub fn with_stdin_signal(
+    /// A server whose calls in flight give up once `ending` is cancelled
+    /// (the session is ending).
+    pub fn with_ending(
         backend: Backend,
         projects: Vec<ProjectEntry>,
-        stdin_closed: StdinClosed,
+        ending: CancellationToken,
     ) -> Self {
         let projects = if projects.is_empty() {
             backend.own_projects()
@@ -171,7 +172,7 @@ impl VoucherServer {
         Self {
             inner: Arc::new(State {
                 backend,
-                stdin_closed,
+                ending,
                 projects,
                 tools: TOOLS.iter().map(|t| (t.definition)()).collect(),
                 instructions,
@@ -418,7 +419,7 @@ impl ServerHandler for VoucherServer {
                 tracing::info!(tool = %tool, outcome = "cancelled", duration_ms = started.elapsed().as_millis() as u64, "tool call");
                 return Err(McpError::internal_error("the call was cancelled", None));
             }
-            _ = self.inner.stdin_closed.then_grace() => {
+            _ = self.inner.ending.cancelled() => {
                 tracing::info!(tool = %tool, outcome = "abandoned: stdin closed", duration_ms = started.elapsed().as_millis() as u64, "tool call");
                 return Err(McpError::internal_error("the client closed the session", None));
             }

@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use super::args::{ArgError, ArgProblem, IntRule};
-use super::envelope::Failure;
+use super::args::{ArgError, ArgProblem, Failure, IntRule};
 use crate::backend::loomi::callback::CallbackProblem;
 use crate::backend::loomi::oauth::Step;
 use crate::backend::loomi::{LoginProblem, OAuthProblem, StoreProblem};

@@ -6,26 +6,13 @@
 
 use std::time::Duration;
 
+pub use crate::backend::error::CallbackProblem;
 use reqwest::Url;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// How long a login waits for its callback.
 pub const LOGIN_WAIT: Duration = Duration::from_secs(300);
-
-/// How a wait for the callback ended without a code.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CallbackProblem {
-    /// The authorization server sent `error` (and maybe a description).
-    Denied {
-        error: String,
-        description: Option<String>,
-    },
-    /// Nothing came in time.
-    TimedOut,
-    /// The listener failed.
-    Io { detail: String },
-}
 
 /// What the callback brought: the code, and the issuer it names (RFC 9207).
 #[derive(Clone, Debug, PartialEq, Eq)]

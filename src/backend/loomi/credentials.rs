@@ -18,7 +18,8 @@ use rmcp::transport::auth::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::config::Secret;
+pub use crate::backend::error::StoreProblem;
+use crate::backend::Secret;
 
 /// The version of the file's layout.
 pub const FORMAT: u32 = 2;
@@ -122,17 +123,6 @@ impl fmt::Debug for StoredLogin {
 /// Seconds since the Unix epoch.
 pub fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// Why the file could not be used.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoreProblem {
-    /// It could not be read, written or removed.
-    Io { path: PathBuf, detail: String },
-    /// It is not a login this version understands.
-    Unreadable { path: PathBuf, detail: String },
-    /// Another process held its lock longer than the wait allowed.
-    Locked { path: PathBuf, waited: Duration },
 }
 
 /// The credentials file and its lock.

@@ -28,11 +28,12 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub use super::error::LoginProblem;
 pub use credentials::{CredentialsFile, StoreProblem, StoredLogin};
 pub use oauth::{ClientIdentity, OAuthProblem};
 pub use tools::ToolSet;
 
-use self::callback::{Callback, CallbackProblem, LOGIN_WAIT};
+use self::callback::{Callback, LOGIN_WAIT};
 use self::oauth::{Auth, Authorization, KnownClient, LoginSetup, OAuthHttp, TokenProblem};
 use self::pacing::{Limits, Pacer};
 use self::session::{Bearer, Fault, Session};
@@ -47,7 +48,7 @@ use super::network::Network;
 use super::notice::{RetryNotice, RetryObserver, RetryReason};
 use super::quote::Quoter;
 use super::Id;
-use crate::config::{ProjectEntry, Secret};
+use crate::backend::{ProjectEntry, Secret};
 
 /// Rate-limit retries of one call, and the longest wait taken.
 pub const MAX_RETRIES: u32 = 3;
@@ -122,18 +123,6 @@ struct Pending {
 struct Answered {
     envelope: Value,
     quoter: Quoter,
-}
-
-/// Why a login could not be made.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LoginProblem {
-    OAuth(OAuthProblem),
-    Callback(CallbackProblem),
-    Store(StoreProblem),
-    /// The HTTP client could not be made.
-    Setup(String),
-    /// The new login could not list Loomi's tools.
-    Check(BackendError),
 }
 
 /// A login ready for a person: the URL to open, and what finishes it.

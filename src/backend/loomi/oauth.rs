@@ -29,9 +29,11 @@ use rmcp::transport::auth::{
     OAuthHttpClientError, OAuthHttpRedirectPolicy, OAuthHttpRequest, StoredCredentials,
 };
 
+pub use crate::backend::error::{OAuthProblem, Step};
+
 use super::credentials::{CredentialsFile, FileStore, StoreProblem, StoredLogin, FORMAT};
 use crate::backend::quote::Quoter;
-use crate::config::Secret;
+use crate::backend::Secret;
 
 /// The client name sent at registration.
 pub const CLIENT_NAME: &str = "bloomreach-vouchers-mcp";
@@ -39,41 +41,6 @@ pub const CLIENT_NAME: &str = "bloomreach-vouchers-mcp";
 const MAX_BODY: usize = 256 * 1024;
 /// The most redirects an OAuth request follows.
 const MAX_REDIRECTS: usize = 5;
-
-/// What went wrong talking to the authorization server.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OAuthProblem {
-    /// No usable protected resource or authorization server metadata.
-    Discovery { detail: String },
-    /// The server refused a request: its `error` and `error_description`.
-    Refused {
-        step: Step,
-        status: u16,
-        error: Option<String>,
-        description: Option<String>,
-    },
-    /// The exchange itself failed (connection, timeout, unreadable answer).
-    Exchange { step: Step, detail: String },
-    /// The authorization server does not offer PKCE with S256.
-    NoPkce,
-    /// An endpoint is not `https://` (nor `http://` to a loopback host).
-    Insecure { url: String },
-    /// The authorization response or the metadata named another issuer.
-    Issuer {
-        expected: String,
-        received: Option<String>,
-    },
-    /// The resource kept asking for more scopes after this many sign-ins.
-    StepUp { scope: String, tries: u32 },
-}
-
-/// Which request failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
-    Registration,
-    TokenExchange,
-    Refresh,
-}
 
 impl OAuthProblem {
     /// The problem with every quoted text scrubbed of `quoter`'s secrets

@@ -32,8 +32,8 @@ use serde_json::{Map, Value};
 
 use crate::backend::network::failure::transport_failure;
 use crate::backend::rest::parse_retry_after;
+use crate::backend::Secret;
 use crate::backend::TransportFailure;
-use crate::config::Secret;
 
 /// The largest answer read from Loomi (a page of 1,000 codes is about
 /// 150 KB): bounds what one answer can cost in memory.

@@ -267,7 +267,7 @@ pub fn one_pool(mut envelope: Value, pool_id: &str) -> Option<Value> {
 }
 
 /// A project of Loomi's `list_projects`: its `id` (or `project_id`) and name.
-pub fn project_entry(record: &Value) -> Option<crate::config::ProjectEntry> {
+pub fn project_entry(record: &Value) -> Option<crate::backend::ProjectEntry> {
     let id = record
         .get("id")
         .or_else(|| record.get("project_id"))
@@ -281,7 +281,7 @@ pub fn project_entry(record: &Value) -> Option<crate::config::ProjectEntry> {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .unwrap_or_else(|| id.clone());
-    Some(crate::config::ProjectEntry { id, name })
+    Some(crate::backend::ProjectEntry { id, name })
 }
 
 #[cfg(test)]

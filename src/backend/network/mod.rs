@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use reqwest::Url;
 
-pub use proxy::{Proxies, ProxyProblem, ProxyServer};
+pub use proxy::{Proxies, ProxyProblem, ProxyServer, ProxyVariables};
 pub use trust::{CaFileProblem, ExtraRoots};
 
 /// The network settings: extra trusted roots and the proxies.

@@ -10,11 +10,16 @@ use std::net::IpAddr;
 
 use reqwest::Url;
 
-/// The variables read, lower-case spelling first.
-pub const HTTPS_PROXY: [&str; 2] = ["https_proxy", "HTTPS_PROXY"];
-pub const HTTP_PROXY: [&str; 2] = ["http_proxy", "HTTP_PROXY"];
-pub const ALL_PROXY: [&str; 2] = ["all_proxy", "ALL_PROXY"];
-pub const NO_PROXY: [&str; 2] = ["no_proxy", "NO_PROXY"];
+/// The names of the variables read, each in the spellings looked up (the
+/// first found wins) and, last, the spelling a message shows. The names
+/// are the configuration's to give.
+#[derive(Clone, Copy, Debug)]
+pub struct ProxyVariables {
+    pub https: [&'static str; 2],
+    pub http: [&'static str; 2],
+    pub all: [&'static str; 2],
+    pub no: [&'static str; 2],
+}
 
 /// One proxy server, as a proxy variable gives it.
 #[derive(Clone, PartialEq, Eq)]
@@ -67,13 +72,12 @@ pub struct Proxies {
 }
 
 impl Proxies {
-    /// Reads the proxy variables of this process.
-    pub fn from_env() -> Result<Self, ProxyProblem> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Reads the proxy variables through `lookup` (a name to its value).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ProxyProblem> {
+    /// Reads the proxy variables named by `names` through `lookup` (a name
+    /// to its value).
+    pub fn from_lookup(
+        names: &ProxyVariables,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ProxyProblem> {
         let read = |names: [&'static str; 2]| -> Option<(&'static str, String)> {
             names.into_iter().find_map(|name| {
                 lookup(name)
@@ -82,12 +86,16 @@ impl Proxies {
                     .map(|v| (name, v))
             })
         };
-        let server = |names| read(names).map(|(n, v)| parse_server(n, &v)).transpose();
+        let server = |spellings: [&'static str; 2]| {
+            read(spellings)
+                .map(|(_, v)| parse_server(spellings[1], &v))
+                .transpose()
+        };
         Ok(Self {
-            https: server(HTTPS_PROXY)?,
-            http: server(HTTP_PROXY)?,
-            all: server(ALL_PROXY)?,
-            bypass: read(NO_PROXY)
+            https: server(names.https)?,
+            http: server(names.http)?,
+            all: server(names.all)?,
+            bypass: read(names.no)
                 .map(|(_, v)| Bypass::parse(&v))
                 .unwrap_or_default(),
         })
@@ -113,7 +121,6 @@ impl Proxies {
 }
 
 fn parse_server(variable: &'static str, raw: &str) -> Result<ProxyServer, ProxyProblem> {
-    let variable = variable_shown(variable);
     let problem = |detail: String| ProxyProblem { variable, detail };
     // `proxy.example.com:3128` is an HTTP proxy, as curl reads it.
     let with_scheme = if raw.contains("://") {
@@ -153,16 +160,6 @@ fn parse_server(variable: &'static str, raw: &str) -> Result<ProxyServer, ProxyP
         url,
         variable,
     })
-}
-
-/// The upper-case name, which is how people speak of these variables.
-fn variable_shown(variable: &'static str) -> &'static str {
-    for names in [HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY] {
-        if names.contains(&variable) {
-            return names[1];
-        }
-    }
-    variable
 }
 
 /// The hosts of `NO_PROXY`: `*` for every host, a domain (with or without a
@@ -265,7 +262,13 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Proxies::from_lookup(move |name| {
+        let names = ProxyVariables {
+            https: ["https_proxy", "HTTPS_PROXY"],
+            http: ["http_proxy", "HTTP_PROXY"],
+            all: ["all_proxy", "ALL_PROXY"],
+            no: ["no_proxy", "NO_PROXY"],
+        };
+        Proxies::from_lookup(&names, move |name| {
             vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
         })
     }

@@ -26,7 +26,7 @@ use super::network::Network;
 use super::notice::RetryObserver;
 use super::quote::Quoter;
 use super::AnswerProblem;
-use crate::config::Credentials;
+use crate::backend::Credentials;
 
 /// The largest answer body read, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -243,7 +243,7 @@ fn same_origin(a: &Url, b: &Url) -> bool {
 mod tests {
     use super::*;
     use crate::backend::AnswerProblem;
-    use crate::config::Secret;
+    use crate::backend::Secret;
 
     fn client() -> RestClient {
         RestClient::new(ClientOptions::new(
