@@ -166,6 +166,8 @@ pub enum BackendError {
         authorization_url: Option<String>,
         problem: Option<Box<LoginProblem>>,
     },
+    /// A Loomi Connect call took longer than its deadline in all.
+    Deadline { host: String, deadline: Duration },
     /// Loomi Connect redirected elsewhere; not followed.
     LoomiRedirect { location: String },
     /// Loomi Connect does not offer this tool.

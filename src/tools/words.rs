@@ -209,6 +209,10 @@ pub fn backend_error(e: &BackendError) -> String {
             "The Bloomreach API answer is larger than {} MiB, the most this server reads; ask for fewer records (a smaller count)",
             limit / (1024 * 1024)
         ),
+        BackendError::Deadline { host, deadline } => format!(
+            "The call to Loomi Connect at {host} was given up after {} s in all (waiting its turn under the rate limit, renewing the login and the exchange together); try again, or ask for less",
+            deadline.as_secs()
+        ),
         BackendError::Timeout { host, timeout } => format!(
             "The request to the Bloomreach API at {host} timed out: no complete answer within {} s (the {} setting)",
             timeout.as_secs(),
@@ -375,7 +379,7 @@ pub fn scan_progress(scan: &super::ScanProgress) -> String {
 pub fn retry_notice(notice: &RetryNotice) -> String {
     if notice.reason == RetryReason::Paced {
         return format!(
-            "waiting {:.1} s for a turn under Loomi Connect's rate limit (1 call a second, 60 a minute)",
+            "waiting {:.1} s for a turn under Loomi Connect's rate limit (one call every 1.1 s)",
             notice.wait.as_secs_f64()
         );
     }

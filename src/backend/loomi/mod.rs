@@ -113,10 +113,22 @@ struct Opened {
     tools: ToolSet,
 }
 
-struct Pending {
-    url: String,
-    done: Arc<AtomicBool>,
+/// A login a call started: waiting for its callback, or one that could
+/// not start (kept a while, so that calls arriving meanwhile share it
+/// instead of each trying discovery again).
+enum Pending {
+    Waiting {
+        url: String,
+        done: Arc<AtomicBool>,
+    },
+    Failed {
+        at: std::time::Instant,
+        problem: Box<LoginProblem>,
+    },
 }
+
+/// How long a login that could not start is answered as is.
+const FAILED_LOGIN_KEPT: Duration = Duration::from_secs(30);
 
 /// The seed's envelope Loomi answered a call with, and the quoter that
 /// scrubs the login's secrets out of anything quoted from it.
@@ -352,20 +364,28 @@ impl LoomiClient {
     /// one pending) and names its URL.
     async fn login_required(&self, reason: LoginReason) -> BackendError {
         let mut pending = self.inner.pending.lock().await;
-        if let Some(p) = pending.as_ref() {
-            if !p.done.load(Ordering::SeqCst) {
+        match pending.as_ref() {
+            Some(Pending::Waiting { url, done }) if !done.load(Ordering::SeqCst) => {
                 return BackendError::LoginRequired {
                     reason,
-                    authorization_url: Some(p.url.clone()),
+                    authorization_url: Some(url.clone()),
                     problem: None,
                 };
             }
+            Some(Pending::Failed { at, problem }) if at.elapsed() < FAILED_LOGIN_KEPT => {
+                return BackendError::LoginRequired {
+                    reason,
+                    authorization_url: None,
+                    problem: Some(problem.clone()),
+                };
+            }
+            _ => {}
         }
         match self.prepare_login(None).await {
             Ok(prepared) => {
                 let url = prepared.authorization_url.to_string();
                 let done = Arc::new(AtomicBool::new(false));
-                *pending = Some(Pending {
+                *pending = Some(Pending::Waiting {
                     url: url.clone(),
                     done: Arc::clone(&done),
                 });
@@ -390,11 +410,18 @@ impl LoomiClient {
                     problem: None,
                 }
             }
-            Err(problem) => BackendError::LoginRequired {
-                reason,
-                authorization_url: None,
-                problem: Some(Box::new(problem)),
-            },
+            Err(problem) => {
+                let problem = Box::new(problem);
+                *pending = Some(Pending::Failed {
+                    at: std::time::Instant::now(),
+                    problem: problem.clone(),
+                });
+                BackendError::LoginRequired {
+                    reason,
+                    authorization_url: None,
+                    problem: Some(problem),
+                }
+            }
         }
     }
 
@@ -487,6 +514,28 @@ impl LoomiClient {
         pick: impl Fn(&ToolSet) -> Result<(String, Map<String, Value>), BackendError>,
         observer: RetryObserver<'_>,
     ) -> Result<Answered, BackendError> {
+        let deadline = self.deadline();
+        match tokio::time::timeout(deadline, self.call_tool_once(pick, observer)).await {
+            Ok(answered) => answered,
+            Err(_) => Err(BackendError::Deadline {
+                host: self.inner.host.clone(),
+                deadline,
+            }),
+        }
+    }
+
+    /// The longest a tool call may take in all (its turn, a refresh, a new
+    /// session, rate-limit waits and the exchange): four timeouts, and at
+    /// least two minutes.
+    pub fn deadline(&self) -> Duration {
+        (self.inner.options.timeout * 4).max(Duration::from_secs(120))
+    }
+
+    async fn call_tool_once(
+        &self,
+        pick: impl Fn(&ToolSet) -> Result<(String, Map<String, Value>), BackendError>,
+        observer: RetryObserver<'_>,
+    ) -> Result<Answered, BackendError> {
         let mut arrival = Some(self.inner.arrival.lock().await);
         let mut login = self.login(None).await?;
         let (mut refreshed, mut reopened, mut retries) = (false, false, 0u32);
@@ -496,9 +545,7 @@ impl LoomiClient {
             let answered = match self.opened(token.clone()).await {
                 Ok(opened) => {
                     let (name, arguments) = pick(&opened.tools)?;
-                    let turn = self.inner.pacer.reserve();
-                    drop(arrival.take());
-                    self.paced(turn, observer).await;
+                    self.paced(arrival.take(), observer).await;
                     opened.session.call_tool(&name, arguments).await
                 }
                 Err(fault) => Err(fault),
@@ -581,10 +628,15 @@ impl LoomiClient {
         }
     }
 
-    /// Waits for this call's turn under the rate limit, telling why when
-    /// the wait is longer than a second.
-    async fn paced(&self, at: tokio::time::Instant, observer: RetryObserver<'_>) {
-        let wait = at.saturating_duration_since(tokio::time::Instant::now());
+    /// Waits for this call's turn under the rate limit (in arrival order:
+    /// `arrival`, the lock held since the call came, is let go once the
+    /// call is in the line), telling why when the wait is over a second.
+    async fn paced(
+        &self,
+        arrival: Option<tokio::sync::MutexGuard<'_, ()>>,
+        observer: RetryObserver<'_>,
+    ) {
+        let wait = self.inner.pacer.expected_wait();
         if wait > Duration::from_secs(1) {
             observer(&RetryNotice {
                 retry: 0,
@@ -593,11 +645,9 @@ impl LoomiClient {
                 reason: RetryReason::Paced,
             });
         }
-        // A slot already due is taken at once: a timer would round up to
-        // the next millisecond.
-        if !wait.is_zero() {
-            tokio::time::sleep_until(at).await;
-        }
+        let turn = self.inner.pacer.turn().await;
+        drop(arrival);
+        turn.start().await;
     }
 
     fn fault_error(&self, fault: Fault, quoter: &Quoter, retries: u32) -> BackendError {

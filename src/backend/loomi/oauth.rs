@@ -356,6 +356,12 @@ pub async fn authorize(
         .map_err(|e| OAuthProblem::from_auth(Step::Registration, e))?;
     let metadata = resolution.metadata;
     check_metadata(&metadata)?;
+    // Published metadata must say it offers S256 (PKCE); only the
+    // endpoints a 2025-03-26 server implies, with no metadata, are taken
+    // on trust.
+    if resolution.source.is_discovered() && metadata.code_challenge_methods_supported.is_none() {
+        return Err(OAuthProblem::NoPkce);
+    }
     manager.set_metadata(metadata.clone());
     let store = FileStore::new(
         setup.file.clone(),
