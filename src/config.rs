@@ -25,6 +25,8 @@ use clap::Args;
 pub const DEFAULT_BASE_URL: &str = "https://api.exponea.com";
 /// Seconds allowed for one HTTP attempt unless told otherwise.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+/// The timeout when serving through Loomi Connect and none is set.
+pub const DEFAULT_LOOMI_TIMEOUT_SECS: u64 = 60;
 /// The log filter unless told otherwise: this server at info (one line per
 /// tool call), the MCP library at warn.
 pub const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
@@ -79,8 +81,9 @@ pub struct Settings {
     pub api_secret: Option<String>,
 
     /// Seconds allowed for one HTTP attempt, from sending the request to the last byte of the answer.
-    #[arg(long, env = env::TIMEOUT, hide_env_values = true, default_value_t = DEFAULT_TIMEOUT_SECS.to_string(), global = true)]
-    pub timeout_secs: String,
+    /// Default: 30, or 60 with Loomi Connect (its tools call dashboard APIs that can take tens of seconds).
+    #[arg(long, env = env::TIMEOUT, hide_env_values = true, global = true)]
+    pub timeout_secs: Option<String>,
 
     /// Projects for list_projects: `token[=Display name]`, comma-separated. The first is the default.
     #[arg(long, env = env::PROJECT_TOKEN, hide_env_values = true, global = true)]
@@ -90,7 +93,8 @@ pub struct Settings {
     #[arg(long, env = env::CA_FILE, hide_env_values = true, value_name = "PEM_FILE", global = true)]
     pub ca_file: Option<String>,
 
-    /// The Loomi Connect MCP endpoint (from Bloomreach's setup page, e.g. `https://eu.connect.loomi.ai/mcp`).
+    /// The Loomi Connect MCP endpoint, from Bloomreach's setup page: `https://<region>.connect.loomi.ai/mcp`,
+    /// region `us`, `eu`, `uk`, `ca` or `ap` (`brx`: Bloomreach's partner demo server).
     /// Setting it serves live data through Loomi Connect after `login`.
     #[arg(long, env = env::LOOMI_URL, hide_env_values = true, value_name = "URL", global = true)]
     pub loomi_url: Option<String>,
@@ -232,8 +236,10 @@ impl Config {
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
         let base_url =
             parse_base_url(given(Some(&settings.api_base_url)).unwrap_or(DEFAULT_BASE_URL))?;
-        let timeout = match given(Some(&settings.timeout_secs)) {
+        let loomi_given = given(settings.loomi_url.as_deref()).is_some() && !settings.demo;
+        let timeout = match given(settings.timeout_secs.as_deref()) {
             Some(raw) => parse_timeout(raw)?,
+            None if loomi_given => Duration::from_secs(DEFAULT_LOOMI_TIMEOUT_SECS),
             None => Duration::from_secs(DEFAULT_TIMEOUT_SECS),
         };
         let credentials = match (
@@ -474,6 +480,12 @@ pub fn parse_loomi_url(raw: &str) -> Result<Url, ConfigError> {
     if url.fragment().is_some() {
         return Err(err(format!("must not carry a fragment: {trimmed:?}")));
     }
+    // `https://eu.connect.loomi.ai/mcp/` is the same endpoint as `.../mcp`.
+    let mut url = url;
+    if url.path().len() > 1 && url.path().ends_with('/') {
+        let path = url.path().trim_end_matches('/').to_owned();
+        url.set_path(if path.is_empty() { "/" } else { &path });
+    }
     Ok(url)
 }
 
@@ -551,7 +563,7 @@ mod tests {
             api_base_url: DEFAULT_BASE_URL.to_owned(),
             api_key_id: Some("key-id".to_owned()),
             api_secret: Some("s3cr3t-value".to_owned()),
-            timeout_secs: "30".to_owned(),
+            timeout_secs: Some("30".to_owned()),
             project_token: None,
             log_filter: "info".to_owned(),
             ca_file: None,
@@ -583,7 +595,7 @@ mod tests {
             api_base_url: "${user_config.api_base_url}".to_owned(),
             api_key_id: Some("${user_config.api_key_id}".to_owned()),
             api_secret: Some(String::new()),
-            timeout_secs: "".to_owned(),
+            timeout_secs: Some("".to_owned()),
             project_token: Some("${user_config.project_token}".to_owned()),
             log_filter: "${user_config.log}".to_owned(),
             ca_file: Some("${user_config.ca_file}".to_owned()),
@@ -625,6 +637,17 @@ mod tests {
         assert_eq!(
             config.loomi.unwrap().url.as_str(),
             "https://eu.connect.loomi.ai/mcp"
+        );
+        s.loomi_url = Some("https://eu.connect.loomi.ai/mcp/".to_owned());
+        assert_eq!(
+            Config::from_settings(&s)
+                .unwrap()
+                .loomi
+                .unwrap()
+                .url
+                .as_str(),
+            "https://eu.connect.loomi.ai/mcp",
+            "a trailing slash names the same endpoint"
         );
         s.loomi_url = Some("http://connect.example/mcp".to_owned());
         assert_eq!(

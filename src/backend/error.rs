@@ -166,6 +166,9 @@ pub enum BackendError {
         authorization_url: Option<String>,
         problem: Option<Box<LoginProblem>>,
     },
+    /// Loomi Connect's tool does not declare an argument this server must
+    /// send.
+    LoomiArgument { tool: String, argument: String },
     /// A Loomi Connect call took longer than its deadline in all.
     Deadline { host: String, deadline: Duration },
     /// Loomi Connect redirected elsewhere; not followed.

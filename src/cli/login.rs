@@ -47,7 +47,7 @@ pub async fn run_login(config: &Config, args: &LoginArgs) -> ExitCode {
         .filter(crate::backend::loomi::oauth::secure_enough);
     let Some(url) = config.loomi.as_ref().map(|l| l.url.clone()).or(stored_url) else {
         eprintln!(
-            "error: {} (--loomi-url) is not set: give the Loomi Connect URL from Bloomreach's setup page, e.g. https://eu.connect.loomi.ai/mcp",
+            "error: {} (--loomi-url) is not set: give the Loomi Connect URL from Bloomreach's setup page: https://<region>.connect.loomi.ai/mcp, where <region> is us, eu, uk, ca or ap (brx for Bloomreach's partner demo server)",
             env::LOOMI_URL
         );
         return ExitCode::FAILURE;

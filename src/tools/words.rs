@@ -85,7 +85,7 @@ pub fn backend_error(e: &BackendError) -> String {
             status.as_str()
         ),
         BackendError::NotConfigured => format!(
-            "No way to Bloomreach data is configured. Either set {} to your Loomi Connect URL (from Bloomreach's setup page, e.g. https://eu.connect.loomi.ai/mcp) and log in with `{LOGIN_COMMAND}`, or set {} and {} to an API key; put the settings in the server's environment (or pass --loomi-url, or --api-key-id and --api-secret), then restart the server",
+            "No way to Bloomreach data is configured. Either set {} to your Loomi Connect URL (from Bloomreach's setup page: https://<region>.connect.loomi.ai/mcp, where <region> is us, eu, uk, ca or ap (brx for Bloomreach's partner demo server)) and log in with `{LOGIN_COMMAND}`, or set {} and {} to an API key; put the settings in the server's environment (or pass --loomi-url, or --api-key-id and --api-secret), then restart the server",
             env::LOOMI_URL,
             env::KEY_ID,
             env::SECRET
@@ -208,6 +208,9 @@ pub fn backend_error(e: &BackendError) -> String {
         BackendError::BodyTooLarge { limit } => format!(
             "The Bloomreach API answer is larger than {} MiB, the most this server reads; ask for fewer records (a smaller count)",
             limit / (1024 * 1024)
+        ),
+        BackendError::LoomiArgument { tool, argument } => format!(
+            "Loomi Connect's tool {tool} does not take the argument {argument}, which this server must send, so it was not called; Loomi may have changed its tools: run `bloomreach-vouchers-mcp doctor` or tell us what its tools declare"
         ),
         BackendError::Deadline { host, deadline } => format!(
             "The call to Loomi Connect at {host} was given up after {} s in all (waiting its turn under the rate limit, renewing the login and the exchange together); try again, or ask for less",

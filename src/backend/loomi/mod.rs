@@ -52,7 +52,7 @@ use crate::backend::{ProjectEntry, Secret};
 
 /// Rate-limit retries of one call, and the longest wait taken.
 pub const MAX_RETRIES: u32 = 3;
-pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(15);
 /// The most sign-ins one `login` makes (the first, a step-up to more
 /// scopes, a move to another authorization server).
 pub const MAX_SIGN_INS: u32 = 3;
@@ -760,13 +760,20 @@ impl LoomiClient {
         let envelope = self
             .call_tool(
                 |tools| {
+                    let tool = tools.pools_tool()?;
+                    tools.takes(&tool, "project_id")?;
                     let mut args = Map::new();
                     args.insert("project_id".into(), project_id.as_str().into());
-                    Ok((tools.pools_tool()?, args))
+                    Ok((tool, args))
                 },
                 observer,
             )
             .await?;
+        let Answered { envelope, quoter } = envelope;
+        let envelope = Answered {
+            envelope: tools::with_ids(envelope),
+            quoter,
+        };
         let reply: Reply<Capped<PoolSummary, MAX_POOLS>> = self.decode(envelope)?;
         Ok(reply.data.unwrap_or_default().0)
     }
@@ -780,9 +787,12 @@ impl LoomiClient {
             .call_tool(
                 |tools| {
                     let (name, pool_arg) = tools.pool_tool()?;
+                    tools.takes(&name, "project_id")?;
                     let mut args = Map::new();
                     args.insert("project_id".into(), pool.project_id.as_str().into());
-                    args.insert(pool_arg, pool.pool_id.as_str().into());
+                    if let Some(pool_arg) = pool_arg {
+                        args.insert(pool_arg, pool.pool_id.as_str().into());
+                    }
                     Ok((name, args))
                 },
                 observer,
@@ -820,14 +830,15 @@ impl LoomiClient {
                         return Err(BackendError::CannotFilterByStatus);
                     }
                     let mut args = Map::new();
+                    let (tool, pool_arg) = tools.codes_tool()?;
                     args.insert("project_id".into(), query.project_id.as_str().into());
-                    args.insert("pool_id".into(), query.pool_id.as_str().into());
+                    args.insert(pool_arg, query.pool_id.as_str().into());
                     args.insert("skip".into(), query.skip.into());
                     args.insert("count".into(), query.count.into());
                     if let Some(status) = query.status {
                         args.insert("status".into(), status.as_str().into());
                     }
-                    Ok((tools.codes_tool()?, args))
+                    Ok((tool, args))
                 },
                 observer,
             )

@@ -100,30 +100,61 @@ impl ToolSet {
         }
     }
 
-    /// The tool that gives one pool, and the name of its pool argument.
-    pub fn pool_tool(&self) -> Result<(String, String), BackendError> {
-        if self.has(GET_POOL) {
-            return Ok((GET_POOL.to_owned(), "pool_id".to_owned()));
+    /// The tool that gives one pool, and the name of its pool argument as
+    /// the tool declares it (`pool_id`, else `voucher_pool_id`, else `id`);
+    /// `None` for the argument where it declares none of them (the pool is
+    /// then picked out of the list).
+    pub fn pool_tool(&self) -> Result<(String, Option<String>), BackendError> {
+        let name = if self.has(GET_POOL) {
+            GET_POOL
+        } else if self.has(SEARCH_POOLS) {
+            SEARCH_POOLS
+        } else {
+            return Err(Self::missing(GET_POOL));
+        };
+        let arg = self.declared(name, &["pool_id", "voucher_pool_id", "id"]);
+        if name == GET_POOL && arg.is_none() {
+            return Err(Self::cannot_take(name, "pool_id"));
         }
-        match self.tools.get(SEARCH_POOLS) {
-            Some(args) => {
-                let arg = if args.iter().any(|a| a == "pool_id") || !args.iter().any(|a| a == "id")
-                {
-                    "pool_id"
-                } else {
-                    "id"
-                };
-                Ok((SEARCH_POOLS.to_owned(), arg.to_owned()))
-            }
-            None => Err(Self::missing(GET_POOL)),
+        Ok((name.to_owned(), arg))
+    }
+
+    /// The tool that lists codes, and the name of its pool argument
+    /// (`pool_id`, else `voucher_pool_id`).
+    pub fn codes_tool(&self) -> Result<(String, String), BackendError> {
+        if !self.has(LIST_CODES) {
+            return Err(Self::missing(LIST_CODES));
+        }
+        let arg = self
+            .declared(LIST_CODES, &["pool_id", "voucher_pool_id"])
+            .ok_or_else(|| Self::cannot_take(LIST_CODES, "pool_id"))?;
+        for needed in ["project_id", "skip", "count"] {
+            self.takes(LIST_CODES, needed)?;
+        }
+        Ok((LIST_CODES.to_owned(), arg))
+    }
+
+    /// The first of `names` that `tool` declares.
+    fn declared(&self, tool: &str, names: &[&str]) -> Option<String> {
+        let args = self.tools.get(tool)?;
+        names
+            .iter()
+            .find(|n| args.iter().any(|a| a == *n))
+            .map(|n| (*n).to_owned())
+    }
+
+    /// `Ok` when `tool` declares `argument`; else the failure that names both.
+    pub fn takes(&self, tool: &str, argument: &str) -> Result<(), BackendError> {
+        match self.declared(tool, &[argument]) {
+            Some(_) => Ok(()),
+            None => Err(Self::cannot_take(tool, argument)),
         }
     }
 
-    pub fn codes_tool(&self) -> Result<String, BackendError> {
-        if self.has(LIST_CODES) {
-            Ok(LIST_CODES.to_owned())
-        } else {
-            Err(Self::missing(LIST_CODES))
+    fn cannot_take(tool: &str, argument: &str) -> BackendError {
+        BackendError::LoomiArgument {
+            tool: tool.to_owned(),
+            argument: argument.to_owned(),
         }
     }
 
@@ -227,14 +258,15 @@ pub fn payload(mut result: Value) -> ToolAnswer {
 }
 
 /// `Some(wait)` when `text` is Loomi's rate-limit notice ("Too many
-/// requests ... Retry after ~N second(s)"); the wait when it gives one.
+/// requests ... Retry after ~N second(s)", or a window such as "(1 per 10
+/// second)", whose length is then the wait); the wait when it gives one.
 pub fn rate_limit_wait(text: &str) -> Option<Option<Duration>> {
     let lower = text.to_ascii_lowercase();
     if !lower.contains("too many requests") {
         return None;
     }
     let Some(at) = lower.find("retry after") else {
-        return Some(None);
+        return Some(window(&lower));
     };
     let rest = &lower[at + "retry after".len()..];
     let digits: String = rest
@@ -251,18 +283,69 @@ pub fn rate_limit_wait(text: &str) -> Option<Option<Duration>> {
     )
 }
 
+/// The length of a window worded `(N per M second)` (or `seconds`).
+fn window(lower: &str) -> Option<Duration> {
+    let at = lower.find(" per ")?;
+    let rest = &lower[at + " per ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let unit = rest[digits.len()..].trim_start();
+    if !unit.starts_with("second") {
+        return None;
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s.min(1_000_000)))
+}
+
+/// A record's id: `id`, else `_id`, else `pool_id`, as text.
+pub fn record_id(record: &Value) -> Option<String> {
+    ["id", "_id", "pool_id"]
+        .iter()
+        .find_map(|k| record.get(*k))
+        .and_then(|v| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+}
+
+/// The envelope of a list whose records name their id `_id` or `pool_id`:
+/// each record gains `id`.
+pub fn with_ids(mut envelope: Value) -> Value {
+    if let Some(Value::Array(records)) = envelope.get_mut("data") {
+        for record in records.iter_mut() {
+            let id = match record.get("id") {
+                Some(_) => continue,
+                None => record_id(record),
+            };
+            if let (Some(id), Some(r)) = (id, record.as_object_mut()) {
+                r.insert("id".to_owned(), Value::String(id));
+            }
+        }
+    }
+    envelope
+}
+
 /// The envelope of one pool: as it is, or the pool with `pool_id` out of a
 /// list (what `search_voucher_pools` may answer); `None` when the list
-/// does not hold it.
+/// does not hold it. The record's id is read as [`record_id`] reads it, and
+/// written back as `id`.
 pub fn one_pool(mut envelope: Value, pool_id: &str) -> Option<Value> {
-    let Some(Value::Array(pools)) = envelope.get_mut("data") else {
-        return Some(envelope);
-    };
-    let found = pools
-        .iter()
-        .find(|p| p.get("id").and_then(Value::as_str) == Some(pool_id))
-        .cloned()?;
-    envelope["data"] = found;
+    let data = envelope.get_mut("data")?;
+    if let Value::Array(pools) = data {
+        let found = pools
+            .iter()
+            .find(|p| record_id(p).as_deref() == Some(pool_id))
+            .cloned()?;
+        *data = found;
+    }
+    if let Some(record) = data.as_object_mut() {
+        if !record.contains_key("id") {
+            let id = record_id(&Value::Object(record.clone()))?;
+            record.insert("id".to_owned(), Value::String(id));
+        }
+    }
     Some(envelope)
 }
 
@@ -288,6 +371,60 @@ pub fn project_entry(record: &Value) -> Option<crate::backend::ProjectEntry> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn declaring(tools: Value) -> ToolSet {
+        ToolSet::from_listed(tools.as_array().unwrap())
+    }
+
+    #[test]
+    fn arguments_go_under_the_names_the_tools_declare() {
+        let props = |names: &[&str]| {
+            let p: serde_json::Map<String, Value> =
+                names.iter().map(|n| ((*n).to_owned(), json!({}))).collect();
+            json!({"type": "object", "properties": p})
+        };
+        let set = declaring(json!([
+            {"name": "search_voucher_pools", "inputSchema": props(&["project_id", "voucher_pool_id"])},
+            {"name": "list_voucher_codes", "inputSchema": props(&["project_id", "voucher_pool_id", "skip", "count"])}
+        ]));
+        assert_eq!(
+            set.pool_tool().unwrap(),
+            (
+                "search_voucher_pools".to_owned(),
+                Some("voucher_pool_id".to_owned())
+            )
+        );
+        assert_eq!(
+            set.codes_tool().unwrap(),
+            (
+                "list_voucher_codes".to_owned(),
+                "voucher_pool_id".to_owned()
+            )
+        );
+        let set = declaring(json!([
+            {"name": "search_voucher_pools", "inputSchema": props(&["project_id"])},
+            {"name": "list_voucher_codes", "inputSchema": props(&["project_id", "pool", "skip", "count"])}
+        ]));
+        assert_eq!(set.pool_tool().unwrap().1, None);
+        assert_eq!(
+            set.codes_tool(),
+            Err(BackendError::LoomiArgument {
+                tool: "list_voucher_codes".into(),
+                argument: "pool_id".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_pool_is_found_by_id_or_underscore_id() {
+        let envelope = json!({"success": true, "data": [
+            {"_id": "a", "name": "A"}, {"_id": "b", "name": "B"}
+        ]});
+        let one = one_pool(envelope.clone(), "b").unwrap();
+        assert_eq!(one["data"]["id"], "b");
+        assert_eq!(one["data"]["name"], "B");
+        assert_eq!(one_pool(envelope, "c"), None);
+    }
 
     #[test]
     fn structured_content_wins_then_the_first_text_block() {
@@ -326,6 +463,14 @@ mod tests {
             Some(Some(Duration::from_millis(1500)))
         );
         assert_eq!(rate_limit_wait("Too many requests"), Some(None));
+        assert_eq!(
+            rate_limit_wait("Too many requests (1 per 10 second)"),
+            Some(Some(Duration::from_secs(10)))
+        );
+        assert_eq!(
+            rate_limit_wait("Too many requests: limit 1 per 2 seconds"),
+            Some(Some(Duration::from_secs(2)))
+        );
         assert_eq!(rate_limit_wait("all fine"), None);
     }
 
@@ -338,7 +483,7 @@ mod tests {
         assert_eq!(set.pools_tool().unwrap(), "search_voucher_pools");
         assert_eq!(
             set.pool_tool().unwrap(),
-            ("search_voucher_pools".to_owned(), "id".to_owned())
+            ("search_voucher_pools".to_owned(), Some("id".to_owned()))
         );
         assert!(!set.codes_take_status());
         assert!(set.projects_tool().is_err());
