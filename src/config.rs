@@ -395,8 +395,18 @@ pub fn read_ca_file(path: &Path) -> Result<ExtraRoots, ConfigError> {
 
 /// An endpoint URL: absolute, with a host, and `https` (or `http` to a
 /// loopback host). The problem, in words, names what is wrong.
+/// The longest endpoint URL taken: real ones are far shorter, and a longer
+/// one would fail every call rather than the start.
+pub const MAX_URL_CHARS: usize = 2048;
+
 fn endpoint_url(raw: &str) -> Result<Url, String> {
     let trimmed = raw.trim();
+    if trimmed.chars().count() > MAX_URL_CHARS {
+        return Err(format!(
+            "is {} characters long, more than the {MAX_URL_CHARS} a URL may have here",
+            trimmed.chars().count()
+        ));
+    }
     let url = Url::parse(trimmed).map_err(|e| format!("is not a valid URL ({e}): {trimmed:?}"))?;
     let host = match url.host_str() {
         Some(h) if !h.is_empty() => h.to_owned(),
@@ -638,6 +648,9 @@ mod tests {
             config.loomi.unwrap().url.as_str(),
             "https://eu.connect.loomi.ai/mcp"
         );
+        s.loomi_url = Some(format!("https://eu.connect.loomi.ai/{}", "a".repeat(3000)));
+        let e = Config::from_settings(&s).unwrap_err().to_string();
+        assert!(e.contains("more than the 2048"), "{e}");
         s.loomi_url = Some("https://eu.connect.loomi.ai/mcp/".to_owned());
         assert_eq!(
             Config::from_settings(&s)

@@ -30,6 +30,9 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 const PARSE_ERROR: i32 = -32700;
 const INVALID_REQUEST: i32 = -32600;
 const INVALID_PARAMS: i32 = -32602;
+const METHOD_NOT_FOUND: i32 = -32601;
+/// The longest method name passed on (the longest MCP method is under 40).
+const MAX_METHOD_BYTES: usize = 128;
 
 /// A request id as text: its JSON form (`7`, `"a"`), as compared between
 /// a request and its answer.
@@ -160,6 +163,11 @@ fn message_verdict(
     let Some(method) = method.as_str() else {
         return invalid(INVALID_REQUEST, "Invalid Request: method must be a string");
     };
+    // No MCP method is this long: answered here, so that neither the MCP
+    // library nor the log ever carries a client's megabyte of name.
+    if method.len() > MAX_METHOD_BYTES {
+        return invalid(METHOD_NOT_FOUND, "Method not found");
+    }
     match message.get("params") {
         None | Some(Value::Object(_)) => {}
         Some(_) => return invalid(INVALID_PARAMS, "Invalid params: params must be an object"),
@@ -418,6 +426,13 @@ mod tests {
             (a["id"].clone(), a["error"]["code"].clone()),
             ("s".into(), (-32602).into())
         );
+        let long = format!(
+            r#"{{"jsonrpc":"2.0","id":3,"method":"{}"}}"#,
+            "m".repeat(100_000)
+        );
+        let a = answer(&long, true);
+        assert_eq!(a["error"]["code"], -32601);
+        assert_eq!(a["id"], 3);
         let line = r#"{"jsonrpc":"2.0","id":1180591620717411303424,"method":"ping"}"#;
         match verdict(line, true) {
             Verdict::Answer(text) => assert!(
