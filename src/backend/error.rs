@@ -169,6 +169,9 @@ pub enum BackendError {
     /// Loomi Connect's tool does not declare an argument this server must
     /// send.
     LoomiArgument { tool: String, argument: String },
+    /// The page asked for at `skip` began with the same code as the page
+    /// before: the API seems to ignore `skip`.
+    SkipIgnored { skip: u64 },
     /// A Loomi Connect call took longer than its deadline in all.
     Deadline { host: String, deadline: Duration },
     /// Loomi Connect redirected elsewhere; not followed.

@@ -13,7 +13,7 @@ use super::envelope::{Answer, Failure};
 use super::list_voucher_codes::{StatusInput, VoucherCode};
 use super::read_ahead::{ReadAhead, Span};
 use super::{words, CallContext, ScanProgress};
-use crate::backend::{Code, CodeStatus, CodesQuery, MAX_CODES_PER_PAGE};
+use crate::backend::{BackendError, Code, CodeStatus, CodesQuery, MAX_CODES_PER_PAGE};
 
 pub const NAME: &str = "find_voucher_codes";
 pub const TITLE: &str = "Find voucher codes";
@@ -288,6 +288,7 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
     // The most matches one page has given so far.
     let mut densest = 0usize;
     let mut requested = 0u64;
+    let mut previous_first = None;
     if let Some(first) = page_span(0) {
         pages.request(first);
         requested = 1;
@@ -299,6 +300,16 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
             break false;
         };
         let page = page.map_err(|e| (scanned, Failure::from(e)))?;
+        // An API that ignores `skip` answers the same page again: its codes
+        // would be counted twice.
+        let first = page.codes.first().map(|c| c.code.clone());
+        if span.skip > skip && first.is_some() && first == previous_first {
+            return Err((
+                scanned,
+                Failure::from(BackendError::SkipIgnored { skip: span.skip }),
+            ));
+        }
+        previous_first = first;
         matched = page.matched;
         let count = span.count as usize;
         let on_page = page.codes.len().min(count) as u64;
@@ -320,10 +331,16 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
             total: matched,
         })
         .await;
-        let population_ended = (examined == on_page && on_page < span.count)
-            || matched.is_some_and(|m| skip + scanned >= m);
-        if population_ended {
-            break true;
+        let short = examined == on_page && on_page < span.count;
+        // The scan is complete only when the API's own count says so; a
+        // short page is the end only where the API gives no count.
+        match matched {
+            Some(m) if skip + scanned >= m => break true,
+            None if short => break true,
+            // Fewer codes than asked while the count says more: the rest
+            // is for a follow-up call, from `next_skip`.
+            Some(_) if short => break false,
+            _ => {}
         }
         if data.len() == limit {
             break false;

@@ -212,6 +212,9 @@ pub fn backend_error(e: &BackendError) -> String {
         BackendError::LoomiArgument { tool, argument } => format!(
             "Loomi Connect's tool {tool} does not take the argument {argument}, which this server must send, so it was not called; Loomi may have changed its tools: run `bloomreach-vouchers-mcp doctor` or tell us what its tools declare"
         ),
+        BackendError::SkipIgnored { skip } => format!(
+            "The API answered the page at skip={skip} with the same codes as the page before, as if it ignored skip; the scan stopped rather than count codes twice"
+        ),
         BackendError::Deadline { host, deadline } => format!(
             "The call to Loomi Connect at {host} was given up after {} s in all (waiting its turn under the rate limit, renewing the login and the exchange together); try again, or ask for less",
             deadline.as_secs()

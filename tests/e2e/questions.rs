@@ -154,6 +154,10 @@ struct PagedPool {
     codes: Vec<Value>,
     /// The page at this `skip` is answered after this long.
     slow: Option<(usize, Duration)>,
+    /// The most codes one page holds, whatever `count` asks for.
+    page_cap: Option<usize>,
+    /// Answers every page as if `skip` were 0.
+    ignores_skip: bool,
 }
 
 impl wiremock::Respond for PagedPool {
@@ -166,7 +170,9 @@ impl wiremock::Respond for PagedPool {
                 .map(|(_, v)| v.into_owned())
         };
         let skip: usize = param("skip").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let skip = if self.ignores_skip { 0 } else { skip };
         let count: usize = param("count").and_then(|v| v.parse().ok()).unwrap_or(20);
+        let count = self.page_cap.map_or(count, |cap| count.min(cap));
         let status = param("status");
         let population: Vec<&Value> = self
             .codes
@@ -192,7 +198,12 @@ async fn paged_api_slow_at(codes: Vec<Value>, slow: Option<(usize, Duration)>) -
     let api = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(codes_path(PROJECT, POOL)))
-        .respond_with(PagedPool { codes, slow })
+        .respond_with(PagedPool {
+            codes,
+            slow,
+            page_cap: None,
+            ignores_skip: false,
+        })
         .mount(&api)
         .await;
     api
@@ -463,6 +474,49 @@ async fn a_limit_stops_early_and_a_resumed_call_loses_and_repeats_nothing() {
     assert_eq!(got.len(), expected.len());
     assert!(got == expected, "codes lost, repeated or out of order");
     assert!(calls >= 3, "{calls}");
+}
+
+async fn odd_api(codes: Vec<Value>, page_cap: Option<usize>, ignores_skip: bool) -> MockServer {
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(codes_path(PROJECT, POOL)))
+        .respond_with(PagedPool {
+            codes,
+            slow: None,
+            page_cap,
+            ignores_skip,
+        })
+        .mount(&api)
+        .await;
+    api
+}
+
+#[tokio::test]
+async fn a_short_page_is_not_the_end_while_the_count_says_more() {
+    // The API gives at most 100 codes a page, whatever is asked, and
+    // counts 3000: the scan is not complete, and resumes where it stopped.
+    let api = odd_api(many_codes(3000), Some(100), false).await;
+    let s = connect_api(&api.uri()).await;
+    let found = find(&s, json!({"code": "NO-SUCH-CODE"})).await;
+    assert_eq!(found["success"], true, "{found}");
+    assert_eq!(found["complete"], false, "{found}");
+    assert_eq!(found["scanned"], 100);
+    assert_eq!(found["matched"], 3000);
+    assert_eq!(found["next_skip"], 100);
+}
+
+#[tokio::test]
+async fn an_api_that_ignores_skip_is_noticed_not_counted_twice() {
+    let api = odd_api(many_codes(3000), None, true).await;
+    let s = connect_api(&api.uri()).await;
+    let found = find(&s, json!({"code": "NO-SUCH-CODE"})).await;
+    assert_eq!(found["success"], false, "{found}");
+    assert_eq!(found["scanned"], 1000);
+    let error = found["error"].as_str().unwrap();
+    assert!(
+        error.contains("skip=1000") && error.contains("ignored skip"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
