@@ -168,6 +168,58 @@ pub enum ArgProblem {
     NotAnInstant { got: String },
     /// An `_after` bound that is not before its `_before` bound.
     NotBefore { other: &'static str, got: String },
+    /// An argument the tool does not take (its name, shown short), the
+    /// names it takes, and the closest of them.
+    Unknown {
+        got: String,
+        accepted: Vec<String>,
+        closest: Option<String>,
+    },
+}
+
+/// The property names of an input schema.
+pub fn property_names(schema: &serde_json::Map<String, Value>) -> Vec<String> {
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The first argument of `args` that is not one of `accepted`, as an error
+/// that names it, lists the accepted names and suggests the closest.
+pub fn unknown(args: &RawArgs, accepted: &[String]) -> Option<ArgError> {
+    let got = args.keys().find(|k| !accepted.iter().any(|a| a == *k))?;
+    let closest = accepted
+        .iter()
+        .map(|a| (distance(&got.to_ascii_lowercase(), a), a))
+        .filter(|(d, a)| *d <= (a.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, a)| a.clone());
+    Some(ArgError {
+        name: "arguments",
+        problem: ArgProblem::Unknown {
+            got: shorten(&crate::text::escape_controls(got), 60),
+            accepted: accepted.to_vec(),
+            closest,
+        },
+    })
+}
+
+/// The edit distance between two short names (longer ones are far apart).
+fn distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().take(64).collect(), b.chars().collect());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// An instant, in whole microseconds since the Unix epoch.

@@ -37,6 +37,24 @@ pub trait Answer: Serialize + Sized {
     fn into_failure(self, error: String) -> Self;
     /// A failure with `error`, for a call that has no answer of its own.
     fn failure(error: String) -> Self;
+    /// The failure of a call refused before it ran (its arguments are
+    /// `args`): what it echoes is read from them where it can be.
+    fn refused(_args: &super::args::RawArgs, error: String) -> Self {
+        Self::failure(error)
+    }
+}
+
+/// Runs a tool's call unless its arguments hold a name it does not take
+/// (`accepted`): that is refused with the failure that names it.
+pub async fn checked<A: Answer>(
+    args: &super::args::RawArgs,
+    accepted: &[String],
+    call: impl std::future::Future<Output = A>,
+) -> ToolOutcome {
+    match super::args::unknown(args, accepted) {
+        Some(e) => ToolOutcome::of(A::refused(args, words::arg_error(&e))),
+        None => guarded(call).await,
+    }
 }
 
 impl<T: Default> Answer for Envelope<T>

@@ -176,6 +176,14 @@ impl Answer for CodesEnvelope {
             error: Some(error),
         }
     }
+
+    fn refused(args: &RawArgs, error: String) -> Self {
+        Self {
+            skip: args::integer(args, SKIP).echo(),
+            limit: args::integer(args, COUNT).echo(),
+            ..Self::failure(error)
+        }
+    }
 }
 
 impl From<Code> for VoucherCode {

@@ -68,7 +68,18 @@ macro_rules! tool {
                     $module::description(),
                 )
             },
-            run: |context, args| Box::pin(envelope::guarded($module::call(context, args))),
+            run: |context, args| {
+                // The names the tool takes, read once from its schema.
+                static ACCEPTED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+                let accepted = ACCEPTED.get_or_init(|| {
+                    args::property_names(&schema_for::<$module::Input>(Face::Input))
+                });
+                Box::pin(envelope::checked(
+                    args,
+                    accepted,
+                    $module::call(context, args),
+                ))
+            },
         }
     };
 }

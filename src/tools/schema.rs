@@ -39,8 +39,12 @@ pub fn schema_for<T: JsonSchema>(face: Face) -> Arc<JsonObject> {
         Value::Object(map) => map,
         _ => JsonObject::new(),
     };
-    if face == Face::Input && !object.contains_key("properties") {
-        object.insert("properties".into(), Value::Object(JsonObject::new()));
+    if face == Face::Input {
+        if !object.contains_key("properties") {
+            object.insert("properties".into(), Value::Object(JsonObject::new()));
+        }
+        // A misspelled argument is refused, not ignored (see `args::unknown`).
+        object.insert("additionalProperties".into(), Value::Bool(false));
     }
     object.insert("type".into(), Value::String("object".into()));
     Arc::new(object)

@@ -55,6 +55,21 @@ pub fn arg_error(e: &ArgError) -> String {
             format!("{name} must be one of {} (got {got})", allowed.join(", "))
         }
         ArgProblem::NotText { got } => format!("{name} must be a non-empty string (got {got})"),
+        ArgProblem::Unknown {
+            got,
+            accepted,
+            closest,
+        } => {
+            let takes = if accepted.is_empty() {
+                "it takes no arguments".to_owned()
+            } else {
+                format!("it takes {}", accepted.join(", "))
+            };
+            match closest {
+                Some(c) => format!("{got} is not an argument of this tool (did you mean {c}?); {takes}"),
+                None => format!("{got} is not an argument of this tool; {takes}"),
+            }
+        }
         ArgProblem::NotAnInstant { got } => format!(
             "{name} must be an instant: RFC 3339 with an offset or Z, like 2026-07-01T00:00:00Z, or Unix seconds (got {got})"
         ),

@@ -321,12 +321,66 @@ async fn list_voucher_codes_maps_the_example_answer_with_rfc3339_times_and_pagin
 }
 
 #[tokio::test]
+async fn a_misspelled_argument_is_refused_naming_the_closest_and_nothing_is_sent() {
+    let api = fake_api().await;
+    for (tool, extra, closest) in [
+        (
+            "list_voucher_codes",
+            json!({"cout": 5, "skip": 40}),
+            Some("count"),
+        ),
+        (
+            "find_voucher_codes",
+            json!({"stauts": "redeemed"}),
+            Some("status"),
+        ),
+        (
+            "find_voucher_codes",
+            json!({"redeemed_afer": 0}),
+            Some("redeemed_after"),
+        ),
+        ("get_voucher_pool", json!({"zzz": 1}), None),
+    ] {
+        let mut a = json!({"project_id": PROJECT, "pool_id": POOL});
+        a.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let called = call_against(&api, tool, args(a)).await;
+        let e = &called.envelope;
+        assert_eq!(e["success"], false, "{tool}: {e}");
+        let error = e["error"].as_str().unwrap();
+        let name = extra
+            .as_object()
+            .unwrap()
+            .keys()
+            .find(|k| *k != "skip")
+            .unwrap();
+        assert!(
+            error.starts_with(&format!("{name} is not an argument of this tool")),
+            "{error}"
+        );
+        match closest {
+            Some(c) => assert!(error.contains(&format!("did you mean {c}?")), "{error}"),
+            None => assert!(!error.contains("did you mean"), "{error}"),
+        }
+        assert!(error.contains("project_id"), "{error}");
+        assert!(called.requests.is_empty(), "{tool}: a request was sent");
+        if tool == "list_voucher_codes" {
+            assert_eq!(
+                (e["skip"].clone(), e["limit"].clone()),
+                (json!(40), json!(20))
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn list_voucher_codes_sends_status_and_paging_asked_for() {
     let api = fake_api().await;
     let called = call_against(
         &api,
         "list_voucher_codes",
-        args(json!({"project_id": PROJECT, "pool_id": POOL, "skip": 40, "count": 7, "status": "redeemed", "unknown_arg": 1})),
+        args(json!({"project_id": PROJECT, "pool_id": POOL, "skip": 40, "count": 7, "status": "redeemed"})),
     )
     .await;
     assert_eq!(called.envelope["success"], true);
