@@ -2,7 +2,7 @@
 //! fake Loomi of `tests/support/fake_loomi.rs`, answering
 //! `list_voucher_pools`, against the same `tools/call` POSTed to the fake
 //! directly on an open session (the floor: the fake's own answer time).
-//! Calls are a little over a second apart, as the server paces them; server
+//! Calls are a little over 1.1 s apart, as the server paces them; server
 //! calls and floor calls alternate (taking turns to go first, as the first
 //! wakes the idle fake), each server call just after a ping, so that the
 //! server is awake as in the back-to-back REST figures. The fake runs on a
@@ -128,8 +128,8 @@ pub async fn measure(
     };
     let mut last = Instant::now();
     for i in 0..calls {
-        // A little over Loomi's one call a second, so that no call waits.
-        let next = last + Duration::from_millis(1020);
+        // A little over Loomi's one call every 1.1 s, so that no call waits.
+        let next = last + Duration::from_millis(1120);
         tokio::time::sleep_until(next.into()).await;
         // The fake has slept too: whichever goes first wakes it, so the
         // server and the floor take turns going first.
@@ -260,7 +260,7 @@ pub fn print(loomi: &Loomi, full: bool) {
         (true, false) => "MISSED",
     };
     println!(
-        "\n[Loomi Connect: list_voucher_pools through the fake Loomi, {} calls a second apart]",
+        "\n[Loomi Connect: list_voucher_pools through the fake Loomi, {} calls 1.12 s apart]",
         loomi.server.len()
     );
     println!(

@@ -533,9 +533,13 @@ impl Auth {
         }
     }
 
-    async fn read(&self) -> Result<Option<StoredLogin>, TokenProblem> {
+    /// `work` on the credentials file, off the runtime's threads.
+    async fn on_file<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(CredentialsFile) -> Result<T, StoreProblem> + Send + 'static,
+    ) -> Result<T, TokenProblem> {
         let file = self.file.clone();
-        tokio::task::spawn_blocking(move || file.load())
+        tokio::task::spawn_blocking(move || work(file))
             .await
             .map_err(|e| {
                 TokenProblem::Store(StoreProblem::Io {
@@ -544,6 +548,10 @@ impl Auth {
                 })
             })?
             .map_err(TokenProblem::Store)
+    }
+
+    async fn read(&self) -> Result<Option<StoredLogin>, TokenProblem> {
+        self.on_file(|file| file.load()).await
     }
 
     /// The stored login for this URL, refreshed when its access token has
@@ -561,17 +569,8 @@ impl Auth {
             return Ok(stored);
         }
         let _one_here = self.refreshing.lock().await;
-        let file = self.file.clone();
         let wait = self.timeout;
-        let _lock = tokio::task::spawn_blocking(move || file.lock(wait))
-            .await
-            .map_err(|e| {
-                TokenProblem::Store(StoreProblem::Io {
-                    path: self.file.path().to_owned(),
-                    detail: e.to_string(),
-                })
-            })?
-            .map_err(TokenProblem::Store)?;
+        let _lock = self.on_file(move |file| file.lock(wait)).await?;
         // Another process (or call) may have refreshed meanwhile.
         let stored = match self.read().await? {
             None => return Err(TokenProblem::NoLogin),
