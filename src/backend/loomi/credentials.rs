@@ -156,17 +156,29 @@ impl CredentialsFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io(e)),
         };
-        let login: StoredLogin =
-            serde_json::from_slice(&bytes).map_err(|e| StoreProblem::Unreadable {
-                path: self.path.clone(),
-                detail: e.to_string(),
-            })?;
-        if login.format != FORMAT {
-            return Err(StoreProblem::Unreadable {
-                path: self.path.clone(),
-                detail: format!("format {} (this version reads {FORMAT})", login.format),
-            });
+        let unreadable = |detail: String| StoreProblem::Unreadable {
+            path: self.path.clone(),
+            detail,
+        };
+        #[derive(Deserialize)]
+        struct Layout {
+            format: u32,
         }
+        let layout: Layout =
+            serde_json::from_slice(&bytes).map_err(|e| unreadable(e.to_string()))?;
+        match layout.format {
+            // A login of an earlier version (its own OAuth client) is not
+            // used: the next login replaces it.
+            1 => return Ok(None),
+            FORMAT => {}
+            other => {
+                return Err(unreadable(format!(
+                    "format {other} (this version reads {FORMAT})"
+                )))
+            }
+        }
+        let login: StoredLogin =
+            serde_json::from_slice(&bytes).map_err(|e| unreadable(e.to_string()))?;
         Ok(Some(login))
     }
 
@@ -446,6 +458,18 @@ mod tests {
         for secret in ["tok-abc", "refresh-7", "client-secret-9"] {
             assert!(!shown.contains(secret), "{shown}");
         }
+    }
+
+    #[test]
+    fn a_login_of_the_earlier_layout_is_no_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("creds.json");
+        std::fs::write(
+            &path,
+            r#"{"format": 1, "mcp_url": "https://eu.connect.loomi.ai/mcp", "access_token": "t"}"#,
+        )
+        .unwrap();
+        assert!(CredentialsFile::new(path, false).load().unwrap().is_none());
     }
 
     #[test]
