@@ -180,6 +180,11 @@ async fn a_second_request_with_the_id_of_one_in_flight_is_refused_and_both_are_a
 #[test]
 fn a_client_that_writes_without_reading_cannot_grow_the_server_without_bound() {
     const CALLS: u64 = 200;
+    // How long the answers already in flight may take before the server is
+    // idle: 64 answers of 1,000 codes cost a debug build 2 to 4 s of CPU on
+    // a loaded two-core machine. A server that went on reading stdin would
+    // still be computing the other 136 calls well after this.
+    const STALL_SECS: u64 = 5;
     let mut child = std_command(&["--demo"], &[("RUST_LOG", "warn")])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -214,7 +219,7 @@ fn a_client_that_writes_without_reading_cannot_grow_the_server_without_bound() {
     });
     // Nobody reads for a while: the server must stop reading stdin, and
     // so stop working, once its answers fill the calls in flight.
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(STALL_SECS));
     let cpu_before = proc_stats::cpu_ns(pid).expect("the server's CPU time");
     std::thread::sleep(Duration::from_secs(1));
     let cpu_after = proc_stats::cpu_ns(pid).expect("the server's CPU time");
