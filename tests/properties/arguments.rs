@@ -225,7 +225,6 @@ impl ValidCall {
     }
 }
 
-
 pub(crate) fn valid_call() -> impl Strategy<Value = ValidCall> {
     (
         prop::sample::select(vec![
