@@ -265,19 +265,6 @@ impl Session {
         })
     }
 
-    /// The protocol version and the server's name and version.
-    pub fn peer(&self) -> (String, Option<(String, String)>) {
-        match self.service.peer_info() {
-            Some(info) => (
-                info.protocol_version.to_string(),
-                info.server_info
-                    .as_ref()
-                    .map(|s| (s.name.clone(), s.version.clone())),
-            ),
-            None => (String::new(), None),
-        }
-    }
-
     async fn request(&self, request: ClientRequest) -> Result<ServerResult, Fault> {
         let handle = self
             .service
