@@ -555,10 +555,7 @@ pub fn parse_projects(raw: &str) -> Result<Vec<ProjectEntry>, ConfigError> {
             continue;
         }
         let name = if name.is_empty() { id } else { name };
-        projects.push(ProjectEntry {
-            id: id.to_owned(),
-            name: name.to_owned(),
-        });
+        projects.push(ProjectEntry::named(id, name));
     }
     Ok(projects)
 }
@@ -762,18 +759,9 @@ mod tests {
         assert_eq!(
             projects,
             vec![
-                ProjectEntry {
-                    id: "abc-123".into(),
-                    name: "Main store".into()
-                },
-                ProjectEntry {
-                    id: "def-456".into(),
-                    name: "def-456".into()
-                },
-                ProjectEntry {
-                    id: "ghi".into(),
-                    name: "ghi".into()
-                },
+                ProjectEntry::named("abc-123", "Main store"),
+                ProjectEntry::named("def-456", "def-456"),
+                ProjectEntry::named("ghi", "ghi"),
             ]
         );
         assert_eq!(parse_projects("").unwrap(), vec![]);

@@ -17,10 +17,7 @@ pub const PROJECT_NAME: &str = "Demo store (sample data)";
 
 /// The demo project, as `list_projects` shows it.
 pub fn project() -> ProjectEntry {
-    ProjectEntry {
-        id: PROJECT_ID.to_owned(),
-        name: PROJECT_NAME.to_owned(),
-    }
+    ProjectEntry::named(PROJECT_ID, PROJECT_NAME)
 }
 
 /// 2026-06-01T00:00:00Z, in milliseconds.

@@ -172,6 +172,12 @@ pub enum BackendError {
     /// The page asked for at `skip` began with the same code as the page
     /// before: the API seems to ignore `skip`.
     SkipIgnored { skip: u64 },
+    /// The pages ran out after `read` codes while the API counted
+    /// `matched`: a count from them would be wrong.
+    CodesRanOut { read: u64, matched: u64 },
+    /// A list holds more than this server reads (`what`: "pools", …):
+    /// answered as a failure, never as part of the list.
+    TooMany { what: &'static str, bound: usize },
     /// A Loomi Connect call took longer than its deadline in all.
     Deadline { host: String, deadline: Duration },
     /// Loomi Connect redirected elsewhere; not followed.

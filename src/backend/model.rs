@@ -132,7 +132,7 @@ pub struct CodesQuery<'a> {
 }
 
 /// The statuses a code can have, as the API spells them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CodeStatus {
     Available,
     Assigned,
@@ -158,10 +158,59 @@ impl CodeStatus {
 /// The most codes one page holds (the API's own page limit); codes beyond
 /// it in an answer are skipped unread.
 pub const MAX_CODES_PER_PAGE: usize = 1000;
-/// The most pools read from one answer.
+/// The most pools listed for one project: a project with more is an
+/// error that names this bound, never a part of the list.
 pub const MAX_POOLS: usize = 10_000;
-/// The most `used_by` entries read for one pool.
+/// The most `used_by` entries read for one pool; more is an error that
+/// names this bound.
 pub const MAX_USED_BY: usize = 1000;
+/// The most organizations, or projects of one organization, read.
+pub const MAX_PROJECTS: usize = 5000;
+
+/// Marks the decoder's error of a [`Bounded`] list that holds more than
+/// its bound: [`too_many`] finds it again in the error's text.
+const BOUND_MARK: &str = "\u{1}more than ";
+
+/// At most `N` items of a JSON array, or an error that says there are more
+/// (found by [`too_many`]): for lists of which part would be a wrong
+/// answer (the pools of a project, a pool's `used_by`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bounded<T, const N: usize>(pub Vec<T>);
+
+impl<T, const N: usize> Default for Bounded<T, N> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Bounded<T, N> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Capped(items) = Capped::<T, { usize::MAX }>::deserialize_bounded(deserializer, N)?;
+        Ok(Self(items))
+    }
+}
+
+/// The bound a [`Bounded`] list went over, read from a decoder's error.
+pub fn too_many(error: &str) -> Option<usize> {
+    let at = error.find(BOUND_MARK)? + BOUND_MARK.len();
+    let digits: String = error[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// The failure for a decoder's error that [`too_many`] recognizes.
+pub fn bound_error(error: &str) -> Option<super::BackendError> {
+    too_many(error).map(|bound| super::BackendError::TooMany {
+        what: match bound {
+            MAX_USED_BY => "used_by entries of the pool",
+            MAX_POOLS => "voucher pools in the project",
+            _ => "records",
+        },
+        bound,
+    })
+}
 
 /// At most `N` items of a JSON array: the rest are skipped as they are
 /// read, so that no answer, however many records it holds, is kept whole.
@@ -176,7 +225,23 @@ impl<T, const N: usize> Default for Capped<T, N> {
 
 impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Capped<T, N> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Items<T, const N: usize>(std::marker::PhantomData<T>);
+        Self::read(deserializer, None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, const N: usize> Capped<T, N> {
+    /// The items, or an error when there are more than `bound`.
+    fn deserialize_bounded<D: Deserializer<'de>>(
+        deserializer: D,
+        bound: usize,
+    ) -> Result<Self, D::Error> {
+        Self::read(deserializer, Some(bound))
+    }
+
+    /// Up to `N` items, the rest skipped; with `bound`, an error instead
+    /// when there are more than `bound`.
+    fn read<D: Deserializer<'de>>(deserializer: D, bound: Option<usize>) -> Result<Self, D::Error> {
+        struct Items<T, const N: usize>(Option<usize>, std::marker::PhantomData<T>);
         impl<'de, T: Deserialize<'de>, const N: usize> serde::de::Visitor<'de> for Items<T, N> {
             type Value = Capped<T, N>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -186,18 +251,25 @@ impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Capped<T, N>
                 self,
                 mut seq: A,
             ) -> Result<Self::Value, A::Error> {
-                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(N).min(1024));
-                while items.len() < N {
+                let keep = self.0.unwrap_or(N).min(N);
+                let mut items =
+                    Vec::with_capacity(seq.size_hint().unwrap_or(0).min(keep).min(1024));
+                while items.len() < keep {
                     match seq.next_element()? {
                         Some(item) => items.push(item),
                         None => return Ok(Capped(items)),
+                    }
+                }
+                if let Some(bound) = self.0 {
+                    if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                        return Err(serde::de::Error::custom(format!("{BOUND_MARK}{bound}")));
                     }
                 }
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
                 Ok(Capped(items))
             }
         }
-        deserializer.deserialize_seq(Items(std::marker::PhantomData))
+        deserializer.deserialize_seq(Items(bound, std::marker::PhantomData))
     }
 }
 
@@ -251,7 +323,7 @@ fn number_to_u64(n: &serde_json::Number) -> Option<u64> {
 
 fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Value>, D::Error> {
     Ok(
-        Option::<Capped<Value, MAX_USED_BY>>::deserialize(deserializer)?
+        Option::<Bounded<Value, MAX_USED_BY>>::deserialize(deserializer)?
             .unwrap_or_default()
             .0,
     )

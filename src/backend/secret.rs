@@ -44,4 +44,20 @@ pub struct Credentials {
 pub struct ProjectEntry {
     pub id: String,
     pub name: String,
+    /// The organization's name, where the backend gives one (Loomi Connect).
+    pub organization: Option<String>,
+    /// The workspace's name, where the backend gives one (Loomi Connect).
+    pub workspace: Option<String>,
+}
+
+impl ProjectEntry {
+    /// A project known by id and name alone (configuration, demo data).
+    pub fn named(id: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            organization: None,
+            workspace: None,
+        }
+    }
 }

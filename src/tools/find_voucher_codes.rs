@@ -12,7 +12,7 @@ use super::args::{self, ArgError, ArgProblem, Instant, PoolInput, RawArgs, LIMIT
 use super::envelope::{Answer, Failure};
 use super::list_voucher_codes::{StatusInput, VoucherCode};
 use super::read_ahead::{ReadAhead, Span};
-use super::{words, CallContext, ScanProgress};
+use super::{memory, words, CallContext, ScanProgress};
 use crate::backend::{BackendError, Code, CodeStatus, CodesQuery, MAX_CODES_PER_PAGE};
 
 pub const NAME: &str = "find_voucher_codes";
@@ -44,7 +44,7 @@ pub struct Input {
     /// Only codes that start with this text; case is ignored.
     #[schemars(length(min = 1))]
     code_prefix: Option<String>,
-    /// Only codes with this status: `available`, `assigned` or `redeemed` (filtered by the API, so only those pages are read).
+    /// Only codes with this status: `available`, `assigned` or `redeemed` (filtered by the API where it can, so only those pages are read; otherwise each page is filtered here).
     status: Option<StatusInput>,
     /// Only codes assigned at or after this instant: RFC 3339 with an offset or `Z`, or Unix seconds.
     assigned_after: Option<InstantInput>,
@@ -68,7 +68,7 @@ pub struct Input {
 args::int_schema!(
     skip_schema,
     SKIP,
-    "Where the scan starts, as an offset among the pool's codes (those of `status`, when given); to go on with a scan, pass the `next_skip` of the call before"
+    "Where the scan starts, as an offset among the pool's codes (those of `status`, when given and the backend filters by it); to go on with a scan, pass the `next_skip` of the call before"
 );
 args::int_schema!(limit_schema, LIMIT, "The most matching codes returned");
 args::int_schema!(
@@ -103,6 +103,8 @@ pub struct FindEnvelope {
     pub complete: bool,
     /// Where a follow-up call resumes (pass it as `skip`); null when `complete`.
     pub next_skip: Option<u64>,
+    /// When the oldest page this answer rests on was read from Bloomreach (RFC 3339, UTC): a page read less than a minute before is used again. Null on failure.
+    pub as_of: Option<String>,
     /// Why the call failed, in a sentence for a person; null on success.
     pub error: Option<String>,
 }
@@ -117,6 +119,7 @@ impl Answer for FindEnvelope {
             matched: None,
             complete: false,
             next_skip: None,
+            as_of: None,
             error: Some(error),
             ..self
         }
@@ -137,6 +140,7 @@ impl FindEnvelope {
             matched: None,
             complete: false,
             next_skip: None,
+            as_of: None,
             error: None,
         }
     }
@@ -144,6 +148,8 @@ impl FindEnvelope {
 
 /// The checked filter.
 struct Filter {
+    /// Applied here only where the backend cannot filter by status.
+    status: Option<CodeStatus>,
     code: Option<String>,
     code_prefix: Option<String>,
     assigned: Bounds,
@@ -220,6 +226,11 @@ fn starts_with(text: &str, prefix: &str) -> bool {
 
 impl Filter {
     fn admit(&self, code: &Code) -> bool {
+        if let Some(status) = self.status {
+            if code.status != status.as_str() {
+                return false;
+            }
+        }
         if let Some(wanted) = &self.code {
             if !same_code(&code.code, wanted) {
                 return false;
@@ -256,6 +267,7 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
             .map(|c| lower(&c).collect()),
         assigned: Bounds::read(args, "assigned_after", "assigned_before").map_err(fail)?,
         redeemed: Bounds::read(args, "redeemed_after", "redeemed_before").map_err(fail)?,
+        status: None,
     };
     let status: Option<CodeStatus> = args::status(args).map_err(fail)?;
     let skip = args::integer(args, SKIP).checked().map_err(fail)? as u64;
@@ -270,6 +282,21 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
             count: (max_scan - start).min(MAX_CODES_PER_PAGE as u64),
         })
     };
+    // Where the backend cannot filter a page by status, the status is
+    // applied here, as the other filters are.
+    let pushed = match status {
+        Some(_) => context
+            .backend
+            .filters_by_status()
+            .await
+            .map_err(|e| (0, Failure::from(e)))?,
+        None => true,
+    };
+    let (filter, status) = if pushed {
+        (filter, status)
+    } else {
+        (Filter { status, ..filter }, None)
+    };
     let (project_id, pool_id) = (&project_id, &pool_id);
     let mut pages = ReadAhead::new(|span: Span| async move {
         let query = CodesQuery {
@@ -279,8 +306,9 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
             count: span.count,
             status,
         };
-        context.backend.list_codes(&query, context.on_retry).await
+        memory::page(context, &query).await
     });
+    let mut read_at = Vec::new();
     let reads_ahead = context.backend.reads_ahead();
     let mut data = Vec::new();
     let mut scanned = 0u64;
@@ -300,6 +328,8 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
             break false;
         };
         let page = page.map_err(|e| (scanned, Failure::from(e)))?;
+        read_at.push(page.at);
+        let page = &*page.value;
         // An API that ignores `skip` answers the same page again: its codes
         // would be counted twice.
         let first = page.codes.first().map(|c| c.code.clone());
@@ -315,10 +345,10 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
         let on_page = page.codes.len().min(count) as u64;
         let mut examined = 0u64;
         let found_before = data.len();
-        for code in page.codes.into_iter().take(count) {
+        for code in page.codes.iter().take(count) {
             examined += 1;
-            if filter.admit(&code) {
-                data.push(VoucherCode::from(code));
+            if filter.admit(code) {
+                data.push(VoucherCode::from(code.clone()));
                 if data.len() == limit {
                     break;
                 }
@@ -371,6 +401,7 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
         matched,
         complete,
         next_skip: (!complete).then_some(skip + scanned),
+        as_of: memory::as_of(read_at),
         error: None,
     })
 }

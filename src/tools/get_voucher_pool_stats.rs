@@ -6,10 +6,12 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use std::time::SystemTime;
+
 use super::args::{self, PoolInput, RawArgs};
-use super::envelope::{Envelope, Failure};
-use super::CallContext;
-use crate::backend::{BackendError, CodeStatus, CodesQuery, Id, PoolRef};
+use super::envelope::{Answer, Failure};
+use super::{memory, words, CallContext, ScanProgress};
+use crate::backend::{BackendError, CodeStatus, CodesQuery, PoolRef, MAX_CODES_PER_PAGE};
 
 pub const NAME: &str = "get_voucher_pool_stats";
 pub const TITLE: &str = "Get voucher pool statistics";
@@ -41,52 +43,178 @@ pub struct VoucherPoolStats {
     pub redeemed: u64,
 }
 
-pub type Output = Envelope<Option<VoucherPoolStats>>;
-
-pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> Output {
-    Output::of(stats(context, args).await.map(Some), None)
+/// The result: the counts, and when the data they rest on was read.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct StatsEnvelope {
+    /// Whether the call succeeded.
+    pub success: bool,
+    /// The pool's counts; null when the call failed.
+    pub data: Option<VoucherPoolStats>,
+    /// When the oldest data this answer rests on was read from Bloomreach (RFC 3339, UTC): answers to follow-up questions within a minute come from what was read then. Null on failure.
+    pub as_of: Option<String>,
+    /// Why the call failed, in a sentence for a person; null on success.
+    pub error: Option<String>,
 }
 
-async fn stats(context: &CallContext<'_>, args: &RawArgs) -> Result<VoucherPoolStats, Failure> {
-    let (project_id, pool_id) = args::pool_ids(args)?;
-    if !context.backend.filters_by_status().await? {
-        return Err(BackendError::CannotFilterByStatus.into());
+pub type Output = StatsEnvelope;
+
+impl Answer for StatsEnvelope {
+    fn into_failure(self, error: String) -> Self {
+        Self::failure(error)
     }
+
+    fn failure(error: String) -> Self {
+        Self {
+            success: false,
+            data: None,
+            as_of: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// The most codes read to count a pool on a backend that cannot filter by
+/// status.
+pub const MAX_COUNTED: u64 = 100_000;
+
+pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> Output {
+    match stats(context, args).await {
+        Ok((data, read)) => StatsEnvelope {
+            success: true,
+            data: Some(data),
+            as_of: memory::as_of(read),
+            error: None,
+        },
+        Err(failure) => StatsEnvelope::failure(words::failure(&failure)),
+    }
+}
+
+/// The counts, and when each thing they rest on was read.
+async fn stats(
+    context: &CallContext<'_>,
+    args: &RawArgs,
+) -> Result<(VoucherPoolStats, Vec<SystemTime>), Failure> {
+    let (project_id, pool_id) = args::pool_ids(args)?;
     let pool = PoolRef {
         project_id: &project_id,
         pool_id: &pool_id,
     };
+    if !context.backend.filters_by_status().await? {
+        return counted(context, pool).await;
+    }
     let (found, assigned, redeemed) = tokio::join!(
-        context.backend.get_pool(pool, context.on_retry),
-        count(context, &project_id, &pool_id, CodeStatus::Assigned),
-        count(context, &project_id, &pool_id, CodeStatus::Redeemed),
+        memory::pool(context, pool),
+        count(context, pool, CodeStatus::Assigned),
+        count(context, pool, CodeStatus::Redeemed),
     );
-    let found = found?;
-    Ok(VoucherPoolStats {
-        id: found.summary.id,
-        name: found.summary.name,
-        total: found.summary.total,
-        available: found.summary.available,
-        assigned: assigned?,
-        redeemed: redeemed?,
-    })
+    let (found, assigned, redeemed) = (found?, assigned?, redeemed?);
+    let summary = &found.value.summary;
+    Ok((
+        VoucherPoolStats {
+            id: summary.id.clone(),
+            name: summary.name.clone(),
+            total: summary.total,
+            available: summary.available,
+            assigned: assigned.0,
+            redeemed: redeemed.0,
+        },
+        vec![found.at, assigned.1, redeemed.1],
+    ))
 }
 
-/// How many codes of the pool have `status`: the `matched` of a one-code page.
+/// How many codes of the pool have `status`: the `matched` of a one-code
+/// page, and when it was read.
 async fn count(
     context: &CallContext<'_>,
-    project_id: &Id,
-    pool_id: &Id,
+    pool: PoolRef<'_>,
     status: CodeStatus,
-) -> Result<u64, Failure> {
+) -> Result<(u64, SystemTime), Failure> {
     let query = CodesQuery {
-        project_id,
-        pool_id,
+        project_id: pool.project_id,
+        pool_id: pool.pool_id,
         skip: 0,
         count: 1,
         status: Some(status),
     };
-    let page = context.backend.list_codes(&query, context.on_retry).await?;
-    page.matched
-        .ok_or_else(|| BackendError::NoCount { status }.into())
+    let page = memory::page(context, &query).await?;
+    let matched = page.value.matched.ok_or(BackendError::NoCount { status })?;
+    Ok((matched, page.at))
+}
+
+/// The counts of a backend that cannot filter by status: every code of the
+/// pool read, page after page in order, and counted here.
+async fn counted(
+    context: &CallContext<'_>,
+    pool: PoolRef<'_>,
+) -> Result<(VoucherPoolStats, Vec<SystemTime>), Failure> {
+    let found = memory::pool(context, pool).await?;
+    let mut read = vec![found.at];
+    let (mut total, mut available, mut assigned, mut redeemed) = (0u64, 0u64, 0u64, 0u64);
+    let too_many = || BackendError::TooMany {
+        what: "codes in the pool to count on a backend that cannot count them by status",
+        bound: MAX_COUNTED as usize,
+    };
+    let mut previous_first = None;
+    loop {
+        let query = CodesQuery {
+            project_id: pool.project_id,
+            pool_id: pool.pool_id,
+            skip: total,
+            count: MAX_CODES_PER_PAGE as u64,
+            status: None,
+        };
+        let page = memory::page(context, &query).await?;
+        read.push(page.at);
+        let codes = &page.value.codes;
+        if page.value.matched.is_some_and(|m| m > MAX_COUNTED) {
+            return Err(too_many().into());
+        }
+        let first = codes.first().map(|c| c.code.clone());
+        if total > 0 && first.is_some() && first == previous_first {
+            return Err(BackendError::SkipIgnored { skip: total }.into());
+        }
+        previous_first = first;
+        let on_page = codes.len().min(MAX_CODES_PER_PAGE) as u64;
+        for code in codes.iter().take(MAX_CODES_PER_PAGE) {
+            match CodeStatus::parse(&code.status) {
+                Some(CodeStatus::Available) => available += 1,
+                Some(CodeStatus::Assigned) => assigned += 1,
+                Some(CodeStatus::Redeemed) => redeemed += 1,
+                None => {}
+            }
+        }
+        total += on_page;
+        (context.on_progress)(ScanProgress {
+            examined: total,
+            total: page.value.matched,
+        })
+        .await;
+        let short = on_page < MAX_CODES_PER_PAGE as u64;
+        let counted_all = page.value.matched.is_some_and(|m| total >= m);
+        if counted_all || (short && page.value.matched.is_none()) {
+            break;
+        }
+        if let (0, Some(matched)) = (on_page, page.value.matched) {
+            return Err(BackendError::CodesRanOut {
+                read: total,
+                matched,
+            }
+            .into());
+        }
+        if total >= MAX_COUNTED {
+            return Err(too_many().into());
+        }
+    }
+    let summary = &found.value.summary;
+    Ok((
+        VoucherPoolStats {
+            id: summary.id.clone(),
+            name: summary.name.clone(),
+            total,
+            available,
+            assigned,
+            redeemed,
+        },
+        read,
+    ))
 }

@@ -31,6 +31,10 @@ pub struct ProjectRecord {
     pub id: String,
     /// A display name for the project.
     pub name: String,
+    /// The name of the organization the project belongs to, where the backend says (Loomi Connect); null otherwise.
+    pub organization: Option<String>,
+    /// The name of the project's workspace, where the backend says (Loomi Connect); null otherwise.
+    pub workspace: Option<String>,
 }
 
 pub type Output = Envelope<Vec<ProjectRecord>>;
@@ -53,6 +57,8 @@ impl From<&ProjectEntry> for ProjectRecord {
         Self {
             id: p.id.clone(),
             name: p.name.clone(),
+            organization: p.organization.clone(),
+            workspace: p.workspace.clone(),
         }
     }
 }

@@ -214,6 +214,7 @@ mod tests {
             projects: &[],
             on_retry: &quiet,
             on_progress: &|_| Box::pin(std::future::ready(())),
+            memory: &Default::default(),
         };
         call(&context, args.as_object().unwrap()).await
     }

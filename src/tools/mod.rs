@@ -10,6 +10,7 @@
 
 pub mod args;
 pub mod envelope;
+mod memory;
 mod read_ahead;
 pub mod schema;
 pub mod words;
@@ -105,6 +106,8 @@ pub struct CallContext<'a> {
     /// Hears how far a scan has come, after each page; the call goes on
     /// once the notice is sent, so it reaches the client before the answer.
     pub on_progress: &'a (dyn Fn(ScanProgress) -> Notified + Send + Sync),
+    /// What the question tools read lately.
+    pub memory: &'a memory::Memory,
 }
 
 /// A progress notice on its way.
@@ -158,6 +161,7 @@ struct State {
     projects: Vec<ProjectEntry>,
     tools: Vec<Tool>,
     instructions: String,
+    memory: memory::Memory,
 }
 
 impl VoucherServer {
@@ -187,6 +191,7 @@ impl VoucherServer {
                 projects,
                 tools: TOOLS.iter().map(|t| (t.definition)()).collect(),
                 instructions,
+                memory: memory::Memory::default(),
             }),
         }
     }
@@ -231,6 +236,7 @@ impl VoucherServer {
             projects: &self.inner.projects,
             on_retry: &observer,
             on_progress,
+            memory: &self.inner.memory,
         };
         Some((spec.run)(&context, &args).await)
     }

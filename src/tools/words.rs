@@ -93,7 +93,7 @@ pub fn range(rule: &IntRule) -> String {
 pub fn backend_error(e: &BackendError) -> String {
     match e {
         BackendError::CannotFilterByStatus => {
-            "This backend cannot filter codes by status, so it cannot count or search them by status".to_owned()
+            "status cannot be used here: this backend (Loomi Connect) cannot filter a page of codes by status. Leave status out, or call find_voucher_codes with status (it filters the codes as it reads them) or get_voucher_pool_stats for counts by status".to_owned()
         }
         BackendError::NoCount { status } => format!(
             "The Bloomreach API did not say how many codes are {}; list_voucher_codes with that status shows them",
@@ -226,6 +226,12 @@ pub fn backend_error(e: &BackendError) -> String {
         ),
         BackendError::LoomiArgument { tool, argument } => format!(
             "Loomi Connect's tool {tool} does not take the argument {argument}, which this server must send, so it was not called; Loomi may have changed its tools: run `bloomreach-vouchers-mcp doctor` or tell us what its tools declare"
+        ),
+        BackendError::TooMany { what, bound } => format!(
+            "The answer lists more than {bound} {what}, the most this server reads; it answers nothing rather than part of the list, which would give wrong counts"
+        ),
+        BackendError::CodesRanOut { read, matched } => format!(
+            "The API counts {matched} codes in the pool but its pages ended after {read}; no count is given rather than a wrong one. Try again in a moment"
         ),
         BackendError::SkipIgnored { skip } => format!(
             "The API answered the page at skip={skip} with the same codes as the page before, as if it ignored skip; the scan stopped rather than count codes twice"

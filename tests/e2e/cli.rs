@@ -70,7 +70,7 @@ fn a_piped_call_prints_one_line() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
-        "{\"success\":true,\"data\":[{\"id\":\"demo\",\"name\":\"Demo store (sample data)\"}],\"error\":null}\n"
+        "{\"success\":true,\"data\":[{\"id\":\"demo\",\"name\":\"Demo store (sample data)\",\"organization\":null,\"workspace\":null}],\"error\":null}\n"
     );
 }
 
@@ -113,8 +113,8 @@ fn projects_come_from_the_project_token_setting() {
     assert_eq!(
         stdout_json(&output),
         json!({"success": true, "data": [
-            {"id": "abc-123", "name": "Main store"},
-            {"id": "def-456", "name": "def-456"}
+            {"id": "abc-123", "name": "Main store", "organization": null, "workspace": null},
+            {"id": "def-456", "name": "def-456", "organization": null, "workspace": null}
         ], "error": null})
     );
     let output = run(
@@ -123,7 +123,7 @@ fn projects_come_from_the_project_token_setting() {
     );
     assert_eq!(
         stdout_json(&output)["data"],
-        json!([{"id": "flag-wins", "name": "flag-wins"}])
+        json!([{"id": "flag-wins", "name": "flag-wins", "organization": null, "workspace": null}])
     );
 }
 

@@ -306,7 +306,7 @@ async fn each_tool_is_served_from_loomi_with_exact_data_and_nothing_is_sent_at_s
     let projects = call(&mut session, 5, "list_projects", json!({})).await;
     assert_eq!(
         projects["data"],
-        json!([{"id": LOOMI_PROJECT, "name": "Main store"}, {"id": "proj-2", "name": "Outlet"}])
+        json!([{"id": LOOMI_PROJECT, "name": "Main store", "organization": null, "workspace": null}, {"id": "proj-2", "name": "Outlet", "organization": null, "workspace": null}])
     );
     fake.with(|s| {
         let codes_call = s
@@ -613,7 +613,7 @@ async fn loomis_errors_are_quoted_and_a_missing_status_argument_is_said() {
         codes["error"]
             .as_str()
             .unwrap()
-            .contains("cannot filter codes by status"),
+            .starts_with("status cannot be used here: this backend (Loomi Connect) cannot filter a page of codes by status"),
         "{codes}"
     );
     let stats = call(
@@ -623,11 +623,11 @@ async fn loomis_errors_are_quoted_and_a_missing_status_argument_is_said() {
         json!({"project_id": LOOMI_PROJECT, "pool_id": LOOMI_POOL}),
     )
     .await;
-    assert!(
-        stats["error"]
-            .as_str()
-            .unwrap()
-            .contains("cannot filter codes by status"),
+    // Without a status filter, the pool is counted from its codes: the
+    // fake's three codes, one of each status.
+    assert_eq!(
+        stats["data"],
+        json!({"id": "p1", "name": "SUMMER20", "total": 3, "available": 1, "assigned": 1, "redeemed": 1}),
         "{stats}"
     );
     let pools = call(
@@ -901,6 +901,259 @@ async fn after_logout_a_running_server_asks_for_a_login_instead_of_renewing() {
             .count()
     });
     assert_eq!(refreshes, 0);
+    let _ = session.finish().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Codes for the documented catalog's SUMMER20: `n` codes, one status in
+/// three each (available, assigned, redeemed, in turn); redeemed codes at
+/// one-hour steps from 2026-07-01T00:00:00Z.
+fn documented_codes(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let status = ["available", "assigned", "redeemed"][i % 3];
+            let redeemed = (status == "redeemed").then_some(1_782_864_000 + 3600 * i as u64);
+            json!({"code": format!("SUM-{i:05}"), "status": status,
+                   "assigned_time": (status != "available").then_some(1_782_000_000),
+                   "redeemed_time": redeemed})
+        })
+        .collect()
+}
+
+fn calls_of(fake: &FakeLoomi) -> Vec<(String, Value)> {
+    fake.with(|s| {
+        let seen = s
+            .calls
+            .iter()
+            .map(|c| (c.name.clone(), c.arguments.clone()))
+            .collect();
+        s.calls.clear();
+        seen
+    })
+}
+
+#[tokio::test]
+async fn the_documented_catalog_serves_every_tool_from_what_it_declares() {
+    let fake = FakeLoomi::start().await;
+    let dir = scratch("documented");
+    let file = dir.join("loomi.json");
+    fake.issue_login(&file);
+    fake.with(|s| {
+        s.documented = true;
+        s.pool_count = 120;
+        s.paged_codes = Some(documented_codes(2500));
+    });
+    let mut session = serve(&fake, &file, &[]).await;
+
+    // Projects: the organizations, then the projects of each, in order,
+    // each project once (the first seen wins).
+    let projects = call(&mut session, 1, "list_projects", json!({})).await;
+    assert_eq!(
+        projects,
+        json!({"success": true, "error": null, "data": [
+            {"id": LOOMI_PROJECT, "name": "Main store", "organization": "Brand A", "workspace": "EU"},
+            {"id": "proj-2", "name": "Outlet", "organization": "Brand A", "workspace": "EU"},
+            {"id": "proj-3", "name": "Main store", "organization": "Brand B", "workspace": "US"}
+        ]})
+    );
+    assert_eq!(
+        calls_of(&fake),
+        [
+            ("list_cloud_organizations".to_owned(), json!({})),
+            (
+                "list_projects".to_owned(),
+                json!({"cloud_organization_id": "org-1"})
+            ),
+            (
+                "list_projects".to_owned(),
+                json!({"cloud_organization_id": "org-2"})
+            ),
+        ]
+    );
+
+    // Pools: search_voucher_pools read to the end, in pages of the largest
+    // count its schema allows; ids read from `_id`.
+    let pools = call(
+        &mut session,
+        2,
+        "list_voucher_pools",
+        json!({"project_id": LOOMI_PROJECT}),
+    )
+    .await;
+    let listed = pools["data"].as_array().unwrap();
+    assert_eq!(listed.len(), 120, "{pools}");
+    assert_eq!(
+        listed[0],
+        json!({"id": "p1", "name": "SUMMER20", "total": 1000, "available": 742})
+    );
+    assert_eq!(listed[119]["id"], "pool-119");
+    assert_eq!(
+        calls_of(&fake),
+        [0, 50, 100]
+            .iter()
+            .map(|skip| (
+                "search_voucher_pools".to_owned(),
+                json!({"project_id": LOOMI_PROJECT, "skip": skip, "count": 50})
+            ))
+            .collect::<Vec<_>>()
+    );
+
+    // One pool: asked by the id argument the tool declares.
+    let pool = call(
+        &mut session,
+        3,
+        "get_voucher_pool",
+        json!({"project_id": LOOMI_PROJECT, "pool_id": "pool-7"}),
+    )
+    .await;
+    assert_eq!(
+        pool["data"],
+        json!({"id": "pool-7", "name": "POOL7", "total": 10, "available": 7,
+               "company_id": LOOMI_PROJECT, "used_by": []})
+    );
+    let missing = call(
+        &mut session,
+        4,
+        "get_voucher_pool",
+        json!({"project_id": LOOMI_PROJECT, "pool_id": "nope"}),
+    )
+    .await;
+    assert_eq!(missing["success"], false);
+    assert!(
+        missing["error"].as_str().unwrap().contains("\"nope\""),
+        "{missing}"
+    );
+    assert_eq!(
+        calls_of(&fake),
+        [
+            (
+                "search_voucher_pools".to_owned(),
+                json!({"project_id": LOOMI_PROJECT, "voucher_pool_id": "pool-7"})
+            ),
+            (
+                "search_voucher_pools".to_owned(),
+                json!({"project_id": LOOMI_PROJECT, "voucher_pool_id": "nope"})
+            ),
+        ]
+    );
+
+    // Codes: the pool under `voucher_pool_id`; no status is sent.
+    let codes = call(
+        &mut session,
+        5,
+        "list_voucher_codes",
+        json!({"project_id": LOOMI_PROJECT, "pool_id": "p1", "count": 2}),
+    )
+    .await;
+    assert_eq!(codes["matched"], 2500, "{codes}");
+    assert_eq!(codes["data"][1]["code"], "SUM-00001");
+    let refused = call(
+        &mut session,
+        6,
+        "list_voucher_codes",
+        json!({"project_id": LOOMI_PROJECT, "pool_id": "p1", "status": "redeemed"}),
+    )
+    .await;
+    assert_eq!(refused["success"], false);
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("find_voucher_codes"),
+        "{refused}"
+    );
+    assert_eq!(
+        calls_of(&fake),
+        [(
+            "list_voucher_codes".to_owned(),
+            json!({"project_id": LOOMI_PROJECT, "voucher_pool_id": "p1", "skip": 0, "count": 2})
+        )]
+    );
+
+    // Stats without a status filter: the pool, then every page, counted here.
+    let stats = call(
+        &mut session,
+        7,
+        "get_voucher_pool_stats",
+        json!({"project_id": LOOMI_PROJECT, "pool_id": "p1"}),
+    )
+    .await;
+    assert_eq!(
+        stats["data"],
+        json!({"id": "p1", "name": "SUMMER20", "total": 2500, "available": 834, "assigned": 833, "redeemed": 833}),
+        "{stats}"
+    );
+    let as_of = stats["as_of"].as_str().unwrap().to_owned();
+    assert!(as_of.ends_with('Z') && as_of.len() == 20, "{as_of}");
+    let seen = calls_of(&fake);
+    assert_eq!(
+        seen.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        [
+            "search_voucher_pools",
+            "list_voucher_codes",
+            "list_voucher_codes",
+            "list_voucher_codes"
+        ]
+    );
+    assert_eq!(
+        seen[3].1,
+        json!({"project_id": LOOMI_PROJECT, "voucher_pool_id": "p1", "skip": 2000, "count": 1000})
+    );
+
+    // The follow-ups come from memory: no call upstream.
+    let again = call(
+        &mut session,
+        8,
+        "get_voucher_pool_stats",
+        json!({"project_id": LOOMI_PROJECT, "pool_id": "p1"}),
+    )
+    .await;
+    assert_eq!(again["data"], stats["data"]);
+    assert_eq!(again["as_of"], stats["as_of"]);
+    let found = call(
+        &mut session,
+        9,
+        "find_voucher_codes",
+        json!({"project_id": LOOMI_PROJECT, "pool_id": "p1", "status": "redeemed",
+               "redeemed_after": "2026-07-01T00:00:00Z", "redeemed_before": "2026-07-01T12:00:00Z"}),
+    )
+    .await;
+    // Redeemed codes are every third from SUM-00002, an hour apart per
+    // code: SUM-00002, 05, 08 and 11 are within the twelve hours.
+    assert_eq!(
+        found["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["code"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["SUM-00002", "SUM-00005", "SUM-00008", "SUM-00011"],
+        "{found}"
+    );
+    assert_eq!(
+        (&found["scanned"], &found["matched"], &found["complete"]),
+        (&json!(2500), &json!(2500), &json!(true))
+    );
+    // Its pages were read by the stats call, after the pool record.
+    let found_as_of = found["as_of"].as_str().unwrap();
+    assert!(found_as_of >= as_of.as_str(), "{found_as_of} {as_of}");
+    assert_eq!(calls_of(&fake), []);
+
+    // A rate-limit notice worded as a window is waited out.
+    fake.with(|s| {
+        s.tool_rate_limits = 1;
+        s.window_wording = true;
+        s.retry_after = 1;
+    });
+    let pool = call(
+        &mut session,
+        10,
+        "get_voucher_pool",
+        json!({"project_id": LOOMI_PROJECT, "pool_id": "p1"}),
+    )
+    .await;
+    assert_eq!(pool["success"], true, "{pool}");
+    assert_eq!(calls_of(&fake).len(), 2);
     let _ = session.finish().await;
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -547,7 +547,7 @@ async fn a_fault_on_the_third_page_fails_saying_how_far_the_scan_came() {
     assert_eq!(
         found,
         json!({"success": false, "data": [], "scanned": 2000, "matched": null, "complete": false,
-               "next_skip": null,
+               "next_skip": null, "as_of": null,
                "error": "Bloomreach rejected the request as invalid (HTTP 400): boom"})
     );
 }
@@ -586,7 +586,7 @@ async fn every_argument_error_names_the_argument_and_makes_no_request() {
         assert_eq!(
             found,
             json!({"success": false, "data": [], "scanned": 0, "matched": null, "complete": false,
-                   "next_skip": null, "error": error}),
+                   "next_skip": null, "as_of": null, "error": error}),
             "{args}"
         );
     }

@@ -403,8 +403,8 @@ async fn list_projects_lists_the_configured_tokens_without_calling_the_api() {
     assert_eq!(
         called.envelope,
         json!({"success": true, "data": [
-            {"id": "shop-eu", "name": "Main store"},
-            {"id": "shop-us", "name": "shop-us"}
+            {"id": "shop-eu", "name": "Main store", "organization": null, "workspace": null},
+            {"id": "shop-us", "name": "shop-us", "organization": null, "workspace": null}
         ], "error": null})
     );
     assert!(called.requests.is_empty());

@@ -98,14 +98,8 @@ pub(crate) fn quiet(_: &RetryNotice) {}
 
 pub(crate) fn projects() -> Vec<ProjectEntry> {
     vec![
-        ProjectEntry {
-            id: "demo".into(),
-            name: "Demo store".into(),
-        },
-        ProjectEntry {
-            id: "tok-2".into(),
-            name: "Été ☀️".into(),
-        },
+        ProjectEntry::named("demo", "Demo store"),
+        ProjectEntry::named("tok-2", "Été ☀️"),
     ]
 }
 

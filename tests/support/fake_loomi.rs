@@ -74,6 +74,16 @@ pub struct LoomiState {
     pub deny: bool,
     pub status_declared: bool,
     pub search_only: bool,
+    /// The catalog Bloomreach documents (October 2026): organizations
+    /// before projects, `search_voucher_pools` paged (pools named by
+    /// `_id`, the id argument `voucher_pool_id`), `list_voucher_codes` with
+    /// `voucher_pool_id` and no `status`.
+    pub documented: bool,
+    /// How many pools the documented `search_voucher_pools` lists.
+    pub pool_count: usize,
+    /// Rate-limit notices give the window (`(1 per 10 second)`) instead
+    /// of a "Retry after".
+    pub window_wording: bool,
     pub tool_rate_limits: u32,
     pub http_429s: u32,
     pub retry_after: u64,
@@ -137,6 +147,7 @@ impl FakeLoomi {
             expires_in: 3600,
             status_declared: true,
             retry_after: 1,
+            pool_count: 3,
             ..LoomiState::default()
         }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -456,6 +467,9 @@ impl ServerHandler for FakeTools {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let s = self.state.lock().unwrap();
+        if s.documented {
+            return Ok(ListToolsResult::with_all_items(documented_tools()));
+        }
         let project = json!({"type": "string"});
         let mut codes_props = json!({"project_id": project, "pool_id": project, "skip": {"type": "integer"}, "count": {"type": "integer"}});
         if s.status_declared {
@@ -508,21 +522,34 @@ impl ServerHandler for FakeTools {
             if s.tool_rate_limits > 0 {
                 s.tool_rate_limits -= 1;
                 let wait = s.retry_after;
+                let text = if s.window_wording {
+                    format!("Too many requests (1 per {wait} second)")
+                } else {
+                    format!("Too many requests. Retry after ~{wait} second(s).")
+                };
                 return Ok(result(json!({
                     "isError": true,
-                    "content": [{"type": "text", "text": format!("Too many requests. Retry after ~{wait} second(s).")}]
+                    "content": [{"type": "text", "text": text}]
                 }))
                 .into());
             }
+            let documented = (s.documented && s.fault.is_none()).then(|| {
+                documented_call(&name, &arguments, s.pool_count, s.paged_codes.as_deref())
+            });
             (
                 s.fault.clone().unwrap_or(ToolFault::None),
                 s.tool_delay,
                 s.paged_codes.clone(),
+                s.status_declared,
+                documented,
             )
         };
-        let (fault, delay, paged_codes) = fault;
+        let (fault, delay, paged_codes, status_declared, documented) = fault;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
+        }
+        if let Some(answer) = documented {
+            return Ok(answer.into());
         }
         match fault {
             ToolFault::IsError(text) => {
@@ -604,6 +631,8 @@ impl ServerHandler for FakeTools {
                     .cloned()
                     .collect();
                 let matched = match status.as_str() {
+                    // Without a status argument, the three codes are all.
+                    _ if !status_declared => 3,
                     Some("assigned") => 253,
                     Some("redeemed") => 120,
                     Some(_) => 742,
@@ -621,6 +650,124 @@ impl ServerHandler for FakeTools {
             ),
         };
         Ok(answer.into())
+    }
+}
+
+/// The documented catalog's tools.
+fn documented_tools() -> Vec<Tool> {
+    let text = json!({"type": "string"});
+    vec![
+        tool("list_cloud_organizations", json!({}), &[]),
+        tool(
+            "list_projects",
+            json!({"cloud_organization_id": text, "workspace_id": text}),
+            &["cloud_organization_id"],
+        ),
+        tool(
+            "search_voucher_pools",
+            json!({"project_id": text, "voucher_pool_id": text,
+                   "skip": {"type": "integer", "minimum": 0},
+                   "count": {"type": "integer", "minimum": 1, "maximum": 50}}),
+            &["project_id"],
+        ),
+        tool(
+            "list_voucher_codes",
+            json!({"project_id": text, "voucher_pool_id": text,
+                   "skip": {"type": "integer"}, "count": {"type": "integer", "maximum": 1000}}),
+            &["project_id", "voucher_pool_id"],
+        ),
+        tool(
+            "create_voucher_pool",
+            json!({"project_id": text}),
+            &["project_id"],
+        ),
+    ]
+}
+
+/// The documented catalog's pools: the first is SUMMER20 (`p1`).
+pub fn documented_pools(count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|i| match i {
+            0 => json!({"_id": LOOMI_POOL, "name": "SUMMER20", "total": 1000, "available": 742}),
+            _ => json!({"_id": format!("pool-{i}"), "name": format!("POOL{i}"), "total": 10, "available": i % 10}),
+        })
+        .collect()
+}
+
+/// A call to the documented catalog, answered as Loomi documents it.
+fn documented_call(
+    name: &str,
+    arguments: &Value,
+    pool_count: usize,
+    paged: Option<&[Value]>,
+) -> CallToolResult {
+    let arg = |k: &str| arguments.get(k).cloned().unwrap_or(Value::Null);
+    let refuse = |text: String| {
+        result(json!({"isError": true, "content": [{"type": "text", "text": text}]}))
+    };
+    let project = |id: &str, name: &str, workspace: &str| json!({"id": id, "name": name, "category": "ecommerce", "workspace_id": format!("w-{workspace}"), "workspace_name": workspace});
+    match name {
+        "list_cloud_organizations" => envelope(
+            json!([
+                {"id": "org-1", "name": "Brand A", "admin_panel_url": "https://example.invalid/a", "enabled_modules": ["vouchers"]},
+                {"id": "org-2", "name": "Brand B", "admin_panel_url": "https://example.invalid/b", "enabled_modules": []}
+            ]),
+            json!({}),
+        ),
+        "list_projects" => match arg("cloud_organization_id").as_str() {
+            Some("org-1") => envelope(
+                json!([
+                    project(LOOMI_PROJECT, "Main store", "EU"),
+                    project("proj-2", "Outlet", "EU")
+                ]),
+                json!({}),
+            ),
+            Some("org-2") => envelope(
+                json!([
+                    project("proj-3", "Main store", "US"),
+                    project("proj-2", "Outlet", "EU")
+                ]),
+                json!({}),
+            ),
+            _ => refuse("cloud_organization_id is required".into()),
+        },
+        "search_voucher_pools" => {
+            if arg("project_id") != json!(LOOMI_PROJECT) {
+                return envelope(json!([]), json!({"matched": 0}));
+            }
+            let pools = documented_pools(pool_count);
+            if let Some(id) = arg("voucher_pool_id").as_str() {
+                let found: Vec<Value> = pools.into_iter().filter(|p| p["_id"] == id).collect();
+                return envelope(Value::Array(found), json!({}));
+            }
+            let skip = arg("skip").as_u64().unwrap_or(0) as usize;
+            let count = arg("count").as_u64().unwrap_or(10) as usize;
+            if count > 50 {
+                return refuse("count must be at most 50".into());
+            }
+            let page: Vec<Value> = pools.iter().skip(skip).take(count).cloned().collect();
+            envelope(Value::Array(page), json!({"matched": pools.len()}))
+        }
+        "list_voucher_codes" => {
+            if arguments.get("status").is_some() {
+                return refuse("unknown argument status".into());
+            }
+            if arg("voucher_pool_id").is_null() {
+                return refuse("voucher_pool_id is required".into());
+            }
+            let all: Vec<Value> = match paged {
+                Some(codes) => codes.to_vec(),
+                None => codes().as_array().unwrap().clone(),
+            };
+            let skip = arg("skip").as_u64().unwrap_or(0) as usize;
+            let count = arg("count").as_u64().unwrap_or(20) as usize;
+            let page: Vec<Value> = all.iter().skip(skip).take(count).cloned().collect();
+            envelope(
+                Value::Array(page),
+                json!({"matched": all.len(), "matched_limited": false, "skip": skip, "limit": count}),
+            )
+        }
+        _ => refuse(format!("unknown tool {name}")),
     }
 }
 

@@ -40,8 +40,8 @@ use self::session::{Bearer, Fault, Session};
 use self::tools::{payload, ToolAnswer};
 use super::error::{AnswerProblem, BackendError, LoginReason, ProxyFailure};
 use super::model::{
-    Capped, Code, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, Reply, MAX_CODES_PER_PAGE,
-    MAX_POOLS,
+    Bounded, Capped, Code, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, Reply,
+    MAX_CODES_PER_PAGE, MAX_POOLS, MAX_PROJECTS,
 };
 use super::network::failure::proxy_failure;
 use super::network::Network;
@@ -734,13 +734,17 @@ impl LoomiClient {
         let Answered { envelope, quoter } = answered;
         // Read in place: the excerpt is made only when it is needed.
         let excerpt = |v: &Value| Some(quoter.quote(&v.to_string(), 200));
-        let reply =
-            Reply::<D>::deserialize(&envelope).map_err(|e| BackendError::LoomiUnexpected {
-                problem: AnswerProblem::MissingField {
-                    detail: quoter.quote(&e.to_string(), 150),
-                },
-                excerpt: excerpt(&envelope),
-            })?;
+        let reply = Reply::<D>::deserialize(&envelope).map_err(|e| {
+            let detail = e.to_string();
+            crate::backend::model::bound_error(&detail).unwrap_or_else(|| {
+                BackendError::LoomiUnexpected {
+                    problem: AnswerProblem::MissingField {
+                        detail: quoter.quote(&detail, 150),
+                    },
+                    excerpt: excerpt(&envelope),
+                }
+            })
+        })?;
         if reply.data.is_none() {
             return Err(BackendError::LoomiUnexpected {
                 problem: AnswerProblem::NoData,
@@ -757,25 +761,116 @@ impl LoomiClient {
         project_id: &Id,
         observer: RetryObserver<'_>,
     ) -> Result<Vec<PoolSummary>, BackendError> {
-        let envelope = self
-            .call_tool(
-                |tools| {
-                    let tool = tools.pools_tool()?;
-                    tools.takes(&tool, "project_id")?;
-                    let mut args = Map::new();
-                    args.insert("project_id".into(), project_id.as_str().into());
-                    Ok((tool, args))
-                },
-                observer,
-            )
-            .await?;
-        let Answered { envelope, quoter } = envelope;
+        let Answered { envelope, quoter } = self.pool_records(project_id, None, observer).await?;
         let envelope = Answered {
             envelope: tools::with_ids(envelope),
             quoter,
         };
-        let reply: Reply<Capped<PoolSummary, MAX_POOLS>> = self.decode(envelope)?;
+        let reply: Reply<Bounded<PoolSummary, MAX_POOLS>> = self.decode(envelope)?;
         Ok(reply.data.unwrap_or_default().0)
+    }
+
+    /// Pool records of the project, as one envelope. With `one`, and a
+    /// pool tool that declares an id argument: that pool, asked by id.
+    /// Otherwise every pool: the pools tool called without an id, page
+    /// after page where it declares paging, until a page comes back short
+    /// or the records reach the count it gave; more than [`MAX_POOLS`] is a
+    /// failure that names the bound. What the tools declare is read inside
+    /// each call, so that calls keep their arrival order.
+    async fn pool_records(
+        &self,
+        project_id: &Id,
+        one: Option<&Id>,
+        observer: RetryObserver<'_>,
+    ) -> Result<Answered, BackendError> {
+        // How the last call was made: by id, or a page of the list.
+        let plan: std::sync::Mutex<Option<(bool, Option<tools::Paging>)>> = Default::default();
+        let too_many = BackendError::TooMany {
+            what: "voucher pools in the project",
+            bound: MAX_POOLS,
+        };
+        let mut records: Vec<Value> = Vec::new();
+        let mut previous_first = None;
+        loop {
+            let offset = records.len() as u64;
+            let Answered {
+                mut envelope,
+                quoter,
+            } = self
+                .call_tool(
+                    |tools| {
+                        let mut args = Map::new();
+                        args.insert("project_id".into(), project_id.as_str().into());
+                        if let Some(pool_id) = one {
+                            let (tool, pool_arg) = tools.pool_tool()?;
+                            if let Some(pool_arg) = pool_arg {
+                                tools.takes(&tool, "project_id")?;
+                                tools.requires_only(&tool, &["project_id", &pool_arg])?;
+                                args.insert(pool_arg, pool_id.as_str().into());
+                                *plan.lock().unwrap_or_else(|p| p.into_inner()) =
+                                    Some((true, None));
+                                return Ok((tool, args));
+                            }
+                        }
+                        let tool = tools.pools_tool()?;
+                        tools.takes(&tool, "project_id")?;
+                        let paging = tools.paging(&tool);
+                        let mut known = vec!["project_id"];
+                        if let Some(p) = &paging {
+                            known.extend([p.skip.as_str(), p.count.as_str()]);
+                            args.insert(p.skip.clone(), offset.into());
+                            args.insert(p.count.clone(), p.size.into());
+                        }
+                        tools.requires_only(&tool, &known)?;
+                        *plan.lock().unwrap_or_else(|p| p.into_inner()) = Some((false, paging));
+                        Ok((tool, args))
+                    },
+                    observer,
+                )
+                .await?;
+            let (by_id, paging) = plan
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or((true, None));
+            if by_id {
+                return Ok(Answered { envelope, quoter });
+            }
+            let counted = ["matched", "total"]
+                .iter()
+                .find_map(|k| envelope.get(*k).and_then(Value::as_u64));
+            let page = match envelope.get_mut("data").map(Value::take) {
+                Some(Value::Array(page)) => page,
+                // Not a list: decoded (and refused) as it is.
+                other => {
+                    if let Some(other) = other {
+                        envelope["data"] = other;
+                    }
+                    return Ok(Answered { envelope, quoter });
+                }
+            };
+            let Some(paging) = paging else {
+                if page.len() > MAX_POOLS {
+                    return Err(too_many);
+                }
+                envelope["data"] = Value::Array(page);
+                return Ok(Answered { envelope, quoter });
+            };
+            let first = page.first().and_then(tools::record_id);
+            if offset > 0 && first.is_some() && first == previous_first {
+                return Err(BackendError::SkipIgnored { skip: offset });
+            }
+            previous_first = first;
+            let short = (page.len() as u64) < paging.size;
+            records.extend(page);
+            if records.len() > MAX_POOLS {
+                return Err(too_many);
+            }
+            if short || counted.is_some_and(|c| records.len() as u64 >= c) {
+                envelope["data"] = Value::Array(records);
+                return Ok(Answered { envelope, quoter });
+            }
+        }
     }
 
     pub async fn get_pool(
@@ -783,24 +878,12 @@ impl LoomiClient {
         pool: PoolRef<'_>,
         observer: RetryObserver<'_>,
     ) -> Result<Pool, BackendError> {
-        let envelope = self
-            .call_tool(
-                |tools| {
-                    let (name, pool_arg) = tools.pool_tool()?;
-                    tools.takes(&name, "project_id")?;
-                    let mut args = Map::new();
-                    args.insert("project_id".into(), pool.project_id.as_str().into());
-                    if let Some(pool_arg) = pool_arg {
-                        args.insert(pool_arg, pool.pool_id.as_str().into());
-                    }
-                    Ok((name, args))
-                },
-                observer,
-            )
+        let answered = self
+            .pool_records(pool.project_id, Some(pool.pool_id), observer)
             .await?;
         // `search_voucher_pools` may answer a list: the pool is the one
         // with the id asked for.
-        let Answered { envelope, quoter } = envelope;
+        let Answered { envelope, quoter } = answered;
         let envelope = tools::one_pool(envelope, pool.pool_id.as_str()).ok_or_else(|| {
             BackendError::NotFound {
                 subject: super::Subject::Pool {
@@ -847,21 +930,63 @@ impl LoomiClient {
         Ok(CodesPage::from_reply(reply, query))
     }
 
-    /// Loomi's `list_projects`.
+    /// The projects the login can see: Loomi's `list_projects`, once, or
+    /// for each organization of `list_cloud_organizations` in its order
+    /// where it requires one; each project once, the first seen kept.
     pub async fn list_projects(
         &self,
         observer: RetryObserver<'_>,
     ) -> Result<Vec<ProjectEntry>, BackendError> {
-        let envelope = self
-            .call_tool(|tools| Ok((tools.projects_tool()?, Map::new())), observer)
+        let decided: std::sync::Mutex<Option<tools::ProjectsPlan>> = Default::default();
+        let first = self
+            .call_tool(
+                |tools| {
+                    let plan = tools.projects_plan()?;
+                    let tool = match &plan {
+                        tools::ProjectsPlan::Direct { tool } => tool.clone(),
+                        tools::ProjectsPlan::ByOrganization { organizations, .. } => {
+                            organizations.clone()
+                        }
+                    };
+                    *decided.lock().unwrap_or_else(|p| p.into_inner()) = Some(plan);
+                    Ok((tool, Map::new()))
+                },
+                observer,
+            )
             .await?;
-        let reply: Reply<Vec<Value>> = self.decode(envelope)?;
-        Ok(reply
-            .data
-            .unwrap_or_default()
-            .iter()
-            .filter_map(tools::project_entry)
-            .collect())
+        let records = |answered: Answered| {
+            let reply: Reply<Bounded<Value, MAX_PROJECTS>> = self.decode(answered)?;
+            Ok::<_, BackendError>(reply.data.unwrap_or_default().0)
+        };
+        let mut found: Vec<ProjectEntry> = Vec::new();
+        let mut keep = |listed: &[Value], organization: Option<&str>| {
+            for entry in listed
+                .iter()
+                .filter_map(|r| tools::project_entry(r, organization))
+            {
+                if !found.iter().any(|p| p.id == entry.id) {
+                    found.push(entry);
+                }
+            }
+        };
+        let plan = decided.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match plan {
+            Some(tools::ProjectsPlan::ByOrganization {
+                projects, argument, ..
+            }) => {
+                let organizations = records(first)?;
+                for (id, name) in organizations.iter().filter_map(tools::organization) {
+                    let mut args = Map::new();
+                    args.insert(argument.clone(), id.into());
+                    let answered = self
+                        .call_tool(|_| Ok((projects.clone(), args.clone())), observer)
+                        .await?;
+                    keep(&records(answered)?, Some(&name));
+                }
+            }
+            _ => keep(&records(first)?, None),
+        }
+        Ok(found)
     }
 
     /// Whether Loomi's `list_voucher_codes` takes `status`.

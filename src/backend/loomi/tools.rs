@@ -17,15 +17,48 @@ const LIST_CODES: &str = "list_voucher_codes";
 const SEARCH_POOLS: &str = "search_voucher_pools";
 const LIST_PROJECTS: &str = "list_projects";
 
-/// Loomi's tools, with the argument names each declares.
+/// Loomi's tools, with what each declares of its arguments.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ToolSet {
-    tools: BTreeMap<String, Vec<String>>,
+    tools: BTreeMap<String, Declared>,
     /// Tools that take no required argument and are not marked as
     /// changing anything, in Loomi's order: what `login` may call to check
     /// that the new login reads data.
     harmless: Vec<String>,
 }
+
+/// What a tool's `inputSchema` declares.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Declared {
+    /// Its properties, with the `maximum` each declares, if any.
+    properties: BTreeMap<String, Option<u64>>,
+    required: Vec<String>,
+}
+
+/// How a list tool pages: the names of its offset and size arguments, and
+/// the page size to ask for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paging {
+    pub skip: String,
+    pub count: String,
+    pub size: u64,
+}
+
+/// How our `list_projects` is answered from Loomi's tools.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProjectsPlan {
+    /// Loomi's `list_projects`, called once with no argument.
+    Direct { tool: String },
+    /// `list_cloud_organizations`, then `list_projects` for each
+    /// organization, its id under `argument`.
+    ByOrganization {
+        organizations: String,
+        projects: String,
+        argument: String,
+    },
+}
+
+const LIST_ORGANIZATIONS: &str = "list_cloud_organizations";
 
 impl ToolSet {
     /// From the `tools` of `tools/list` answers.
@@ -36,35 +69,66 @@ impl ToolSet {
             let Some(name) = tool.get("name").and_then(Value::as_str) else {
                 continue;
             };
-            let requires = tool
+            let required: Vec<String> = tool
                 .pointer("/inputSchema/required")
                 .and_then(Value::as_array)
-                .is_some_and(|r| !r.is_empty());
+                .map(|r| {
+                    r.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
             let flag = |name: &str| {
                 tool.pointer(&format!("/annotations/{name}"))
                     .and_then(Value::as_bool)
             };
-            if !requires
+            if required.is_empty()
                 && flag("readOnlyHint") != Some(false)
                 && flag("destructiveHint") != Some(true)
             {
                 harmless.push(name.to_owned());
             }
-            let args = tool
+            let properties = tool
                 .pointer("/inputSchema/properties")
                 .and_then(Value::as_object)
-                .map(|p| p.keys().cloned().collect())
+                .map(|p| {
+                    p.iter()
+                        .map(|(k, v)| {
+                            let max = v
+                                .get("maximum")
+                                .and_then(Value::as_f64)
+                                .filter(|m| m.is_finite() && *m >= 1.0)
+                                .map(|m| m.min(1e9) as u64);
+                            (k.clone(), max)
+                        })
+                        .collect()
+                })
                 .unwrap_or_default();
-            tools.insert(name.to_owned(), args);
+            tools.insert(
+                name.to_owned(),
+                Declared {
+                    properties,
+                    required,
+                },
+            );
         }
         Self { tools, harmless }
+    }
+
+    /// The argument names `tool` declares, and which of them it requires
+    /// (for `doctor`).
+    pub fn arguments(&self, tool: &str) -> Option<(Vec<String>, Vec<String>)> {
+        self.tools
+            .get(tool)
+            .map(|d| (d.properties.keys().cloned().collect(), d.required.clone()))
     }
 
     /// The tool `login` calls to check that the new login reads data:
     /// Loomi's organizations, else its projects, else the first tool that
     /// needs no argument and is not marked as changing anything.
     pub fn probe_tool(&self) -> Option<&str> {
-        ["list_cloud_organizations", LIST_PROJECTS]
+        [LIST_ORGANIZATIONS, LIST_PROJECTS]
             .into_iter()
             .find(|t| self.harmless.iter().any(|h| h == t))
             .or_else(|| self.harmless.first().map(String::as_str))
@@ -136,11 +200,45 @@ impl ToolSet {
 
     /// The first of `names` that `tool` declares.
     fn declared(&self, tool: &str, names: &[&str]) -> Option<String> {
-        let args = self.tools.get(tool)?;
+        let args = &self.tools.get(tool)?.properties;
         names
             .iter()
-            .find(|n| args.iter().any(|a| a == *n))
+            .find(|n| args.contains_key(**n))
             .map(|n| (*n).to_owned())
+    }
+
+    /// How `tool` pages, where it declares `skip` and `count`, or `offset`
+    /// and `limit`: the page asked for is the largest its schema allows
+    /// (at most 1000), else 100.
+    pub fn paging(&self, tool: &str) -> Option<Paging> {
+        let declared = self.tools.get(tool)?;
+        [("skip", "count"), ("offset", "limit")]
+            .into_iter()
+            .find(|(s, c)| {
+                declared.properties.contains_key(*s) && declared.properties.contains_key(*c)
+            })
+            .map(|(skip, count)| Paging {
+                skip: skip.to_owned(),
+                count: count.to_owned(),
+                size: declared
+                    .properties
+                    .get(count)
+                    .copied()
+                    .flatten()
+                    .unwrap_or(100)
+                    .min(1000),
+            })
+    }
+
+    /// A required argument of `tool` that is not among `known`: one this
+    /// server has no value for.
+    fn unknown_required(&self, tool: &str, known: &[&str]) -> Option<String> {
+        self.tools
+            .get(tool)?
+            .required
+            .iter()
+            .find(|r| !known.contains(&r.as_str()))
+            .cloned()
     }
 
     /// `Ok` when `tool` declares `argument`; else the failure that names both.
@@ -160,16 +258,47 @@ impl ToolSet {
 
     /// Whether `list_voucher_codes` declares a `status` argument.
     pub fn codes_take_status(&self) -> bool {
-        self.tools
-            .get(LIST_CODES)
-            .is_some_and(|args| args.iter().any(|a| a == "status"))
+        self.declared(LIST_CODES, &["status"]).is_some()
     }
 
-    pub fn projects_tool(&self) -> Result<String, BackendError> {
-        if self.has(LIST_PROJECTS) {
-            Ok(LIST_PROJECTS.to_owned())
-        } else {
-            Err(Self::missing(LIST_PROJECTS))
+    /// How projects are listed: Loomi's `list_projects` alone where it
+    /// requires no argument; through the organizations where it requires
+    /// one that names an organization (`cloud_organization_id`).
+    pub fn projects_plan(&self) -> Result<ProjectsPlan, BackendError> {
+        if !self.has(LIST_PROJECTS) {
+            return Err(Self::missing(LIST_PROJECTS));
+        }
+        let required = &self.tools[LIST_PROJECTS].required;
+        let Some(argument) = required.iter().find(|r| r.contains("organization")) else {
+            return match required.first() {
+                Some(other) => Err(Self::cannot_take(LIST_PROJECTS, other)),
+                None => Ok(ProjectsPlan::Direct {
+                    tool: LIST_PROJECTS.to_owned(),
+                }),
+            };
+        };
+        if let Some(other) = required.iter().find(|r| *r != argument) {
+            return Err(Self::cannot_take(LIST_PROJECTS, other));
+        }
+        if !self.has(LIST_ORGANIZATIONS) {
+            return Err(Self::missing(LIST_ORGANIZATIONS));
+        }
+        if let Some(other) = self.unknown_required(LIST_ORGANIZATIONS, &[]) {
+            return Err(Self::cannot_take(LIST_ORGANIZATIONS, &other));
+        }
+        Ok(ProjectsPlan::ByOrganization {
+            organizations: LIST_ORGANIZATIONS.to_owned(),
+            projects: LIST_PROJECTS.to_owned(),
+            argument: argument.clone(),
+        })
+    }
+
+    /// A required argument of `tool` beyond `known`, as the failure that
+    /// names it: this server would have to guess its value.
+    pub fn requires_only(&self, tool: &str, known: &[&str]) -> Result<(), BackendError> {
+        match self.unknown_required(tool, known) {
+            Some(other) => Err(Self::cannot_take(tool, &other)),
+            None => Ok(()),
         }
     }
 }
@@ -349,22 +478,40 @@ pub fn one_pool(mut envelope: Value, pool_id: &str) -> Option<Value> {
     Some(envelope)
 }
 
-/// A project of Loomi's `list_projects`: its `id` (or `project_id`) and name.
-pub fn project_entry(record: &Value) -> Option<crate::backend::ProjectEntry> {
-    let id = record
-        .get("id")
-        .or_else(|| record.get("project_id"))
-        .and_then(|v| match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })?;
-    let name = record
-        .get("name")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| id.clone());
-    Some(crate::backend::ProjectEntry { id, name })
+/// A record's text field, where it is text or a number.
+fn text_of(record: &Value, key: &str) -> Option<String> {
+    match record.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A project of Loomi's `list_projects`: its id (`id`, else `project_id`,
+/// else `_id`), name and workspace name, in `organization` (a name).
+pub fn project_entry(
+    record: &Value,
+    organization: Option<&str>,
+) -> Option<crate::backend::ProjectEntry> {
+    let id = ["id", "project_id", "_id"]
+        .iter()
+        .find_map(|k| text_of(record, k))?;
+    let name = text_of(record, "name").unwrap_or_else(|| id.clone());
+    Some(crate::backend::ProjectEntry {
+        id,
+        name,
+        organization: organization.map(str::to_owned),
+        workspace: text_of(record, "workspace_name"),
+    })
+}
+
+/// An organization of `list_cloud_organizations`: its id and name.
+pub fn organization(record: &Value) -> Option<(String, String)> {
+    let id = ["id", "cloud_organization_id", "_id"]
+        .iter()
+        .find_map(|k| text_of(record, k))?;
+    let name = text_of(record, "name").unwrap_or_else(|| id.clone());
+    Some((id, name))
 }
 
 #[cfg(test)]
@@ -486,7 +633,7 @@ mod tests {
             ("search_voucher_pools".to_owned(), Some("id".to_owned()))
         );
         assert!(!set.codes_take_status());
-        assert!(set.projects_tool().is_err());
+        assert!(set.projects_plan().is_err());
         let envelope = json!({"success": true, "data": [{"id": "a"}, {"id": "b", "name": "B"}]});
         assert_eq!(
             one_pool(envelope.clone(), "b").unwrap()["data"],

@@ -19,8 +19,8 @@ pub use retry::{parse_retry_after, RetryPolicy};
 use super::error::BackendError;
 use super::id::Id;
 use super::model::{
-    Capped, Code, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, Reply, MAX_CODES_PER_PAGE,
-    MAX_POOLS,
+    Bounded, Capped, Code, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, Reply,
+    MAX_CODES_PER_PAGE, MAX_POOLS,
 };
 use super::network::Network;
 use super::notice::RetryObserver;
@@ -167,7 +167,7 @@ impl RestClient {
         project_id: &Id,
         observer: RetryObserver<'_>,
     ) -> Result<Vec<PoolSummary>, BackendError> {
-        let reply: Reply<Capped<PoolSummary, MAX_POOLS>> =
+        let reply: Reply<Bounded<PoolSummary, MAX_POOLS>> =
             self.get(&Endpoint::Pools { project_id }, observer).await?;
         Ok(reply.data.unwrap_or_default().0)
     }

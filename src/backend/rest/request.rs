@@ -262,6 +262,10 @@ impl RestClient {
                 Ok(value) if value.get("success") == Some(&Value::Bool(false)) => {
                     Err(refused(value.get("error"), value.get("errors")))
                 }
+                Ok(_) if crate::backend::model::bound_error(&error.to_string()).is_some() => {
+                    Err(crate::backend::model::bound_error(&error.to_string())
+                        .expect("checked just above"))
+                }
                 Ok(_) => Err(BackendError::Unexpected {
                     problem: AnswerProblem::MissingField {
                         detail: quoter.quote(strip_position(&error.to_string()), 150),
