@@ -48,6 +48,7 @@ pub mod env {
     pub const LOOMI_CLIENT_METADATA_URL: &str = "BLOOMREACH_LOOMI_CLIENT_METADATA_URL";
     pub const CREDENTIALS_FILE: &str = "BLOOMREACH_CREDENTIALS_FILE";
     pub const LOG: &str = "RUST_LOG";
+    pub const DEMO: &str = "BLOOMREACH_DEMO";
     /// The proxy variables, lower case first as curl reads them; messages
     /// show the upper-case spelling.
     pub const PROXIES: crate::backend::network::ProxyVariables =
@@ -121,8 +122,10 @@ pub struct Settings {
     pub log_filter: String,
 
     /// Serve a built-in sample dataset (project `demo`) instead of calling the API. No credentials or network needed.
-    #[arg(long, global = true)]
-    pub demo: bool,
+    /// `--demo` alone turns it on; the variable takes `true`/`1` (or `false`/`0`).
+    #[arg(long, env = env::DEMO, hide_env_values = true, global = true, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub demo: Option<String>,
 }
 
 impl fmt::Debug for Settings {
@@ -222,6 +225,65 @@ impl ConfigError {
     }
 }
 
+/// `BLOOMREACH_DEMO` / `--demo`: on for `true`, `1`, `yes`, `on`; off for
+/// `false`, `0`, `no`, `off` or not set.
+pub fn parse_demo(raw: Option<&str>) -> Result<bool, ConfigError> {
+    let Some(raw) = given(raw) else {
+        return Ok(false);
+    };
+    match raw.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::new(
+            env::DEMO,
+            "demo",
+            format!(
+                "must be true or false, not {:?}",
+                crate::text::shorten(raw, 40)
+            ),
+        )),
+    }
+}
+
+/// The label of the field that sets `variable` in the bundle's form
+/// (Claude Desktop's extension settings), where it has one.
+pub fn form_label(variable: &str) -> Option<&'static str> {
+    Some(match variable {
+        env::LOOMI_URL => "Loomi Connect URL",
+        env::KEY_ID => "API key ID",
+        env::SECRET => "API secret",
+        env::PROJECT_TOKEN => "Projects",
+        env::BASE_URL => "API base URL",
+        env::TIMEOUT => "Timeout (seconds)",
+        env::CA_FILE => "Extra CA certificates",
+        env::LOOMI_CLIENT_ID => "Loomi OAuth client ID",
+        env::LOOMI_CLIENT_SECRET => "Loomi OAuth client secret",
+        env::LOOMI_CLIENT_METADATA_URL => "Loomi OAuth client metadata URL",
+        env::CREDENTIALS_FILE => "Where the Loomi login is kept",
+        env::LOG => "Log filter",
+        env::DEMO => "Demo data (no account needed)",
+        _ => return None,
+    })
+}
+
+impl ConfigError {
+    /// The error for a person who may have only the bundle's form: the
+    /// variable, the form's field, what is wrong and what to do.
+    pub fn for_person(&self) -> String {
+        let field = match form_label(self.variable) {
+            Some(label) => {
+                format!(" (the \"{label}\" field of the extension's settings in Claude Desktop)")
+            }
+            None => String::new(),
+        };
+        format!(
+            "The server's setup is incomplete: {}{field} {}. Change the setting where the server is configured (in Claude Desktop: Settings, Extensions, Bloomreach Vouchers, Configure; elsewhere the server's environment in the assistant's MCP settings), then restart the server",
+            self.variable,
+            self.problem.trim_end_matches('.')
+        )
+    }
+}
+
 /// The value of a setting, or `None` when it is not set: absent, blank, or
 /// a template placeholder left unfilled (an MCP Bundle's optional field
 /// left empty arrives as `${user_config.NAME}` in some hosts).
@@ -234,9 +296,10 @@ pub fn given(value: Option<&str>) -> Option<&str> {
 impl Config {
     /// Checks the settings and turns them into a [`Config`].
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        let demo = parse_demo(settings.demo.as_deref())?;
         let base_url =
             parse_base_url(given(Some(&settings.api_base_url)).unwrap_or(DEFAULT_BASE_URL))?;
-        let loomi_given = given(settings.loomi_url.as_deref()).is_some() && !settings.demo;
+        let loomi_given = given(settings.loomi_url.as_deref()).is_some() && !demo;
         let timeout = match given(settings.timeout_secs.as_deref()) {
             Some(raw) => parse_timeout(raw)?,
             None if loomi_given => Duration::from_secs(DEFAULT_LOOMI_TIMEOUT_SECS),
@@ -250,6 +313,26 @@ impl Config {
                 key_id: key_id.to_owned(),
                 secret: Secret::new(secret),
             }),
+            (Some(_), None) if !demo => {
+                return Err(ConfigError::new(
+                    env::SECRET,
+                    "api-secret",
+                    format!(
+                        "is not set, but {} is: an API key needs both halves, so add the key's secret (or clear the key ID to use Loomi Connect instead)",
+                        env::KEY_ID
+                    ),
+                ))
+            }
+            (None, Some(_)) if !demo => {
+                return Err(ConfigError::new(
+                    env::KEY_ID,
+                    "api-key-id",
+                    format!(
+                        "is not set, but {} is: an API key needs both halves, so add the key ID (or clear the secret to use Loomi Connect instead)",
+                        env::SECRET
+                    ),
+                ))
+            }
             _ => None,
         };
         let projects = parse_projects(given(settings.project_token.as_deref()).unwrap_or(""))?;
@@ -279,7 +362,7 @@ impl Config {
         };
         let key_given = given(settings.api_key_id.as_deref()).is_some()
             || given(settings.api_secret.as_deref()).is_some();
-        if loomi.is_some() && key_given && !settings.demo {
+        if loomi.is_some() && key_given && !demo {
             return Err(ConfigError {
                 variable: env::LOOMI_URL,
                 flag: Some("loomi-url"),
@@ -301,7 +384,7 @@ impl Config {
                 default: true,
             }),
         };
-        if loomi.is_some() && credentials_file.is_none() && !settings.demo {
+        if loomi.is_some() && credentials_file.is_none() && !demo {
             return Err(ConfigError::new(
                 env::CREDENTIALS_FILE,
                 "credentials-file",
@@ -326,7 +409,7 @@ impl Config {
             credentials,
             timeout,
             projects,
-            demo: settings.demo,
+            demo,
             network,
             log_filter: given(Some(&settings.log_filter))
                 .unwrap_or(DEFAULT_LOG_FILTER)
@@ -407,7 +490,18 @@ fn endpoint_url(raw: &str) -> Result<Url, String> {
             trimmed.chars().count()
         ));
     }
-    let url = Url::parse(trimmed).map_err(|e| format!("is not a valid URL ({e}): {trimmed:?}"))?;
+    if !trimmed.contains("://") && !trimmed.is_empty() {
+        return Err(format!(
+            "has no https:// in front: add it, as in \"https://{}\"",
+            crate::text::shorten(trimmed, 200)
+        ));
+    }
+    let url = Url::parse(trimmed).map_err(|e| {
+        format!(
+            "is not a valid URL ({e}): {:?}",
+            crate::text::shorten(trimmed, 200)
+        )
+    })?;
     let host = match url.host_str() {
         Some(h) if !h.is_empty() => h.to_owned(),
         _ => return Err(format!("has no host: {trimmed:?}")),
@@ -579,7 +673,7 @@ mod tests {
             loomi_client_secret: None,
             loomi_client_metadata_url: None,
             credentials_file: None,
-            demo: false,
+            demo: None,
         }
     }
 
@@ -611,7 +705,7 @@ mod tests {
             loomi_client_secret: Some("${user_config.loomi_client_secret}".to_owned()),
             loomi_client_metadata_url: Some(String::new()),
             credentials_file: Some("${user_config.credentials_file}".to_owned()),
-            demo: false,
+            demo: None,
         };
         let config = Config::from_settings(&s).unwrap();
         assert_eq!(config.base_url.as_str(), "https://api.exponea.com/");
@@ -635,9 +729,9 @@ mod tests {
         assert!(text.contains("BLOOMREACH_API_KEY_ID"), "{text}");
         assert!(!text.contains('\n'));
         // --demo wins over both.
-        s.demo = true;
+        s.demo = Some("true".into());
         assert!(Config::from_settings(&s).is_ok());
-        s.demo = false;
+        s.demo = None;
         s.api_key_id = None;
         s.api_secret = None;
         let config = Config::from_settings(&s).unwrap();
@@ -681,13 +775,55 @@ mod tests {
     }
 
     #[test]
-    fn missing_or_blank_half_of_the_key_means_no_credentials() {
+    fn half_a_key_is_a_setting_error_naming_the_missing_half() {
         let mut s = settings();
         s.api_secret = None;
-        assert_eq!(Config::from_settings(&s).unwrap().credentials, None);
+        let e = Config::from_settings(&s).unwrap_err();
+        assert_eq!(e.variable, env::SECRET);
+        assert!(e.problem.contains("BLOOMREACH_API_KEY_ID is"), "{e}");
         let mut s = settings();
         s.api_key_id = Some("   ".to_owned());
+        let e = Config::from_settings(&s).unwrap_err();
+        assert_eq!(e.variable, env::KEY_ID);
+        assert!(!e.to_string().contains("s3cr3t-value"), "{e}");
+        let person = e.for_person();
+        assert!(person.contains("\"API key ID\" field"), "{person}");
+        // Neither half: no credentials, and no error.
+        let mut s = settings();
+        s.api_key_id = None;
+        s.api_secret = Some("${user_config.api_secret}".into());
         assert_eq!(Config::from_settings(&s).unwrap().credentials, None);
+    }
+
+    #[test]
+    fn demo_is_on_for_true_and_one_and_off_for_false_zero_or_unset() {
+        for (raw, on) in [
+            (None, false),
+            (Some("true"), true),
+            (Some("1"), true),
+            (Some("TRUE"), true),
+            (Some("false"), false),
+            (Some("0"), false),
+            (Some(""), false),
+            (Some("${user_config.demo}"), false),
+        ] {
+            assert_eq!(parse_demo(raw).unwrap(), on, "{raw:?}");
+        }
+        let e = parse_demo(Some("maybe")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "BLOOMREACH_DEMO (--demo) must be true or false, not \"maybe\""
+        );
+    }
+
+    #[test]
+    fn a_url_without_a_scheme_is_told_to_add_https() {
+        let e = parse_loomi_url("eu.connect.loomi.ai/mcp").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "BLOOMREACH_LOOMI_URL (--loomi-url) has no https:// in front: add it, as in \"https://eu.connect.loomi.ai/mcp\""
+        );
+        assert!(e.for_person().contains("\"Loomi Connect URL\" field"));
     }
 
     #[test]

@@ -13,27 +13,30 @@ use bloomreach_vouchers_mcp::{logging, serve};
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
+    let serving = matches!(cli.command, None | Some(Command::Serve));
     let config = match Config::from_settings(&cli.settings) {
         Ok(config) => config,
+        // Serving, a setting that cannot work does not stop the server: an
+        // assistant would show only "disconnected". Every tool answers it.
+        Err(e) if serving => return serve_broken(&cli, &e),
         Err(e) => return usage_error(&e),
     };
     if let Err(e) = logging::init(&config.log_filter) {
-        return usage_error(&e);
+        if !serving {
+            return usage_error(&e);
+        }
+        // Serving, a log filter that cannot be read only costs the logs it
+        // asked for.
+        let _ = logging::init(bloomreach_vouchers_mcp::config::DEFAULT_LOG_FILTER);
+        tracing::warn!("{e}; logging with the default filter instead");
     }
     let backend = config.backend();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: could not start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     let code = match cli.command {
         None | Some(Command::Serve) => {
-            runtime.block_on(serve::serve(backend, &config));
+            runtime.block_on(serve::serve(backend, config.projects));
             ExitCode::SUCCESS
         }
         Some(Command::Tools) => {
@@ -53,6 +56,38 @@ fn main() -> ExitCode {
     // Do not wait for threads blocked on stdin: the work is done.
     runtime.shutdown_background();
     code
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            None
+        }
+    }
+}
+
+/// Serves with a setting that cannot work: logged once on stderr, and
+/// answered by every tool (and said in the instructions) in words that
+/// name the variable, the form's field and the fix.
+fn serve_broken(cli: &Cli, e: &bloomreach_vouchers_mcp::config::ConfigError) -> ExitCode {
+    let filter = bloomreach_vouchers_mcp::config::given(Some(&cli.settings.log_filter))
+        .filter(|f| logging::init(f).is_ok());
+    if filter.is_none() {
+        let _ = logging::init(bloomreach_vouchers_mcp::config::DEFAULT_LOG_FILTER);
+    }
+    tracing::error!("{e}; every tool will answer this until it is fixed");
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let backend = bloomreach_vouchers_mcp::backend::Backend::Broken(e.for_person().into());
+    runtime.block_on(serve::serve(backend, Vec::new()));
+    runtime.shutdown_background();
+    ExitCode::SUCCESS
 }
 
 /// One line on stderr, exit status 2.

@@ -83,6 +83,8 @@ pub enum LoginReason {
 pub enum BackendError {
     /// No way in is configured.
     NotConfigured,
+    /// A setting cannot work; the words say which and what to do.
+    Setup { words: String },
     /// This backend cannot filter codes by status.
     CannotFilterByStatus,
     /// A page filtered by `status` did not say how many codes match.

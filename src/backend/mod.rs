@@ -38,6 +38,9 @@ pub enum Backend {
     Demo(Arc<DemoData>),
     /// No way in is configured: every call answers [`BackendError::NotConfigured`].
     Unconfigured,
+    /// A setting cannot work: every call answers [`BackendError::Setup`]
+    /// with these words (made where the settings are known).
+    Broken(Arc<str>),
 }
 
 impl Backend {
@@ -52,6 +55,7 @@ impl Backend {
             Self::Loomi(_) => "loomi",
             Self::Demo(_) => "demo",
             Self::Unconfigured => "unconfigured",
+            Self::Broken(_) => "setup incomplete",
         }
     }
 
@@ -78,6 +82,18 @@ impl Backend {
         matches!(self, Self::Loomi(_))
     }
 
+    /// Why no call can be answered, where none can: nothing configured, or
+    /// a setting that cannot work.
+    pub fn unusable(&self) -> Option<BackendError> {
+        match self {
+            Self::Unconfigured => Some(BackendError::NotConfigured),
+            Self::Broken(words) => Some(BackendError::Setup {
+                words: words.to_string(),
+            }),
+            _ => None,
+        }
+    }
+
     /// The projects this backend lists for `list_projects` when none are
     /// configured: Loomi Connect's, the demo project, or none.
     pub async fn list_projects(
@@ -86,7 +102,10 @@ impl Backend {
     ) -> Result<Vec<ProjectEntry>, BackendError> {
         match self {
             Self::Loomi(client) => client.list_projects(observer).await,
-            _ => Ok(self.own_projects()),
+            _ => match self.unusable() {
+                Some(e) => Err(e),
+                None => Ok(self.own_projects()),
+            },
         }
     }
 
@@ -95,7 +114,7 @@ impl Backend {
     pub fn own_projects(&self) -> Vec<ProjectEntry> {
         match self {
             Self::Demo(_) => vec![demo::project()],
-            Self::Rest(_) | Self::Loomi(_) | Self::Unconfigured => Vec::new(),
+            Self::Rest(_) | Self::Loomi(_) | Self::Unconfigured | Self::Broken(_) => Vec::new(),
         }
     }
 
@@ -108,7 +127,7 @@ impl Backend {
             Self::Rest(client) => client.list_pools(project_id, observer).await,
             Self::Loomi(client) => client.list_pools(project_id, observer).await,
             Self::Demo(demo) => demo.list_pools(project_id),
-            Self::Unconfigured => Err(BackendError::NotConfigured),
+            Self::Unconfigured | Self::Broken(_) => Err(self.unusable().expect("unusable")),
         }
     }
 
@@ -121,7 +140,7 @@ impl Backend {
             Self::Rest(client) => client.get_pool(pool, observer).await,
             Self::Loomi(client) => client.get_pool(pool, observer).await,
             Self::Demo(demo) => demo.get_pool(pool.project_id, pool.pool_id),
-            Self::Unconfigured => Err(BackendError::NotConfigured),
+            Self::Unconfigured | Self::Broken(_) => Err(self.unusable().expect("unusable")),
         }
     }
 
@@ -134,7 +153,7 @@ impl Backend {
             Self::Rest(client) => client.list_codes(query, observer).await,
             Self::Loomi(client) => client.list_codes(query, observer).await,
             Self::Demo(demo) => demo.list_codes(query),
-            Self::Unconfigured => Err(BackendError::NotConfigured),
+            Self::Unconfigured | Self::Broken(_) => Err(self.unusable().expect("unusable")),
         }
     }
 }

@@ -24,11 +24,11 @@ use tokio::io::BufReader;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
-use crate::config::{env, Config};
+use crate::config::{env, ProjectEntry};
 use crate::tools::VoucherServer;
 
 /// Serves MCP on stdin/stdout until stdin closes or a signal arrives.
-pub async fn serve(backend: Backend, config: &Config) {
+pub async fn serve(backend: Backend, projects: Vec<ProjectEntry>) {
     // Listen for signals before anything else, so that one arriving during
     // the handshake also ends the process cleanly.
     let signal = shutdown_signal();
@@ -42,16 +42,16 @@ pub async fn serve(backend: Backend, config: &Config) {
     }
     tracing::info!(
         version = crate::SERVER_VERSION,
-        base_url = %config.base_url,
-        credentials = config.credentials.is_some(),
         source = backend.kind(),
         "serving MCP on stdio"
     );
     if matches!(backend, Backend::Unconfigured) {
         tracing::warn!(
-            "no API key configured: set {} and {}; tools will answer with an error until then",
+            "no way in is configured (set {}, or {} and {}, or {}); tools will answer with an error until then",
+            env::LOOMI_URL,
             env::KEY_ID,
-            env::SECRET
+            env::SECRET,
+            env::DEMO
         );
     }
     let (stdin, stdout) = rmcp::transport::stdio_pipes();
@@ -62,7 +62,7 @@ pub async fn serve(backend: Backend, config: &Config) {
     let stop = CancellationToken::new();
     let (out, lines) = outbound::channel();
     let (to_library, from_pump) = tokio::io::duplex(64 * 1024);
-    let server = VoucherServer::with_ending(backend, config.projects.clone(), ending.clone());
+    let server = VoucherServer::with_ending(backend, projects, ending.clone());
     let mcp = async {
         let sink = outbound::LineSink::new(out.clone());
         let running = tokio::select! {

@@ -16,8 +16,9 @@ pub const TITLE: &str = "List configured Bloomreach projects";
 pub fn description() -> &'static str {
     "List the Bloomreach projects this server is set up to read. Each entry's `id` is the project token that every \
 other tool takes as `project_id`. Start here when you do not know the project. The list comes from the server's \
-configuration (or, when the server reads through Loomi Connect, from the projects your login can see); if it is \
-empty, ask the user for their project token."
+configuration (or, when the server reads through Loomi Connect, from the projects the user's login can see, with \
+their organization and workspace). When it fails because the server is not set up, tell the user what the error says \
+to do."
 }
 
 /// Declared shape of the arguments: none.
@@ -40,6 +41,11 @@ pub struct ProjectRecord {
 pub type Output = Envelope<Vec<ProjectRecord>>;
 
 pub async fn call(context: &CallContext<'_>, _args: &RawArgs) -> Output {
+    // With no way in, or a setting that cannot work, the projects
+    // configured would be an answer that leads nowhere.
+    if let Some(e) = context.backend.unusable() {
+        return Output::of(Err(e.into()), Vec::new());
+    }
     if !context.projects.is_empty() {
         return Output::ok(context.projects.iter().map(ProjectRecord::from).collect());
     }

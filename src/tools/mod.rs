@@ -183,7 +183,7 @@ impl VoucherServer {
         } else {
             projects
         };
-        let instructions = instructions(&projects, backend.lists_projects());
+        let instructions = instructions(&projects, &backend);
         Self {
             inner: Arc::new(State {
                 backend,
@@ -311,7 +311,7 @@ pub fn shown_name(name: &str) -> String {
 }
 
 /// The workflow, told to the assistant at the start of a session.
-fn instructions(projects: &[ProjectEntry], backend_lists_projects: bool) -> String {
+fn instructions(projects: &[ProjectEntry], backend: &Backend) -> String {
     let mut text = format!(
         "Read-only access to Bloomreach voucher pools and voucher codes. Workflow: \
          list_projects gives the project tokens (use one as project_id); \
@@ -329,9 +329,17 @@ fn instructions(projects: &[ProjectEntry], backend_lists_projects: bool) -> Stri
          Every tool answers {{success, data, error}}; when success is false, error says what to fix.",
         args::COUNT.max
     );
+    if let Some(e) = backend.unusable() {
+        text.push_str(&format!(
+            " SETUP IS INCOMPLETE, so every tool answers this error until the user changes the setting and restarts \
+             the server; tell the user what it says: {}",
+            words::backend_error(&e)
+        ));
+        return text;
+    }
     match projects.first() {
         Some(p) => text.push_str(&format!(" The default project is {:?} ({}).", p.id, p.name)),
-        None if backend_lists_projects => text.push_str(
+        None if backend.lists_projects() => text.push_str(
             " Call list_projects first: it lists the projects the user's Bloomreach login can see.",
         ),
         None => text.push_str(

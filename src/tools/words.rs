@@ -99,11 +99,13 @@ pub fn backend_error(e: &BackendError) -> String {
             "The Bloomreach API did not say how many codes are {}; list_voucher_codes with that status shows them",
             status.as_str()
         ),
+        BackendError::Setup { words } => words.clone(),
         BackendError::NotConfigured => format!(
-            "No way to Bloomreach data is configured. Either set {} to your Loomi Connect URL (from Bloomreach's setup page: https://<region>.connect.loomi.ai/mcp, where <region> is us, eu, uk, ca or ap (brx for Bloomreach's partner demo server)) and log in with `{LOGIN_COMMAND}`, or set {} and {} to an API key; put the settings in the server's environment (or pass --loomi-url, or --api-key-id and --api-secret), then restart the server",
+            "No way to Bloomreach data is set up yet. In Claude Desktop's extension settings: fill \"Loomi Connect URL\" with the address from Bloomreach's Loomi Connect setup page (https://<region>.connect.loomi.ai/mcp, where <region> is us, eu, uk, ca or ap; brx for Bloomreach's partner demo server) and sign in when the next answer gives a link, or fill \"API key ID\" and \"API secret\", or switch on \"Demo data (no account needed)\" to try it. Elsewhere, set {} (then sign in with `{LOGIN_COMMAND}` or the link a call gives), or {} and {}, or {}=true, in the server's environment. Then restart the server",
             env::LOOMI_URL,
             env::KEY_ID,
-            env::SECRET
+            env::SECRET,
+            env::DEMO
         ),
         BackendError::LoginRequired {
             reason,

@@ -107,7 +107,11 @@ fn malformed_arguments_are_usage_errors() {
 fn projects_come_from_the_project_token_setting() {
     let output = run(
         &["call", "list_projects"],
-        &[("BLOOMREACH_PROJECT_TOKEN", "abc-123=Main store, def-456 ,,")],
+        &[
+            ("BLOOMREACH_PROJECT_TOKEN", "abc-123=Main store, def-456 ,,"),
+            ("BLOOMREACH_API_KEY_ID", "key"),
+            ("BLOOMREACH_API_SECRET", "secret"),
+        ],
     );
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(
@@ -119,7 +123,11 @@ fn projects_come_from_the_project_token_setting() {
     );
     let output = run(
         &["--project-token", "flag-wins", "call", "list_projects"],
-        &[("BLOOMREACH_PROJECT_TOKEN", "from-env")],
+        &[
+            ("BLOOMREACH_PROJECT_TOKEN", "from-env"),
+            ("BLOOMREACH_API_KEY_ID", "key"),
+            ("BLOOMREACH_API_SECRET", "secret"),
+        ],
     );
     assert_eq!(
         stdout_json(&output)["data"],
@@ -128,13 +136,51 @@ fn projects_come_from_the_project_token_setting() {
 }
 
 #[test]
-fn without_projects_list_projects_succeeds_empty() {
-    let output = run(&["call", "list_projects"], &[]);
+fn without_any_way_in_list_projects_fails_naming_every_way_in() {
+    // Projects alone are no way in: the answer would lead nowhere.
+    for env in [&[][..], &[("BLOOMREACH_PROJECT_TOKEN", "abc")][..]] {
+        let output = run(&["call", "list_projects"], env);
+        assert_eq!(output.status.code(), Some(1));
+        let envelope = stdout_json(&output);
+        assert_eq!(
+            (&envelope["success"], &envelope["data"]),
+            (&json!(false), &json!([]))
+        );
+        let error = envelope["error"].as_str().unwrap();
+        for named in [
+            "BLOOMREACH_LOOMI_URL",
+            "\"Loomi Connect URL\"",
+            "BLOOMREACH_API_KEY_ID",
+            "\"API key ID\"",
+            "BLOOMREACH_API_SECRET",
+            "BLOOMREACH_DEMO=true",
+            "\"Demo data (no account needed)\"",
+            "us, eu, uk, ca or ap",
+        ] {
+            assert!(error.contains(named), "{named}: {error}");
+        }
+    }
+}
+
+#[test]
+fn the_demo_is_switched_on_by_its_variable_as_by_the_flag() {
+    for value in ["true", "1"] {
+        let output = run(&["call", "list_projects"], &[("BLOOMREACH_DEMO", value)]);
+        assert_eq!(output.status.code(), Some(0));
+        assert_eq!(stdout_json(&output)["data"][0]["id"], "demo");
+    }
+    // Off, or the bundle's placeholder left unfilled: not the demo.
+    for value in ["false", "0", "${user_config.demo}"] {
+        let output = run(&["call", "list_projects"], &[("BLOOMREACH_DEMO", value)]);
+        assert_eq!(output.status.code(), Some(1), "{value}");
+    }
+    let output = run(&["call", "list_projects"], &[("BLOOMREACH_DEMO", "maybe")]);
+    assert_eq!(output.status.code(), Some(2));
+    // The flag takes a value only after `=`: `--demo call` is not a value.
+    let output = run(&["--demo", "call", "list_projects"], &[]);
     assert_eq!(output.status.code(), Some(0));
-    assert_eq!(
-        stdout_json(&output),
-        json!({"success": true, "data": [], "error": null})
-    );
+    let output = run(&["--demo=false", "call", "list_projects"], &[]);
+    assert_eq!(output.status.code(), Some(1));
 }
 
 #[test]

@@ -132,7 +132,12 @@ fn bad_configuration_exits_2_with_one_line_naming_the_setting() {
         ),
     ];
     for (args, env, setting) in cases {
-        let out = run(args, env);
+        let args: Vec<&str> = args
+            .iter()
+            .copied()
+            .chain(["call", "list_projects"])
+            .collect();
+        let out = run(&args, env);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
         assert_eq!(
@@ -144,8 +149,88 @@ fn bad_configuration_exits_2_with_one_line_naming_the_setting() {
         assert!(out.stdout.is_empty(), "nothing on stdout");
     }
     // The flag spelling is named too.
-    let out = run(&["--timeout-secs", "0"], &[]);
+    let out = run(&["--timeout-secs", "0", "tools"], &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--timeout-secs"));
+}
+
+/// Environment, then the variable, the form's field and the fix the
+/// error must name.
+type SetupCase<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str, &'a str);
+
+/// Serving, a setting that cannot work does not stop the server: it
+/// starts, says so in its instructions, logs it once, and every tool
+/// answers a failure naming the variable, the form's field and the fix.
+#[tokio::test]
+async fn serving_with_a_setting_that_cannot_work_answers_it_from_every_tool() {
+    let secret = "serve-secret-Qz81";
+    let cases: [SetupCase; 5] = [
+        (
+            &[("BLOOMREACH_LOOMI_URL", "eu.connect.loomi.ai")],
+            "BLOOMREACH_LOOMI_URL",
+            "\"Loomi Connect URL\" field",
+            "add it, as in \"https://eu.connect.loomi.ai\"",
+        ),
+        (
+            &[
+                ("BLOOMREACH_LOOMI_URL", "https://eu.connect.loomi.ai/mcp"),
+                ("BLOOMREACH_API_KEY_ID", "key-id"),
+                ("BLOOMREACH_API_SECRET", secret),
+            ],
+            "BLOOMREACH_LOOMI_URL",
+            "\"Loomi Connect URL\" field",
+            "keep one",
+        ),
+        (
+            &[("BLOOMREACH_API_KEY_ID", "key-id")],
+            "BLOOMREACH_API_SECRET",
+            "\"API secret\" field",
+            "add the key's secret",
+        ),
+        (
+            &[("BLOOMREACH_API_SECRET", secret)],
+            "BLOOMREACH_API_KEY_ID",
+            "\"API key ID\" field",
+            "add the key ID",
+        ),
+        (
+            &[("BLOOMREACH_DEMO", "yes please")],
+            "BLOOMREACH_DEMO",
+            "\"Demo data (no account needed)\" field",
+            "must be true or false",
+        ),
+    ];
+    for (env, variable, field, fix) in cases {
+        let mut s = Session::start(&Vec::<String>::new(), env);
+        let init = s.initialize("2025-11-25").await;
+        let instructions = init["result"]["instructions"].as_str().unwrap();
+        assert!(
+            instructions.contains("SETUP IS INCOMPLETE"),
+            "{instructions}"
+        );
+        assert!(instructions.contains(variable), "{instructions}");
+        for (id, tool, args) in [
+            (1, "list_projects", json!({})),
+            (2, "list_voucher_pools", json!({"project_id": "p"})),
+            (
+                3,
+                "get_voucher_pool_stats",
+                json!({"project_id": "p", "pool_id": "q"}),
+            ),
+        ] {
+            let envelope = s.call_tool(id, tool, args).await;
+            assert_eq!(envelope["success"], false, "{tool}: {envelope}");
+            let error = envelope["error"].as_str().unwrap();
+            for said in [variable, field, fix, "restart the server"] {
+                assert!(error.contains(said), "{tool} {env:?}: {said}: {error}");
+            }
+            assert!(!error.contains(secret), "{error}");
+        }
+        let (stdout, stderr) = s.finish().await;
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR")).collect();
+        assert_eq!(errors.len(), 1, "{stderr}");
+        assert!(errors[0].contains(variable), "{stderr}");
+    }
 }
 
 #[test]
@@ -384,6 +469,8 @@ async fn the_secret_never_appears_on_stdout_or_stderr_even_at_trace() {
             key_id,
             "--api-secret",
             secret,
+            "call",
+            "list_projects",
         ],
         &env,
     );
