@@ -52,6 +52,9 @@ fn main() -> ExitCode {
         )),
         Some(Command::Login(args)) => runtime.block_on(cli::run_login(&config, &args)),
         Some(Command::Logout) => cli::run_logout(&config),
+        Some(Command::Doctor(args)) => {
+            runtime.block_on(cli::run_doctor(&cli.settings, &config, args.json))
+        }
     };
     // Do not wait for threads blocked on stdin: the work is done.
     runtime.shutdown_background();

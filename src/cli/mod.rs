@@ -4,12 +4,14 @@
 //! through the same server code as MCP.
 
 mod call;
+mod doctor;
 mod login;
 mod tools;
 
 use clap::{Args, Parser, Subcommand};
 
 pub use call::{call_arguments, run_call};
+pub use doctor::run_doctor;
 pub use login::{run_login, run_logout};
 pub use tools::print_tools;
 
@@ -47,6 +49,16 @@ pub enum Command {
     Login(LoginArgs),
     /// Forget the stored Loomi Connect login.
     Logout,
+    /// Check the setup end to end (settings, network, login, Loomi's tools, then reading a few codes), one line per step; `--json` for a report to attach to a bug report (no token, secret or voucher code in it).
+    Doctor(DoctorArgs),
+}
+
+/// Arguments of the `doctor` subcommand.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print one JSON object instead of a line per step.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of the `login` subcommand.

@@ -233,3 +233,45 @@ fn tools_shows_each_argument_with_its_default() {
         "{text}"
     );
 }
+
+#[test]
+fn doctor_passes_on_demo_data_and_fails_without_a_way_in() {
+    let output = run(&["--demo", "doctor"], &[]);
+    assert_eq!(output.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&output.stdout);
+    let steps: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("[ok]   "))
+        .map(|l| l.split(':').next().unwrap())
+        .collect();
+    assert_eq!(steps, ["settings", "projects", "pools", "codes"], "{out}");
+    assert!(out.contains("5 code(s) of pool \"SUMMER20\" read"), "{out}");
+    let output = run(&["doctor", "--json"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let report = stdout_json(&output);
+    assert_eq!(report["backend"], "unconfigured");
+    assert_eq!(report["steps"][0]["name"], "settings");
+    assert_eq!(report["steps"][0]["ok"], false);
+    assert!(report["steps"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("BLOOMREACH_LOOMI_URL"));
+    // A secret set is named, never shown; a setting that cannot work is
+    // a usage error.
+    let output = run(
+        &["doctor"],
+        &[
+            ("BLOOMREACH_API_KEY_ID", "doctor-key"),
+            ("BLOOMREACH_API_SECRET", "doctor-secret-9f"),
+            ("BLOOMREACH_API_BASE_URL", "http://127.0.0.1:9"),
+        ],
+    );
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(out.contains("BLOOMREACH_API_SECRET (set)"), "{out}");
+    assert!(
+        !out.contains("doctor-secret-9f") && !out.contains("doctor-key"),
+        "{out}"
+    );
+    let output = run(&["doctor"], &[("BLOOMREACH_TIMEOUT_SECS", "0")]);
+    assert_eq!(output.status.code(), Some(2));
+}

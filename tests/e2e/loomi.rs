@@ -1157,3 +1157,122 @@ async fn the_documented_catalog_serves_every_tool_from_what_it_declares() {
     let _ = session.finish().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Runs `doctor` (with `--json` when asked) against the fake; exit code,
+/// stdout, stderr.
+async fn doctor(fake: &FakeLoomi, file: &Path, json: bool) -> (i32, String, String) {
+    let url = fake.mcp_url();
+    let path = file.to_str().unwrap().to_owned();
+    let env = env_for(&url, &path);
+    let mut args = vec!["doctor"];
+    if json {
+        args.push("--json");
+    }
+    let out = command(&args, &env)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn doctor_reports_what_each_generation_of_loomi_declares_without_secrets() {
+    let fake = FakeLoomi::start().await;
+    let dir = scratch("doctor");
+    let file = dir.join("loomi.json");
+
+    // No login: the login step fails, the report is still JSON.
+    let (code, out, _) = doctor(&fake, &file, true).await;
+    assert_eq!(code, 1, "{out}");
+    let report: Value = serde_json::from_str(&out).expect("one JSON object");
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(
+        steps
+            .iter()
+            .map(|s| (s["name"].as_str().unwrap(), s["ok"].as_bool().unwrap()))
+            .collect::<Vec<_>>(),
+        [("settings", true), ("network", true), ("login", false)]
+    );
+    assert!(steps[2]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("bloomreach-vouchers-mcp login"));
+    assert_eq!(report["loomi_tools"], Value::Null);
+    assert_eq!(report["backend"], "loomi");
+
+    // The older generation.
+    fake.issue_login(&file);
+    let (code, out, err) = doctor(&fake, &file, true).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "settings", "network", "login", "session", "tools", "projects", "pools", "codes",
+            "pacing"
+        ]
+    );
+    assert_eq!(
+        report["loomi_tools"]["get_voucher_pool"],
+        json!({"tool": "get_voucher_pool", "arguments": ["project_id", "pool_id"], "required": ["project_id", "pool_id"]})
+    );
+    assert_eq!(
+        report["loomi_tools"]["list_voucher_codes"]["arguments"],
+        json!(["project_id", "pool_id", "skip", "count", "status"])
+    );
+    let tokens: Vec<String> =
+        fake.with(|s| s.access.keys().chain(s.refresh.keys()).cloned().collect());
+    for t in &tokens {
+        assert!(
+            !out.contains(t.as_str()) && !err.contains(t.as_str()),
+            "a token is shown"
+        );
+    }
+    for code in ["SUM-0001", "SUM-0002", "SUM-0003"] {
+        assert!(!out.contains(code), "a voucher code is shown: {out}");
+    }
+
+    // The documented generation, in lines.
+    fake.with(|s| s.documented = true);
+    let (code, out, err) = doctor(&fake, &file, false).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("[ok]   {name}:")))
+            .unwrap_or_else(|| panic!("no {name} line: {out}"))
+            .to_owned()
+    };
+    assert!(
+        line("tools").contains(
+            "list_projects <- list_cloud_organizations then list_projects(cloud_organization_id)"
+        ),
+        "{out}"
+    );
+    assert!(
+        line("tools")
+            .contains("list_voucher_pools <- search_voucher_pools(project_id, skip, count)"),
+        "{out}"
+    );
+    assert!(line("tools").contains("declares no status"), "{out}");
+    assert!(
+        line("projects").contains("3 project(s) in 2 organization(s)"),
+        "{out}"
+    );
+    assert!(
+        line("codes").contains("3 code(s) of pool \"SUMMER20\""),
+        "{out}"
+    );
+    assert!(out.ends_with("Every step passed.\n"), "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

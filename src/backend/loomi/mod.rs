@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 pub use super::error::LoginProblem;
 pub use credentials::{CredentialsFile, StoreProblem, StoredLogin};
 pub use oauth::{ClientIdentity, OAuthProblem};
-pub use tools::ToolSet;
+pub use tools::{Choice, ToolSet};
 
 use self::callback::{Callback, LOGIN_WAIT};
 use self::oauth::{Auth, Authorization, KnownClient, LoginSetup, OAuthHttp, TokenProblem};
@@ -111,6 +111,15 @@ struct Clients {
 struct Opened {
     session: Session,
     tools: ToolSet,
+}
+
+/// What `doctor` reports of the session.
+#[derive(Clone, Debug)]
+pub struct ServerFacts {
+    pub protocol: String,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub tools: ToolSet,
 }
 
 /// A login a call started: waiting for its callback, or one that could
@@ -474,6 +483,30 @@ impl LoomiClient {
     /// Loomi's tools, opening the session if needed.
     pub async fn tool_set(&self) -> Result<ToolSet, BackendError> {
         self.with_session(|opened| Ok(opened.tools.clone())).await
+    }
+
+    /// What Loomi said of itself when the session opened: the protocol
+    /// version, and its name and version where it gave them (for `doctor`).
+    pub async fn server_facts(&self) -> Result<ServerFacts, BackendError> {
+        self.with_session(|opened| {
+            let info = opened.session.service.peer_info();
+            Ok(ServerFacts {
+                protocol: info
+                    .as_ref()
+                    .map(|i| i.protocol_version.to_string())
+                    .unwrap_or_default(),
+                name: info
+                    .as_ref()
+                    .and_then(|i| i.server_info.as_ref())
+                    .map(|s| crate::text::escape_controls(&crate::text::shorten(&s.name, 100))),
+                version: info
+                    .as_ref()
+                    .and_then(|i| i.server_info.as_ref())
+                    .map(|s| crate::text::escape_controls(&crate::text::shorten(&s.version, 50))),
+                tools: opened.tools.clone(),
+            })
+        })
+        .await
     }
 
     /// Runs `then` on the open session, with one refresh after a 401 and

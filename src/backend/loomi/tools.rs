@@ -303,6 +303,93 @@ impl ToolSet {
     }
 }
 
+/// For `doctor`: how one of our needs is met by Loomi's tools.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Choice {
+    /// Our need: `projects`, `pools`, `pool`, `codes`.
+    pub need: &'static str,
+    /// Loomi's tools called, in order.
+    pub tools: Vec<String>,
+    /// The argument names they are called with.
+    pub arguments: Vec<String>,
+    /// The arguments the (last) tool declares as required.
+    pub required: Vec<String>,
+    /// Why the need cannot be met, where it cannot.
+    pub problem: Option<BackendError>,
+}
+
+impl ToolSet {
+    /// How each need is met, as the calls will be made.
+    pub fn choices(&self) -> Vec<Choice> {
+        let required = |tool: &str| {
+            self.tools
+                .get(tool)
+                .map(|d| d.required.clone())
+                .unwrap_or_default()
+        };
+        let choice = |need, found: Result<(Vec<String>, Vec<String>), BackendError>| match found {
+            Ok((tools, arguments)) => Choice {
+                need,
+                required: tools.last().map(|t| required(t)).unwrap_or_default(),
+                tools,
+                arguments,
+                problem: None,
+            },
+            Err(problem) => Choice {
+                need,
+                tools: Vec::new(),
+                arguments: Vec::new(),
+                required: Vec::new(),
+                problem: Some(problem),
+            },
+        };
+        let listing = |tool: &str| {
+            let mut arguments = vec!["project_id".to_owned()];
+            if let Some(p) = self.paging(tool) {
+                arguments.extend([p.skip, p.count]);
+            }
+            arguments
+        };
+        let projects = self.projects_plan().map(|plan| match plan {
+            ProjectsPlan::Direct { tool } => (vec![tool], Vec::new()),
+            ProjectsPlan::ByOrganization {
+                organizations,
+                projects,
+                argument,
+            } => (vec![organizations, projects], vec![argument]),
+        });
+        let pools = self.pools_tool().and_then(|tool| {
+            self.takes(&tool, "project_id")?;
+            Ok((vec![tool.clone()], listing(&tool)))
+        });
+        let pool = self.pool_tool().map(|(tool, arg)| match arg {
+            Some(arg) => (vec![tool], vec!["project_id".to_owned(), arg]),
+            None => {
+                let arguments = listing(&tool);
+                (vec![tool], arguments)
+            }
+        });
+        let codes = self.codes_tool().map(|(tool, pool_arg)| {
+            let mut arguments = vec![
+                "project_id".to_owned(),
+                pool_arg,
+                "skip".to_owned(),
+                "count".to_owned(),
+            ];
+            if self.codes_take_status() {
+                arguments.push("status".to_owned());
+            }
+            (vec![tool], arguments)
+        });
+        vec![
+            choice("projects", projects),
+            choice("pools", pools),
+            choice("pool", pool),
+            choice("codes", codes),
+        ]
+    }
+}
+
 /// What a `tools/call` result says.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ToolAnswer {
