@@ -91,9 +91,31 @@ async fn login(client: &LoomiClient, args: &LoginArgs) -> Result<String, LoginPr
             "Waiting for the sign-in to finish (up to {} minutes)...",
             LOGIN_WAIT.as_secs() / 60
         );
+        if no_browser {
+            eprintln!(
+                "If the browser is on another machine, it ends on a page that does not load (http://127.0.0.1:.../callback?code=...): copy that whole address from its address bar and paste it here, then press Enter."
+            );
+        }
     };
+    // Without a browser here, the address the browser elsewhere ended on
+    // can be pasted: read from stdin, line by line.
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(4);
+    let lines = tokio::sync::Mutex::new(rx);
+    if no_browser {
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+            while let Ok(Some(line)) = stdin.next_line().await {
+                if tx.send(crate::text::shorten(&line, 8192)).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let told = |text: &str| eprintln!("{text}");
+    let pasted = no_browser.then_some((&lines, &told as &(dyn Fn(&str) + Sync)));
     let signed_in = client
-        .sign_in(args.callback_port, LOGIN_WAIT, &show)
+        .sign_in(args.callback_port, LOGIN_WAIT, &show, pasted)
         .await?;
     let voucher = signed_in.tools.voucher_tools();
     let found = if voucher.is_empty() {

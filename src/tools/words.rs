@@ -305,14 +305,17 @@ pub fn backend_error(e: &BackendError) -> String {
     }
 }
 
+/// What to do after a refused sign-in.
+const NEXT_STEPS: &str = "Try again; if it is refused again, ask a Bloomreach administrator to give your account access to Loomi Connect, and check that the Loomi URL is the one of your account's region (us, eu, uk, ca, ap)";
+
 /// A login problem in a few words, for an error envelope or a log line.
 pub fn login_problem(problem: &LoginProblem) -> String {
     match problem {
         LoginProblem::OAuth(p) => oauth_problem(p),
         LoginProblem::Callback(CallbackProblem::Denied { error, description }) => match description
         {
-            Some(d) => format!("the authorization server answered {error}: {d}"),
-            None => format!("the authorization server answered {error}"),
+            Some(d) => format!("the authorization server answered {error}: {d}. {NEXT_STEPS}"),
+            None => format!("the authorization server answered {error}. {NEXT_STEPS}"),
         },
         LoginProblem::Callback(CallbackProblem::TimedOut) => format!(
             "no login arrived within {} minutes",

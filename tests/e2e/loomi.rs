@@ -197,7 +197,7 @@ async fn a_preset_client_id_skips_registration_and_a_denial_ends_the_login() {
     let last = stderr.lines().last().unwrap();
     assert_eq!(
         last,
-        "error: the login failed: the authorization server answered access_denied: The user said no"
+        "error: the login failed: the authorization server answered access_denied: The user said no. Try again; if it is refused again, ask a Bloomreach administrator to give your account access to Loomi Connect, and check that the Loomi URL is the one of your account's region (us, eu, uk, ca, ap)"
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -1274,5 +1274,133 @@ async fn doctor_reports_what_each_generation_of_loomi_declares_without_secrets()
         "{out}"
     );
     assert!(out.ends_with("Every step passed.\n"), "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// From a remote shell the browser cannot reach the callback: the address
+/// it ended on, pasted into `login --no-browser`, completes the login;
+/// lines that are not that address are answered and the wait goes on.
+#[tokio::test]
+async fn a_pasted_redirect_address_completes_a_login_made_from_a_remote_shell() {
+    use tokio::io::AsyncWriteExt;
+    let fake = FakeLoomi::start().await;
+    let dir = scratch("pasted");
+    let file = dir.join("loomi.json");
+    let url = fake.mcp_url();
+    let path = file.to_str().unwrap().to_owned();
+    let mut cmd = command(&["login", "--no-browser"], &env_for(&url, &path));
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let authorization_url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), stderr.next_line())
+            .await
+            .expect("login prints its URL in time")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("http") {
+            break line;
+        }
+    };
+    let landed = FakeLoomi::redirect_of(&authorization_url).await;
+    let state = reqwest::Url::parse(&landed)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    // Not the address; then one of another login; then the real one, as a
+    // browser's address bar gives it.
+    stdin.write_all(b"hello\n").await.unwrap();
+    stdin
+        .write_all(format!("{}?code=x&state=other\n", landed.split('?').next().unwrap()).as_bytes())
+        .await
+        .unwrap();
+    stdin
+        .write_all(format!("  {landed}  \n").as_bytes())
+        .await
+        .unwrap();
+    while let Ok(Some(line)) = stderr.next_line().await {
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    let output = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{seen}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("Logged in to Loomi Connect at "),
+        "{stdout}"
+    );
+    assert!(seen.contains("paste it here"), "{seen}");
+    assert!(
+        seen.contains("That is not the address the browser ended on"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("That address belongs to another login"),
+        "{seen}"
+    );
+    assert!(!seen.contains(&state) || seen.contains(&authorization_url));
+    // The exchange was the usual one: the code with its PKCE verifier.
+    let form = fake.with(|s| s.token_forms.last().cloned().unwrap());
+    assert_eq!(form["grant_type"], "authorization_code");
+    assert!(form.contains_key("code_verifier"));
+    assert!(file.exists());
+
+    // A refused sign-in, pasted: the command says what to do next.
+    let _ = std::fs::remove_file(&file);
+    let mut cmd = command(&["login", "--no-browser"], &env_for(&url, &path));
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let authorization_url = loop {
+        let line = stderr.next_line().await.unwrap().unwrap();
+        if line.starts_with("http") {
+            break line;
+        }
+    };
+    let redirect = reqwest::Url::parse(&authorization_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .unwrap()
+        .1
+        .into_owned();
+    let state = reqwest::Url::parse(&authorization_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    stdin
+        .write_all(format!("{redirect}?error=access_denied&state={state}\n").as_bytes())
+        .await
+        .unwrap();
+    let mut rest = String::new();
+    while let Ok(Some(line)) = stderr.next_line().await {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    let output = child.wait_with_output().await.unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(rest.contains("access_denied"), "{rest}");
+    assert!(rest.contains("ask a Bloomreach administrator"), "{rest}");
+    assert!(rest.contains("region"), "{rest}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -202,6 +202,19 @@ impl FakeLoomi {
     /// Plays the browser: opens `authorization_url`, follows the fake's
     /// redirect to the callback, and returns the callback page's status
     /// and text.
+    /// The address the browser is sent to after the fake approves, without
+    /// going there (the browser of a login made from a remote shell).
+    pub async fn redirect_of(authorization_url: &str) -> String {
+        let http = crate::support::http_client()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .unwrap();
+        let first = http.get(authorization_url).send().await.unwrap();
+        assert_eq!(first.status(), 302, "the fake approves with a redirect");
+        first.headers()["location"].to_str().unwrap().to_owned()
+    }
+
     pub async fn approve(authorization_url: &str) -> (u16, String) {
         let http = crate::support::http_client()
             .redirect(reqwest::redirect::Policy::none())

@@ -50,7 +50,50 @@ impl Callback {
     /// are served side by side, each within its own deadline, so a slow
     /// or idle one holds up no other.
     pub async fn code(&self, state: &str, wait: Duration) -> Result<Granted, CallbackProblem> {
-        match tokio::time::timeout(wait, self.serve(state)).await {
+        self.code_or_pasted(state, wait, None).await
+    }
+
+    /// [`Callback::code`], also taking the address the browser ended on
+    /// when a person pastes it (`pasted` lines; `told` hears why a pasted
+    /// line was not taken): the way to finish a login whose browser is on
+    /// another machine and cannot reach this one.
+    pub async fn code_or_pasted(
+        &self,
+        state: &str,
+        wait: Duration,
+        pasted: Option<super::Pasted<'_>>,
+    ) -> Result<Granted, CallbackProblem> {
+        let from_paste = async {
+            let Some((lines, told)) = pasted else {
+                return std::future::pending().await;
+            };
+            let mut lines = lines.lock().await;
+            loop {
+                let Some(line) = lines.recv().await else {
+                    return std::future::pending().await;
+                };
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match pasted_address(&line).map(|url| judge(&url, state)) {
+                    Some(Verdict::Granted(granted)) => return Ok(granted),
+                    Some(Verdict::Denied(problem)) => return Err(problem),
+                    Some(Verdict::OtherLogin) => told(
+                        "That address belongs to another login (its state differs). Paste the address the browser ended on after the newest link.",
+                    ),
+                    _ => told(
+                        "That is not the address the browser ended on. Paste the whole address from the browser's address bar: it starts with http://127.0.0.1 and holds code= and state=.",
+                    ),
+                }
+            }
+        };
+        let either = async {
+            tokio::select! {
+                served = self.serve(state) => served,
+                pasted = from_paste => pasted,
+            }
+        };
+        match tokio::time::timeout(wait, either).await {
             Ok(result) => result,
             Err(_) => Err(CallbackProblem::TimedOut),
         }
@@ -83,6 +126,65 @@ impl Callback {
     }
 }
 
+/// What a callback address says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not `/callback`, or no code and no error.
+    NotCallback,
+    /// The `state` is not the one of the login in progress.
+    OtherLogin,
+    /// The authorization server reported an error (`access_denied`, …).
+    Denied(CallbackProblem),
+    Granted(Granted),
+}
+
+/// Judges a callback address (the one the browser was sent to).
+pub fn judge(url: &Url, state: &str) -> Verdict {
+    if url.path() != "/callback" {
+        return Verdict::NotCallback;
+    }
+    let param = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    if param("state").is_none() && param("code").is_none() && param("error").is_none() {
+        return Verdict::NotCallback;
+    }
+    if param("state").as_deref() != Some(state) {
+        return Verdict::OtherLogin;
+    }
+    if let Some(error) = param("error") {
+        // Shown in one sentence: one line, and short.
+        let short = |t: String| crate::text::shorten(&crate::text::one_line(&t), 200);
+        return Verdict::Denied(CallbackProblem::Denied {
+            error: short(error),
+            description: param("error_description").map(short),
+        });
+    }
+    match param("code") {
+        Some(code) if !code.is_empty() => Verdict::Granted(Granted {
+            code,
+            iss: param("iss"),
+        }),
+        _ => Verdict::NotCallback,
+    }
+}
+
+/// An address pasted by a person: the whole callback URL, or only its
+/// query (`code=…&state=…`, with or without `?`).
+pub fn pasted_address(text: &str) -> Option<Url> {
+    let text = text.trim().trim_matches(['"', '\'', '<', '>']);
+    if text.is_empty() {
+        return None;
+    }
+    if text.contains("://") {
+        return Url::parse(text).ok();
+    }
+    let query = text.trim_start_matches('?');
+    Url::parse(&format!("http://127.0.0.1/callback?{query}")).ok()
+}
+
 /// Reads one request and answers it; `Some` when it ends the wait.
 async fn answer(
     socket: &mut tokio::net::TcpStream,
@@ -93,57 +195,39 @@ async fn answer(
         let _ = respond(socket, 400, "This is not a login callback.").await;
         return None;
     };
-    if url.path() != "/callback" {
-        let _ = respond(socket, 404, "Not found.").await;
-        return None;
-    }
-    let param = |name: &str| {
-        url.query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    };
-    if param("state").as_deref() != Some(state) {
-        let _ = respond(
-            socket,
-            400,
-            "This login link does not belong to the login in progress (its state differs), so it was refused. Start the login again and use the newest link it prints.",
-        )
-        .await;
-        return None;
-    }
-    if let Some(error) = param("error") {
-        let _ = respond(
-            socket,
-            200,
-            "The sign-in was not completed. Try again; if it is refused again, ask a Bloomreach administrator for access to Loomi Connect, and check that the Loomi URL is the one of your region. You can close this page.",
-        )
-        .await;
-        // Shown in one sentence: one line, and short.
-        let short = |t: String| crate::text::shorten(&crate::text::one_line(&t), 200);
-        return Some(Err(CallbackProblem::Denied {
-            error: short(error),
-            description: param("error_description").map(short),
-        }));
-    }
-    match param("code") {
-        Some(code) if !code.is_empty() => {
+    match judge(&url, state) {
+        Verdict::NotCallback if url.path() != "/callback" => {
+            let _ = respond(socket, 404, "Not found.").await;
+            None
+        }
+        Verdict::NotCallback => {
+            let _ = respond(socket, 400, "The callback carries no code.").await;
+            None
+        }
+        Verdict::OtherLogin => {
+            let _ = respond(socket, 400, OTHER_LOGIN).await;
+            None
+        }
+        Verdict::Denied(problem) => {
+            let _ = respond(socket, 200, NOT_COMPLETED).await;
+            Some(Err(problem))
+        }
+        Verdict::Granted(granted) => {
             let _ = respond(
                 socket,
                 200,
                 "Signed in to Loomi Connect. You can close this page and go back to your assistant.",
             )
             .await;
-            Some(Ok(Granted {
-                code,
-                iss: param("iss"),
-            }))
-        }
-        _ => {
-            let _ = respond(socket, 400, "The callback carries no code.").await;
-            None
+            Some(Ok(granted))
         }
     }
 }
+
+/// The page for a callback of another login.
+pub const OTHER_LOGIN: &str = "This login link does not belong to the login in progress (its state differs), so it was refused. Start the login again and use the newest link it prints.";
+/// The page after a sign-in that was not completed.
+pub const NOT_COMPLETED: &str = "The sign-in was not completed. Try again; if it is refused again, ask a Bloomreach administrator for access to Loomi Connect, and check that the Loomi URL is the one of your region. You can close this page.";
 
 /// The request target of the first request on `socket`, if it is a GET.
 async fn read_target(socket: &mut tokio::net::TcpStream) -> Option<String> {

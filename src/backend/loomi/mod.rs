@@ -113,6 +113,14 @@ struct Opened {
     tools: ToolSet,
 }
 
+/// Addresses a person pastes (the browser's last address, for a login
+/// whose browser cannot reach this machine), and what hears why a pasted
+/// line was not taken.
+pub type Pasted<'a> = (
+    &'a tokio::sync::Mutex<tokio::sync::mpsc::Receiver<String>>,
+    &'a (dyn Fn(&str) + Sync),
+);
+
 /// What `doctor` reports of the session.
 #[derive(Clone, Debug)]
 pub struct ServerFacts {
@@ -266,6 +274,7 @@ impl LoomiClient {
         port: Option<u16>,
         wait: Duration,
         show: &(dyn Fn(&Url) + Sync),
+        pasted: Option<Pasted<'_>>,
     ) -> Result<SignedIn, LoginProblem> {
         let setup = self.setup()?;
         let callback = Callback::bind(port).await.map_err(LoginProblem::Callback)?;
@@ -286,7 +295,7 @@ impl LoomiClient {
             .map_err(LoginProblem::OAuth)?;
             show(&authorization.url);
             let granted = callback
-                .code(&authorization.state, wait)
+                .code_or_pasted(&authorization.state, wait, pasted)
                 .await
                 .map_err(LoginProblem::Callback)?;
             known = Some(authorization.client.clone());
