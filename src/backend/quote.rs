@@ -18,8 +18,12 @@ pub const MAX_EXCERPT_CHARS: usize = 200;
 /// Quotes upstream text without ever showing the strings it was given.
 #[derive(Clone, Default)]
 pub struct Quoter {
-    /// Strings never to be quoted back (a secret, an encoded header value).
+    /// Strings never to be quoted back (a secret, an encoded header value),
+    /// in the spellings found as they are (base64 forms).
     redactions: Vec<String>,
+    /// The same strings as characters, found in any spelling of each
+    /// character (percent, JSON, HTML entities) and across markup.
+    spelled: Vec<Vec<char>>,
 }
 
 impl std::fmt::Debug for Quoter {
@@ -32,32 +36,52 @@ impl Quoter {
     /// A quoter that takes out each of `secrets` (empty ones are ignored),
     /// also as a URL or a JSON string would spell them.
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
+        use base64::engine::general_purpose::{
+            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+        };
+        use base64::Engine;
         let mut redactions = Vec::new();
+        let mut spelled = Vec::new();
         for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
             let percent = utf8_percent_encode(&secret, NON_ALPHANUMERIC).to_string();
             let json = serde_json::to_string(&secret).unwrap_or_default();
             let json = json.trim_matches('"').to_owned();
+            for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+                redactions.push(engine.encode(secret.as_bytes()));
+            }
+            spelled.push(secret.chars().collect());
             redactions.extend([percent, json, secret]);
         }
         // Longest first, so that no shorter form leaves part of a longer one.
         redactions.sort_by_key(|r| std::cmp::Reverse(r.len()));
         redactions.dedup();
-        Self { redactions }
+        spelled.sort_by_key(|s: &Vec<char>| std::cmp::Reverse(s.len()));
+        Self {
+            redactions,
+            spelled,
+        }
     }
 
     /// How many bytes past a cut a secret can reach: read this much more
-    /// than is quoted, so that every secret is whole when it is scrubbed.
+    /// than is quoted, so that every secret is whole when it is scrubbed
+    /// (each character spelled as long as an entity can spell it).
     pub fn margin(&self) -> usize {
-        self.redactions.first().map_or(0, String::len)
+        let spelled = self.spelled.first().map_or(0, |s| s.len() * 12);
+        self.redactions.first().map_or(0, String::len).max(spelled)
     }
 
-    /// `text` with every redaction replaced by `[redacted]`.
+    /// `text` with every redaction replaced by `[redacted]`: as given, in
+    /// base64, and in any spelling of its characters (`%2F` or `%2f`,
+    /// `\/`, `\u002f`, `&#47;`, `&amp;`), also where markup splits it.
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for secret in &self.redactions {
             if out.contains(secret.as_str()) {
                 out = out.replace(secret.as_str(), "[redacted]");
             }
+        }
+        for secret in &self.spelled {
+            out = scrub_spelled(&out, secret);
         }
         out
     }
@@ -111,6 +135,130 @@ impl Quoter {
             Some(self.quote(&parts.join("; "), MAX_QUOTE_CHARS))
         }
     }
+}
+
+/// `text` with every occurrence of `secret`, in any spelling of its
+/// characters and split by markup, replaced by `[redacted]`.
+fn scrub_spelled(text: &str, secret: &[char]) -> String {
+    let Some(&first) = secret.first() else {
+        return text.to_owned();
+    };
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let could_start =
+            text[at..].starts_with(first) || matches!(bytes[at], b'%' | b'\\' | b'&' | b'+');
+        if could_start {
+            if let Some(end) = spelled_at(text, at, secret) {
+                out.push_str(&text[copied..at]);
+                out.push_str("[redacted]");
+                copied = end;
+                at = end;
+                continue;
+            }
+        }
+        at += text[at..].chars().next().map_or(1, char::len_utf8);
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// Where `secret` ends when it is spelled at `at` (markup allowed between
+/// its characters).
+fn spelled_at(text: &str, at: usize, secret: &[char]) -> Option<usize> {
+    let mut pos = at;
+    for (k, &c) in secret.iter().enumerate() {
+        pos = match char_at(text, pos, c) {
+            Some(next) => next,
+            None if k > 0 => char_at(text, skip_markup(text, pos), c)?,
+            None => return None,
+        };
+    }
+    Some(pos)
+}
+
+/// Past any tags (`<...>`, each at most 256 bytes) that start at `pos`.
+fn skip_markup(text: &str, mut pos: usize) -> usize {
+    while text[pos..].starts_with('<') {
+        match text[pos..]
+            .get(..256.min(text.len() - pos))
+            .and_then(|t| t.find('>'))
+        {
+            Some(close) => pos += close + 1,
+            None => break,
+        }
+    }
+    pos
+}
+
+/// Where `c` ends when it is spelled at `pos`: as itself, percent-encoded
+/// (any case), as a JSON escape, as an HTML entity, or `+` for a space.
+fn char_at(text: &str, pos: usize, c: char) -> Option<usize> {
+    // An escape that spells `c` wins over `c` itself (`&amp;` for `&`).
+    encoded_at(text, pos, c).or_else(|| {
+        let rest = &text[pos..];
+        rest.starts_with(c).then(|| pos + c.len_utf8())
+    })
+}
+
+/// [`char_at`] for the escaped spellings only.
+fn encoded_at(text: &str, pos: usize, c: char) -> Option<usize> {
+    let rest = &text[pos..];
+    if c == ' ' && rest.starts_with('+') {
+        return Some(pos + 1);
+    }
+    // Percent-encoded UTF-8.
+    if rest.starts_with('%') {
+        let mut buf = [0u8; 4];
+        let mut p = pos;
+        for &b in c.encode_utf8(&mut buf).as_bytes() {
+            let hex = text.get(p..p + 3)?;
+            if !hex.starts_with('%') || u8::from_str_radix(&hex[1..], 16).ok()? != b {
+                return None;
+            }
+            p += 3;
+        }
+        return Some(p);
+    }
+    // JSON escapes.
+    if let Some(esc) = rest.strip_prefix('\\') {
+        if let Some(hex) = esc.strip_prefix('u').and_then(|h| h.get(..4)) {
+            return (u32::from_str_radix(hex, 16).ok()? == c as u32).then_some(pos + 6);
+        }
+        let escaped = esc.chars().next()?;
+        let means = match escaped {
+            '/' | '\\' | '"' => escaped,
+            'n' => '\n',
+            't' => '\t',
+            _ => return None,
+        };
+        return (means == c).then_some(pos + 1 + escaped.len_utf8());
+    }
+    // HTML entities.
+    if rest.starts_with('&') {
+        let end = rest.get(..12.min(rest.len()))?.find(';')?;
+        let name = &rest[1..end];
+        let means = match name {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            "sol" => Some('/'),
+            _ => {
+                let number = name.strip_prefix('#')?;
+                let code = match number.strip_prefix(['x', 'X']) {
+                    Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                    None => number.parse().ok()?,
+                };
+                char::from_u32(code)
+            }
+        };
+        return (means == Some(c)).then_some(pos + end + 1);
+    }
+    None
 }
 
 /// A decoder's message without its position (`at line 1 column 9`).
@@ -222,6 +370,41 @@ mod tests {
             "https://x.example/?t=[redacted] and \"[redacted]\""
         );
         assert!(q.margin() >= "s3cr%2Ft%26x".len());
+    }
+
+    #[test]
+    fn every_spelling_of_a_secret_is_scrubbed() {
+        use base64::Engine;
+        let secret = "Ab9/k+Q=x&y z\"w";
+        let q = Quoter::new([secret.to_owned()]);
+        let b64 = |e: &base64::engine::GeneralPurpose| e.encode(secret.as_bytes());
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let spellings = [
+            secret.to_owned(),
+            "Ab9%2Fk%2BQ%3Dx%26y%20z%22w".to_owned(),
+            "Ab9%2fk%2bQ%3dx%26y%20z%22w".to_owned(),
+            "Ab9%2Fk+Q=x&y+z\"w".to_owned(),
+            "Ab9/k+Q=x&y%20z%22w".to_owned(),
+            "Ab9\\/k+Q=x&y z\\\"w".to_owned(),
+            "Ab9\\u002fk\\u002BQ=x\\u0026y z\\\"w".to_owned(),
+            "Ab9&#47;k&#x2B;Q=x&amp;y z&quot;w".to_owned(),
+            "Ab9/k+<b>Q=x</b>&amp;y <span class=\"s\">z</span>\"w".to_owned(),
+            "A<i>b</i><i>9</i>/k+Q=x&y z\"w".to_owned(),
+            b64(&STANDARD),
+            b64(&URL_SAFE_NO_PAD),
+        ];
+        for spelled in spellings {
+            let text = format!("before {spelled} after");
+            let scrubbed = q.scrub(&text);
+            assert_eq!(scrubbed, "before [redacted] after", "{spelled}");
+            // And through every transform a quote makes.
+            let quoted = q.excerpt(format!("<html><body><p>{text}</p></body></html>").as_bytes());
+            for piece in ["Ab9", "k+Q", "x&y", "z\"w"] {
+                assert!(!quoted.contains(piece), "{spelled}: {quoted}");
+            }
+        }
+        // A text that only looks like it stays as it is.
+        assert_eq!(q.scrub("Ab9/k+Q=x&y"), "Ab9/k+Q=x&y");
     }
 
     #[test]

@@ -232,3 +232,104 @@ async fn at_most_fifty_requests_are_on_the_wire_at_once() {
         fake.connections()
     );
 }
+
+/// A JSON body of a few hundred pools, compressed with `encoding`.
+fn compressed(encoding: &str) -> Vec<u8> {
+    use std::io::Write;
+    let pools: Vec<Value> = (0..400)
+        .map(|i| json!({"id": format!("p{i}"), "name": format!("pool {i}"), "total": i, "available": i}))
+        .collect();
+    let body = serde_json::to_vec(&json!({"success": true, "data": pools})).unwrap();
+    match encoding {
+        "gzip" => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&body).unwrap();
+            e.finish().unwrap()
+        }
+        "deflate" => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&body).unwrap();
+            e.finish().unwrap()
+        }
+        "br" => {
+            let mut out = Vec::new();
+            {
+                let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+                w.write_all(&body).unwrap();
+            }
+            out
+        }
+        other => panic!("{other}"),
+    }
+}
+
+/// Every encoding, corrupt at its start, in its middle, or cut short: a
+/// fault the same request would meet again, so it is asked once and
+/// worded as a body that could not be decoded, never "could not reach".
+#[tokio::test]
+async fn a_body_corrupt_in_any_encoding_anywhere_is_asked_once() {
+    for encoding in ["gzip", "deflate", "br"] {
+        let whole = compressed(encoding);
+        let mut middle = whole.clone();
+        let at = middle.len() / 2;
+        for b in &mut middle[at..at + 32] {
+            *b ^= 0x5a;
+        }
+        let mut start = whole.clone();
+        for b in &mut start[..16.min(whole.len())] {
+            *b ^= 0xff;
+        }
+        for (cut, body) in [("start", start), ("middle", middle)] {
+            let server = MockServer::start().await;
+            mount(
+                &server,
+                POOLS,
+                ResponseTemplate::new(200)
+                    .insert_header("Content-Encoding", encoding)
+                    .insert_header("Content-Type", "application/json")
+                    .set_body_bytes(body),
+            )
+            .await;
+            let e = guard(client(&server.uri()).list_pools("proj", &quiet))
+                .await
+                .unwrap_err();
+            let words = text(&e);
+            assert_eq!(
+                received(&server).await.len(),
+                1,
+                "{encoding} corrupt at its {cut}: {words}"
+            );
+            assert!(
+                words.starts_with("The Bloomreach API answered unexpectedly:"),
+                "{encoding} corrupt at its {cut}: {words}"
+            );
+            assert!(!words.contains("could not reach"), "{words}");
+        }
+    }
+}
+
+/// Framing that is not HTTP (a chunk size that is not hex, a chunk
+/// extension that runs on) is asked once and called malformed.
+#[tokio::test]
+async fn broken_chunked_framing_is_asked_once() {
+    for framing in [
+        &b"zz\r\n{}\r\n0\r\n\r\n"[..],
+        &b"2;x\x01y\r\n{}\r\n0\r\n\r\n"[..],
+        &b"-2\r\n{}\r\n0\r\n\r\n"[..],
+    ] {
+        let mut reply =
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec();
+        reply.extend_from_slice(framing);
+        let fake = RawHttp::serve(move |_| Reply::SendAndClose(reply.clone()));
+        let e = guard(client(&fake.base_url()).list_pools("proj", &quiet))
+            .await
+            .unwrap_err();
+        let words = text(&e);
+        assert_eq!(fake.requests(), 1, "{framing:?}: {words}");
+        assert!(
+            words.starts_with("The Bloomreach API answered unexpectedly"),
+            "{framing:?}: {words}"
+        );
+    }
+}

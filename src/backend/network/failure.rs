@@ -27,6 +27,7 @@ pub fn transport_failure(error: &reqwest::Error) -> (TransportFailure, Option<St
         || lower.contains("message head is too large")
         || (lower.starts_with("invalid ") && lower.contains("parsed"))
         || lower.contains("unexpected message")
+        || is_framing(&lower)
     {
         TransportFailure::Malformed
     } else if error.is_connect() {
@@ -38,6 +39,49 @@ pub fn transport_failure(error: &reqwest::Error) -> (TransportFailure, Option<St
     };
     let cause = (cause != error.to_string()).then_some(cause);
     (failure, cause)
+}
+
+/// Whether a cause (in lower case) says the answer's framing is not HTTP:
+/// a chunk size or chunk line that cannot be read. The same request would
+/// meet it again.
+fn is_framing(lower: &str) -> bool {
+    lower.contains("chunk size") || lower.contains("invalid chunk")
+}
+
+/// Whether a body could not be decoded, or was framed so that it cannot
+/// be read: a fault the same request would meet again (a corrupt gzip,
+/// deflate or brotli stream, wherever the corruption sits; a chunk size
+/// that is not hex). A connection that broke or ended early is not one.
+pub fn is_undecodable(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            match io.kind() {
+                InvalidData | InvalidInput => return true,
+                ConnectionReset | ConnectionAborted | UnexpectedEof | BrokenPipe | TimedOut => {
+                    return false
+                }
+                _ => {}
+            }
+        }
+        let lower = e.to_string().to_ascii_lowercase();
+        if is_framing(&lower)
+            || [
+                "decompress",
+                "corrupt",
+                "invalid deflate",
+                "invalid gzip",
+                "brotli",
+            ]
+            .iter()
+            .any(|w| lower.contains(w))
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// How a proxy failed, when a connection through `proxy` could not be made.

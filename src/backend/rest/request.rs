@@ -349,12 +349,5 @@ async fn read_prefix(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
 /// Whether a body error is the body itself (a corrupt compressed body),
 /// which trying again cannot mend, rather than the connection.
 fn is_undecodable(error: &reqwest::Error) -> bool {
-    let mut cause: Option<&dyn std::error::Error> = Some(error);
-    while let Some(e) = cause {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            return io.kind() == std::io::ErrorKind::InvalidData;
-        }
-        cause = e.source();
-    }
-    false
+    crate::backend::network::failure::is_undecodable(error)
 }
