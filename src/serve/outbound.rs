@@ -235,18 +235,29 @@ pub async fn write_lines(
     let _ = stdout.flush().await;
 }
 
-/// The id of an answer line and whether it is a success, read from its
-/// start as the MCP library writes it: `{"jsonrpc":"2.0","id":…,"result"…`.
+/// The id of an answer line and whether it is a success: a top-level
+/// `id` beside `result` (or `error`), in whatever order and spacing the
+/// MCP library writes them. Lines with a `method` (notifications, requests
+/// to the client) are not answers.
 fn answer_id(line: &[u8]) -> Option<(IdKey, bool)> {
-    let rest = line.strip_prefix(br#"{"jsonrpc":"2.0","id":"#)?;
-    let mut values = serde_json::Deserializer::from_slice(rest).into_iter::<serde_json::Value>();
-    let id = values.next()?.ok()?;
-    let after = &rest[values.byte_offset()..];
-    let success = after.starts_with(br#","result""#);
-    if !success && !after.starts_with(br#","error""#) {
+    use serde::de::IgnoredAny;
+    #[derive(serde::Deserialize)]
+    struct Head {
+        id: Option<serde_json::Value>,
+        result: Option<IgnoredAny>,
+        error: Option<IgnoredAny>,
+        method: Option<IgnoredAny>,
+    }
+    let head: Head = serde_json::from_slice(line).ok()?;
+    if head.method.is_some() {
         return None;
     }
-    Some((id.to_string(), success))
+    let id = head.id?;
+    match (head.result.is_some(), head.error.is_some()) {
+        (true, false) => Some((id.to_string(), true)),
+        (false, true) => Some((id.to_string(), false)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -254,7 +265,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn answer_ids_are_read_from_the_start_of_a_line() {
+    fn answer_ids_are_read_whatever_the_order_and_spacing_of_the_fields() {
+        assert_eq!(
+            answer_id(br#"{"result":{"content":[]},"id":7,"jsonrpc":"2.0"}"#),
+            Some(("7".into(), true))
+        );
+        assert_eq!(
+            answer_id(b"{ \"id\" : \"x\" ,\n \"error\": {\"code\": 1}, \"jsonrpc\": \"2.0\" }\n"),
+            Some((r#""x""#.into(), false))
+        );
+        assert_eq!(answer_id(br#"{"jsonrpc":"2.0","result":{}}"#), None);
+        assert_eq!(answer_id(b"not json"), None);
+        assert_eq!(
+            answer_id(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#),
+            Some(("7".into(), true))
+        );
         assert_eq!(
             answer_id(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#),
             Some(("7".into(), true))

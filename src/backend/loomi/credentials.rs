@@ -151,6 +151,7 @@ impl CredentialsFile {
 
     /// The stored login, or `None` when there is none.
     pub fn load(&self) -> Result<Option<StoredLogin>, StoreProblem> {
+        self.check_private()?;
         let bytes = match std::fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -265,6 +266,51 @@ impl CredentialsFile {
     /// Creates the folder (mode 0700) where it is missing; the default
     /// folder, which is ours, is made 0700 also when it exists.
     fn make_folder(&self, folder: &Path) -> Result<(), StoreProblem> {
+        let made = self.make_folder_only(folder);
+        made.and_then(|()| self.check_private())
+    }
+
+    /// A login where anyone can write is no login of ours: a folder open to
+    /// every user (anyone could put a file of their own in its place) or a
+    /// file another user owns is refused, naming the fix.
+    fn check_private(&self) -> Result<(), StoreProblem> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let refuse = |detail: String| StoreProblem::Io {
+                path: self.path.clone(),
+                detail,
+            };
+            let folder = self.folder();
+            if let Ok(meta) = std::fs::metadata(&folder) {
+                let mode = meta.mode() & 0o7777;
+                if mode & 0o002 != 0 && self.own_folder {
+                    // Ours: made private again rather than refused.
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700))
+                        .map_err(|e| self.io(e))?;
+                } else if mode & 0o002 != 0 {
+                    return Err(refuse(format!(
+                        "its folder {} can be written by other users (mode {:o}); keep the login in a folder only you can write to (chmod 700 it, or choose another place)",
+                        folder.display(),
+                        mode
+                    )));
+                }
+            }
+            if let Ok(meta) = std::fs::metadata(&self.path) {
+                // SAFETY: geteuid has no preconditions and cannot fail.
+                let me = unsafe { libc::geteuid() };
+                if meta.uid() != me {
+                    return Err(refuse(
+                        "it belongs to another user; remove it and log in again".to_owned(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn make_folder_only(&self, folder: &Path) -> Result<(), StoreProblem> {
         if !folder.exists() {
             let mut builder = std::fs::DirBuilder::new();
             builder.recursive(true);
@@ -450,6 +496,43 @@ mod tests {
         assert_eq!(names, ["creds.json"]);
         assert!(file.delete().unwrap());
         assert!(!file.delete().unwrap());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_open_to_everyone_is_refused_for_loading_saving_and_locking() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        let file = CredentialsFile::new(open.join("creds.json"), false);
+        file.save(&login("tok-1")).unwrap();
+        for mode in [0o777, 0o1777, 0o703] {
+            std::fs::set_permissions(&open, std::fs::Permissions::from_mode(mode)).unwrap();
+            for e in [
+                file.load().map(|_| ()).unwrap_err(),
+                file.save(&login("tok-2")).unwrap_err(),
+                file.lock(Duration::from_millis(10))
+                    .map(|_| ())
+                    .unwrap_err(),
+            ] {
+                let StoreProblem::Io { detail, .. } = e else {
+                    panic!("{e:?}")
+                };
+                assert!(detail.contains("can be written by other users"), "{detail}");
+            }
+        }
+        // Group-writable (a user private group) and private folders serve.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o770)).unwrap();
+        assert!(file.load().unwrap().is_some());
+        // The default folder, ours, is made private instead of refused.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let ours = CredentialsFile::new(open.join("creds.json"), true);
+        ours.save(&login("tok-3")).unwrap();
+        assert_eq!(
+            std::fs::metadata(&open).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
     }
 
     #[test]
