@@ -206,9 +206,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The problem may quote a value as set: bounded, on one line.
+        let problem = crate::text::shorten(&crate::text::one_line(&self.problem), 600);
         match self.flag {
-            Some(flag) => write!(f, "{} (--{flag}) {}", self.variable, self.problem),
-            None => write!(f, "{} {}", self.variable, self.problem),
+            Some(flag) => write!(f, "{} (--{flag}) {problem}", self.variable),
+            None => write!(f, "{} {problem}", self.variable),
         }
     }
 }
@@ -279,7 +281,7 @@ impl ConfigError {
         format!(
             "The server's setup is incomplete: {}{field} {}. Change the setting where the server is configured (in Claude Desktop: Settings, Extensions, Bloomreach Vouchers, Configure; elsewhere the server's environment in the assistant's MCP settings), then restart the server",
             self.variable,
-            self.problem.trim_end_matches('.')
+            crate::text::shorten(&crate::text::one_line(&self.problem), 600).trim_end_matches('.')
         )
     }
 }

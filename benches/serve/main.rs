@@ -79,8 +79,10 @@
 //!   it; at the end it is closed (stdin EOF) and waited for, and killed if it
 //!   does not exit within 5 s.
 //!
-//! `SERVE_BENCH_ONLY=loomi` measures only the Loomi Connect section, and
-//! `SERVE_BENCH_ONLY=scan` only the full scan.
+//! `SERVE_BENCH_ONLY=loomi` measures only the Loomi Connect section,
+//! `SERVE_BENCH_ONLY=scan` only the full scan, and
+//! `SERVE_BENCH_ONLY=questions` only the questions (the seed's question
+//! through the fake Loomi, and the memory of a kept pool).
 //!
 //! The first run after a change to `src/` pays for one extra release link
 //! (fat LTO, about 1.5 min on 2 cores) on top of Cargo's own build of the
@@ -95,6 +97,7 @@ mod fake;
 mod floor;
 mod loomi;
 mod measure;
+mod questions;
 mod release;
 mod report;
 mod scan;
@@ -306,6 +309,11 @@ async fn run(plan: Plan) -> Res<()> {
         loomi::print(&loomi, plan.full);
         return Ok(());
     }
+    if std::env::var("SERVE_BENCH_ONLY").as_deref() == Ok("questions") {
+        let q = questions::measure(&subjects[0].bin, &subjects[0].fast).await?;
+        questions::print(&q, plan.full);
+        return Ok(());
+    }
     if std::env::var("SERVE_BENCH_ONLY").as_deref() == Ok("scan") {
         eprintln!("  full scans ({} rounds)...", plan.scan_rounds);
         let scans = scan_section(&subjects, &fast_floor, &slow_floor, &plan).await?;
@@ -331,6 +339,8 @@ async fn run(plan: Plan) -> Res<()> {
     let scans = scan_section(&subjects, &fast_floor, &slow_floor, &plan).await?;
 
     let loomi = loomi_section(&subjects, &plan).await?;
+    eprintln!("  questions (the seed's question through the fake Loomi; a kept pool)...");
+    let questions = questions::measure(&subjects[0].bin, &subjects[0].fast).await?;
 
     let mut runs = Vec::with_capacity(subjects.len());
     for (((subject, cold), seq), tp) in subjects.into_iter().zip(cold).zip(seq).zip(tp) {
@@ -348,5 +358,6 @@ async fn run(plan: Plan) -> Res<()> {
     report::print_report(&plan, &machine, &runs);
     print_scans(&scans, &plan);
     loomi::print(&loomi, plan.full);
+    questions::print(&questions, plan.full);
     Ok(())
 }
