@@ -131,7 +131,7 @@ pub fn backend_error(e: &BackendError) -> String {
         }
         BackendError::LoomiRedirect { location } => format!(
             "Loomi Connect redirected the request to {location}, which was not followed, so the login's token stays with Loomi; check {} against the address on Bloomreach's setup page",
-            env::LOOMI_URL
+            setting(env::LOOMI_URL)
         ),
         BackendError::LoomiToolMissing { tool } => format!(
             "Loomi Connect does not offer the tool {tool} to this login, so this cannot be answered through it; the login may lack access to vouchers"
@@ -149,12 +149,12 @@ pub fn backend_error(e: &BackendError) -> String {
             quoted(excerpt)
         ),
         BackendError::LoomiAuth { problem } => format!(
-            "The Loomi Connect login could not be renewed: {}; try again, or run `{LOGIN_COMMAND}`",
+            "The Loomi Connect login could not be renewed: {}; ask again (the answer then gives a sign-in link if one is needed), or run `{LOGIN_COMMAND}` in a terminal",
             oauth_problem(problem)
         ),
         BackendError::CredentialsFile { path, detail } => format!(
             "The Loomi Connect credentials file {path} could not be used ({detail}); check {} or run `{LOGIN_COMMAND}` again",
-            env::CREDENTIALS_FILE
+            setting(env::CREDENTIALS_FILE)
         ),
         BackendError::Rejected { message } => format!(
             "Bloomreach rejected the request as invalid (HTTP 400){}",
@@ -163,8 +163,8 @@ pub fn backend_error(e: &BackendError) -> String {
         BackendError::Unauthorized { message } => format!(
             "Bloomreach refused the credentials (HTTP 401{}); check {} and {}: the key must exist, have private access and belong to the project",
             quoted(message),
-            env::KEY_ID,
-            env::SECRET
+            setting(env::KEY_ID),
+            setting(env::SECRET)
         ),
         BackendError::Forbidden { message } => format!(
             "Permission denied by Bloomreach (HTTP 403){}; the API key needs read access to vouchers in this project",
@@ -204,18 +204,18 @@ pub fn backend_error(e: &BackendError) -> String {
         ),
         BackendError::Redirect { host, location } => format!(
             "The Bloomreach API redirected to another host ({location}); the redirect was not followed so that credentials stay with {host}. Check {}",
-            env::BASE_URL
+            setting(env::BASE_URL)
         ),
         BackendError::RedirectLoop { host, max } => format!(
             "The Bloomreach API at {host} redirected in a loop (more than {max} redirects); check {}",
-            env::BASE_URL
+            setting(env::BASE_URL)
         ),
         BackendError::Api { message } => {
             format!("Bloomreach could not complete the request: {message}")
         }
         BackendError::BadUrl { detail } => format!(
             "Could not build a request URL for the Bloomreach API ({detail}); check {}",
-            env::BASE_URL
+            setting(env::BASE_URL)
         ),
         BackendError::Unexpected { problem, excerpt } => format!(
             "The Bloomreach API answered unexpectedly: {}{}",
@@ -227,7 +227,7 @@ pub fn backend_error(e: &BackendError) -> String {
             limit / (1024 * 1024)
         ),
         BackendError::LoomiArgument { tool, argument } => format!(
-            "Loomi Connect's tool {tool} does not take the argument {argument}, which this server must send, so it was not called; Loomi may have changed its tools: run `bloomreach-vouchers-mcp doctor` or tell us what its tools declare"
+            "Loomi Connect's tool {tool} does not take the argument {argument}, which this server must send, so it was not called; Loomi may have changed its tools: run `bloomreach-vouchers-mcp doctor` in a terminal and send us its report, or tell us which tools your Loomi Connect offers"
         ),
         BackendError::TooMany { what, bound } => format!(
             "The answer lists more than {bound} {what}, the most this server reads; it answers nothing rather than part of the list, which would give wrong counts"
@@ -243,9 +243,9 @@ pub fn backend_error(e: &BackendError) -> String {
             deadline.as_secs()
         ),
         BackendError::Timeout { host, timeout } => format!(
-            "The request to the Bloomreach API at {host} timed out: no complete answer within {} s (the {} setting)",
+            "The request to the Bloomreach API at {host} timed out: no complete answer within {} s; raise {} if the API is slow",
             timeout.as_secs(),
-            env::TIMEOUT
+            setting(env::TIMEOUT)
         ),
         BackendError::Connection {
             host,
@@ -260,8 +260,8 @@ pub fn backend_error(e: &BackendError) -> String {
             };
             let advice = match failure {
                 TransportFailure::Certificate => format!(
-                    "; if a company proxy or gateway presents its own certificate, add its CA to the system's certificate store or name its PEM file in {} (--ca-file)",
-                    env::CA_FILE
+                    "; if a company proxy or gateway presents its own certificate, add its CA to the system's certificate store or name its PEM file in {}",
+                    setting(env::CA_FILE)
                 ),
                 _ => String::new(),
             };
@@ -300,8 +300,17 @@ pub fn backend_error(e: &BackendError) -> String {
         }
         BackendError::ClientSetup { detail } => format!(
             "This server could not set up its HTTP client ({detail}); check {} and the system's certificate store",
-            env::CA_FILE
+            setting(env::CA_FILE)
         ),
+    }
+}
+
+/// A setting as a person may know it: its variable, and the field of the
+/// bundle's form that sets it.
+fn setting(variable: &str) -> String {
+    match crate::config::form_label(variable) {
+        Some(label) => format!("{variable} (\"{label}\" in the extension's settings)"),
+        None => variable.to_owned(),
     }
 }
 

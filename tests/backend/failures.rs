@@ -51,7 +51,7 @@ async fn http_401_names_both_settings_and_never_the_secret() {
     let text = text(&e);
     assert_eq!(
         text,
-        "Bloomreach refused the credentials (HTTP 401: access key not found); check BLOOMREACH_API_KEY_ID and BLOOMREACH_API_SECRET: the key must exist, have private access and belong to the project"
+        "Bloomreach refused the credentials (HTTP 401: access key not found); check BLOOMREACH_API_KEY_ID (\"API key ID\" in the extension's settings) and BLOOMREACH_API_SECRET (\"API secret\" in the extension's settings): the key must exist, have private access and belong to the project"
     );
     assert!(matches!(e, BackendError::Unauthorized { .. }), "{e:?}");
     let debug = format!("{e:?}");
@@ -85,7 +85,7 @@ async fn credentials_echoed_by_the_api_are_redacted() {
     let e = client.pools_err().await;
     assert_eq!(
         text(&e),
-        "Bloomreach refused the credentials (HTTP 401: bad header Basic [redacted] with secret [redacted]); check BLOOMREACH_API_KEY_ID and BLOOMREACH_API_SECRET: the key must exist, have private access and belong to the project"
+        "Bloomreach refused the credentials (HTTP 401: bad header Basic [redacted] with secret [redacted]); check BLOOMREACH_API_KEY_ID (\"API key ID\" in the extension's settings) and BLOOMREACH_API_SECRET (\"API secret\" in the extension's settings): the key must exist, have private access and belong to the project"
     );
     let e = client.pool_err().await;
     assert_eq!(

@@ -34,7 +34,7 @@ async fn a_redirect_to_another_origin_is_not_followed() {
 
         assert_eq!(
             text(&e),
-            format!("The Bloomreach API redirected to another host ({location}); the redirect was not followed so that credentials stay with {host}. Check BLOOMREACH_API_BASE_URL")
+            format!("The Bloomreach API redirected to another host ({location}); the redirect was not followed so that credentials stay with {host}. Check BLOOMREACH_API_BASE_URL (\"API base URL\" in the extension's settings)")
         );
         assert!(
             matches!(&e, BackendError::Redirect { host: h, location: l } if *h == host && l == location),

@@ -22,7 +22,7 @@ async fn late_headers_end_in_a_timeout() {
     let host = server.address().to_string();
     assert_eq!(
         text(&e),
-        format!("The request to the Bloomreach API at {host} timed out: no complete answer within 1 s (the BLOOMREACH_TIMEOUT_SECS setting)")
+        format!("The request to the Bloomreach API at {host} timed out: no complete answer within 1 s; raise BLOOMREACH_TIMEOUT_SECS (\"Timeout (seconds)\" in the extension's settings) if the API is slow")
     );
     assert!(
         matches!(&e, BackendError::Timeout { host: h, timeout } if *h == host && *timeout == Duration::from_secs(1)),
@@ -47,7 +47,7 @@ async fn a_body_that_stalls_after_the_headers_ends_in_a_timeout_and_the_connecti
     assert_eq!(
         text(&e),
         format!(
-            "The request to the Bloomreach API at {} timed out: no complete answer within 1 s (the BLOOMREACH_TIMEOUT_SECS setting)",
+            "The request to the Bloomreach API at {} timed out: no complete answer within 1 s; raise BLOOMREACH_TIMEOUT_SECS (\"Timeout (seconds)\" in the extension's settings) if the API is slow",
             fake.addr
         )
     );

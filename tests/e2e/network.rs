@@ -84,7 +84,10 @@ async fn an_untrusted_certificate_is_refused_naming_the_host_and_the_ca_setting(
         )),
         "{text}"
     );
-    assert!(text.contains("BLOOMREACH_CA_FILE (--ca-file)"), "{text}");
+    assert!(
+        text.contains("BLOOMREACH_CA_FILE (\"Extra CA certificates\" in the extension's settings)"),
+        "{text}"
+    );
     // A certificate is not retried: trying again cannot change it.
     assert!(!text.contains("retr"), "{text}");
 }
