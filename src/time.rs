@@ -7,73 +7,17 @@
 /// Returns `None` for values that are not finite or fall outside the years
 /// 0000 to 9999.
 pub fn rfc3339_utc(epoch_seconds: f64) -> Option<String> {
-    if !epoch_seconds.is_finite() {
+    use time::format_description::well_known::Rfc3339;
+    let micros = (epoch_seconds * 1_000_000.0).round();
+    // Far beyond the years RFC 3339 can say (0000 to 9999).
+    if !micros.is_finite() || micros.abs() > 1.0e18 {
         return None;
     }
-    // 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z.
-    const MIN: f64 = -62_167_219_200.0;
-    const MAX: f64 = 253_402_300_800.0;
-    if !(MIN..MAX).contains(&epoch_seconds) {
-        return None;
-    }
-    let micros_total = (epoch_seconds * 1_000_000.0).round() as i64;
-    let secs = micros_total.div_euclid(1_000_000);
-    let micros = micros_total.rem_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let of_day = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    if !(0..=9999).contains(&year) {
-        return None;
-    }
-    let mut out = String::with_capacity(27);
-    push_digits(&mut out, year as u32, 4);
-    out.push('-');
-    push_digits(&mut out, month, 2);
-    out.push('-');
-    push_digits(&mut out, day, 2);
-    out.push('T');
-    push_digits(&mut out, (of_day / 3600) as u32, 2);
-    out.push(':');
-    push_digits(&mut out, (of_day % 3600 / 60) as u32, 2);
-    out.push(':');
-    push_digits(&mut out, (of_day % 60) as u32, 2);
-    if micros != 0 {
-        // Six digits, without the trailing zeros.
-        let mut digits = 6;
-        let mut fraction = micros as u32;
-        while fraction.is_multiple_of(10) {
-            fraction /= 10;
-            digits -= 1;
-        }
-        out.push('.');
-        push_digits(&mut out, fraction, digits);
-    }
-    out.push('Z');
-    Some(out)
-}
-
-/// Appends `value` as exactly `width` decimal digits, zero-padded.
-fn push_digits(out: &mut String, value: u32, width: u32) {
-    let mut divisor = 10u32.pow(width - 1);
-    while divisor > 0 {
-        out.push(char::from(b'0' + (value / divisor % 10) as u8));
-        divisor /= 10;
-    }
-}
-
-/// Year, month and day of the proleptic Gregorian calendar for a count of
-/// days since 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    let nanos = micros as i128 * 1000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()?
+        .format(&Rfc3339)
+        .ok()
 }
 
 #[cfg(test)]

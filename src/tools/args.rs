@@ -11,7 +11,7 @@ use crate::backend::BackendError;
 use schemars::JsonSchema;
 use serde_json::{Map, Value};
 
-use crate::backend::{CodeStatus, Id, IdProblem};
+use crate::backend::{CodeStatus, Id, IdProblem, MAX_ID_CHARS};
 use crate::text::shorten;
 
 /// The raw arguments of a call.
@@ -128,10 +128,10 @@ pub const STATUS_NAMES: [&str; 3] = [
 #[allow(dead_code)]
 pub struct PoolInput {
     /// The project token (project ID) the pool belongs to.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = MAX_ID_CHARS))]
     project_id: String,
     /// The pool's id, as given by list_voucher_pools.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = MAX_ID_CHARS))]
     pool_id: String,
 }
 

@@ -24,7 +24,7 @@ questions, and to find the `pool_id` that get_voucher_pool and list_voucher_code
 #[allow(dead_code)]
 pub struct Input {
     /// The project token (project ID) to read from; list_projects shows the configured ones.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = crate::backend::MAX_ID_CHARS))]
     project_id: String,
 }
 
