@@ -94,6 +94,20 @@ fn the_manifest_agrees_with_the_server() {
         );
     }
     assert_eq!(env["BLOOMREACH_API_SECRET"], "${user_config.api_secret}");
+    // Errors name a setting by the label the form shows for it.
+    for (variable, value) in env {
+        let field = &user_config_refs(value.as_str().unwrap())[0];
+        assert_eq!(
+            fields[field]["title"].as_str(),
+            bloomreach_vouchers_mcp::config::form_label(variable),
+            "{variable}"
+        );
+    }
+    assert_eq!(fields["demo"]["type"], "boolean");
+    assert_eq!(fields["demo"]["default"], false);
+    assert_eq!(env["BLOOMREACH_DEMO"], "${user_config.demo}");
+    // The timeout's default depends on the way in: the form fixes none.
+    assert_eq!(fields["timeout_secs"].get("default"), None);
 }
 
 /// The packed bundle and the mcpb CLI, or `None` (having said how to get
@@ -226,8 +240,14 @@ async fn the_packed_bundle_starts_from_its_mcp_config() {
             error.contains("BLOOMREACH_API_KEY_ID"),
             "{blank:?}: {error}"
         );
+        // Nothing set up: no empty success, but the ways in, by the form's
+        // labels.
         let projects = call(&mut session, 3, "list_projects", json!({})).await;
-        assert_eq!(projects["data"], json!([]), "{blank:?}");
+        assert_eq!(projects["success"], false, "{blank:?}: {projects}");
+        let error = projects["error"].as_str().unwrap();
+        for named in ["\"Loomi Connect URL\"", "\"Demo data (no account needed)\""] {
+            assert!(error.contains(named), "{blank:?}: {error}");
+        }
         session.close_stdin().await;
         let (_, stderr) = session.finish().await;
         assert!(!stderr.contains("error:"), "{blank:?}: {stderr}");
@@ -247,7 +267,7 @@ async fn the_packed_bundle_starts_from_its_mcp_config() {
         let projects = call(&mut session, 2, "list_projects", json!({})).await;
         assert_eq!(
             projects["data"],
-            json!([{"id": PROJECT, "name": "Shop EU"}])
+            json!([{"id": PROJECT, "name": "Shop EU", "organization": null, "workspace": null}])
         );
         let pools = call(
             &mut session,
@@ -260,6 +280,31 @@ async fn the_packed_bundle_starts_from_its_mcp_config() {
         session.close_stdin().await;
         let _ = session.finish().await;
     }
+
+    // The demo switch: the sample data, nothing else needed.
+    for blank in [Blank::Empty, Blank::Placeholder] {
+        let mut session = started(host_command(&dir, &json!({"demo": true}), blank)).await;
+        let projects = call(&mut session, 2, "list_projects", json!({})).await;
+        assert_eq!(projects["data"][0]["id"], "demo", "{blank:?}: {projects}");
+        let _ = session.finish().await;
+    }
+
+    // A field filled wrong: the server still starts, and every answer says
+    // which field and what to put instead.
+    let mut session = started(host_command(
+        &dir,
+        &json!({"loomi_url": "eu.connect.loomi.ai"}),
+        Blank::Placeholder,
+    ))
+    .await;
+    assert_eq!(tool_names(&mut session).await, TOOL_NAMES);
+    let answer = call(&mut session, 2, "list_projects", json!({})).await;
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("\"Loomi Connect URL\"") && error.contains("https://eu.connect.loomi.ai"),
+        "{answer}"
+    );
+    let _ = session.finish().await;
 
     // The Loomi Connect URL filled in: the first question answers with a
     // sign-in link, alone on its line.
