@@ -1139,6 +1139,24 @@ async fn the_documented_catalog_serves_every_tool_from_what_it_declares() {
     assert!(found_as_of >= as_of.as_str(), "{found_as_of} {as_of}");
     assert_eq!(calls_of(&fake), []);
 
+    // More organizations than are listed one call each: said, not cut.
+    fake.with(|s| s.extra_organizations = 99);
+    let refused = call(&mut session, 20, "list_projects", json!({})).await;
+    assert_eq!(refused["success"], false);
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than 100 organizations"),
+        "{refused}"
+    );
+    assert_eq!(
+        calls_of(&fake).len(),
+        1,
+        "only the organizations were asked"
+    );
+    fake.with(|s| s.extra_organizations = 0);
+
     // A rate-limit notice worded as a window is waited out.
     fake.with(|s| {
         s.tool_rate_limits = 1;

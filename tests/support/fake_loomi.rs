@@ -81,6 +81,8 @@ pub struct LoomiState {
     pub documented: bool,
     /// How many pools the documented `search_voucher_pools` lists.
     pub pool_count: usize,
+    /// Organizations beyond the documented two, for bounds.
+    pub extra_organizations: usize,
     /// Rate-limit notices give the window (`(1 per 10 second)`) instead
     /// of a "Retry after".
     pub window_wording: bool,
@@ -547,7 +549,13 @@ impl ServerHandler for FakeTools {
                 .into());
             }
             let documented = (s.documented && s.fault.is_none()).then(|| {
-                documented_call(&name, &arguments, s.pool_count, s.paged_codes.as_deref())
+                documented_call(
+                    &name,
+                    &arguments,
+                    s.pool_count,
+                    s.extra_organizations,
+                    s.paged_codes.as_deref(),
+                )
             });
             (
                 s.fault.clone().unwrap_or(ToolFault::None),
@@ -712,6 +720,7 @@ fn documented_call(
     name: &str,
     arguments: &Value,
     pool_count: usize,
+    extra_organizations: usize,
     paged: Option<&[Value]>,
 ) -> CallToolResult {
     let arg = |k: &str| arguments.get(k).cloned().unwrap_or(Value::Null);
@@ -720,13 +729,17 @@ fn documented_call(
     };
     let project = |id: &str, name: &str, workspace: &str| json!({"id": id, "name": name, "category": "ecommerce", "workspace_id": format!("w-{workspace}"), "workspace_name": workspace});
     match name {
-        "list_cloud_organizations" => envelope(
-            json!([
-                {"id": "org-1", "name": "Brand A", "admin_panel_url": "https://example.invalid/a", "enabled_modules": ["vouchers"]},
-                {"id": "org-2", "name": "Brand B", "admin_panel_url": "https://example.invalid/b", "enabled_modules": []}
-            ]),
-            json!({}),
-        ),
+        "list_cloud_organizations" => {
+            let mut organizations = vec![
+                json!({"id": "org-1", "name": "Brand A", "admin_panel_url": "https://example.invalid/a", "enabled_modules": ["vouchers"]}),
+                json!({"id": "org-2", "name": "Brand B", "admin_panel_url": "https://example.invalid/b", "enabled_modules": []}),
+            ];
+            organizations.extend(
+                (0..extra_organizations)
+                    .map(|i| json!({"id": format!("org-x{i}"), "name": format!("Extra {i}")})),
+            );
+            envelope(Value::Array(organizations), json!({}))
+        }
         "list_projects" => match arg("cloud_organization_id").as_str() {
             Some("org-1") => envelope(
                 json!([

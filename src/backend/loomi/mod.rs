@@ -121,6 +121,11 @@ pub type Pasted<'a> = (
     &'a (dyn Fn(&str) + Sync),
 );
 
+/// The most organizations whose projects are listed (one paced call each).
+const MAX_ORGANIZATIONS: usize = 100;
+/// The most pages of pools read for one list (one paced call each).
+const MAX_POOL_PAGES: usize = 200;
+
 /// What `doctor` reports of the session.
 #[derive(Clone, Debug)]
 pub struct ServerFacts {
@@ -833,6 +838,7 @@ impl LoomiClient {
         };
         let mut records: Vec<Value> = Vec::new();
         let mut previous_first = None;
+        let mut pages = 0usize;
         loop {
             let offset = records.len() as u64;
             let Answered {
@@ -905,12 +911,19 @@ impl LoomiClient {
             previous_first = first;
             let short = (page.len() as u64) < paging.size;
             records.extend(page);
+            pages += 1;
             if records.len() > MAX_POOLS {
                 return Err(too_many);
             }
             if short || counted.is_some_and(|c| records.len() as u64 >= c) {
                 envelope["data"] = Value::Array(records);
                 return Ok(Answered { envelope, quoter });
+            }
+            if pages >= MAX_POOL_PAGES {
+                return Err(BackendError::TooMany {
+                    what: "pages of voucher pools (one paced call each)",
+                    bound: MAX_POOL_PAGES,
+                });
             }
         }
     }
@@ -1017,6 +1030,14 @@ impl LoomiClient {
                 projects, argument, ..
             }) => {
                 let organizations = records(first)?;
+                // One paced call each: a list past the bound would keep a
+                // person waiting for minutes; it is said instead.
+                if organizations.len() > MAX_ORGANIZATIONS {
+                    return Err(BackendError::TooMany {
+                        what: "organizations to list the projects of, one call each",
+                        bound: MAX_ORGANIZATIONS,
+                    });
+                }
                 for (id, name) in organizations.iter().filter_map(tools::organization) {
                     let mut args = Map::new();
                     args.insert(argument.clone(), id.into());
