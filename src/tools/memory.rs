@@ -57,6 +57,8 @@ pub fn as_of(times: impl IntoIterator<Item = SystemTime>) -> Option<String> {
 pub const KEPT_FOR: Duration = Duration::from_secs(60);
 /// The most codes kept in all.
 pub const MAX_KEPT_CODES: usize = 100_000;
+/// The most pools anything is kept of.
+const MAX_KEPT_POOLS: usize = 1000;
 
 /// Something read, with when.
 #[derive(Clone, Debug)]
@@ -201,6 +203,7 @@ impl Memory {
         let pool = kept.pools.entry(key(project_id, pool_id)).or_default();
         pool.used = clock;
         pool.record = Some(read.clone());
+        self.make_room(&mut kept);
         read
     }
 
@@ -217,6 +220,20 @@ impl Memory {
         kept.pools
             .retain(|_, p| !p.pages.is_empty() || p.record.is_some());
         kept.codes = kept.pools.values().map(PoolKept::codes).sum();
+        // Records of many pools are small, but not without end.
+        while kept.pools.len() > MAX_KEPT_POOLS {
+            let Some(oldest) = kept
+                .pools
+                .iter()
+                .min_by_key(|(_, p)| p.used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(pool) = kept.pools.remove(&oldest) {
+                kept.codes -= pool.codes();
+            }
+        }
         while kept.codes > self.max_codes {
             let Some(oldest) = kept
                 .pools
@@ -282,6 +299,31 @@ mod tests {
         assert!(memory.page(&p, &id("other"), (None, 0, 10)).is_none());
         std::thread::sleep(Duration::from_millis(250));
         assert!(memory.page(&p, &q, (None, 0, 10)).is_none());
+    }
+
+    #[test]
+    fn records_of_many_pools_are_bounded_too() {
+        let memory = Memory::default();
+        let p = id("proj");
+        let record = |i: usize| Pool {
+            summary: crate::backend::PoolSummary {
+                id: format!("pool-{i}"),
+                name: "n".into(),
+                total: 1,
+                available: 1,
+            },
+            company_id: None,
+            used_by: Vec::new(),
+        };
+        for i in 0..MAX_KEPT_POOLS + 5 {
+            memory.keep_pool(&p, &id(&format!("pool-{i}")), record(i));
+        }
+        assert_eq!(memory.lock().pools.len(), MAX_KEPT_POOLS);
+        // The first ones, used least recently, went.
+        assert!(memory.pool(&p, &id("pool-0")).is_none());
+        assert!(memory
+            .pool(&p, &id(&format!("pool-{}", MAX_KEPT_POOLS + 4)))
+            .is_some());
     }
 
     #[test]
