@@ -144,6 +144,46 @@ async fn stats_make_three_requests_at_once() {
     );
 }
 
+/// 6b: the same question within a minute is answered from what was read:
+/// no request; `find_voucher_codes` on pages a stats call did not read
+/// still asks; `list_voucher_codes` always asks.
+#[tokio::test]
+async fn a_repeated_question_makes_no_request_and_says_as_of_when() {
+    let api = slow_counts_api().await;
+    let s = connect_api(&api.uri()).await;
+    let args = json!({"project_id": PROJECT, "pool_id": POOL});
+    let first = call(&s, "get_voucher_pool_stats", args.clone()).await;
+    let again = call(&s, "get_voucher_pool_stats", args.clone()).await;
+    assert_eq!(first["data"], again["data"]);
+    let as_of = first["as_of"].as_str().expect("as_of on success");
+    assert_eq!(again["as_of"], as_of);
+    let read_at =
+        time::OffsetDateTime::parse(as_of, &time::format_description::well_known::Rfc3339)
+            .expect("RFC 3339");
+    let age = time::OffsetDateTime::now_utc() - read_at;
+    assert!(
+        age.whole_seconds() >= 0 && age.whole_seconds() < 30,
+        "{as_of}"
+    );
+    assert_eq!(api.received_requests().await.unwrap().len(), 3);
+    // The list tools ask every time.
+    let listed = call(
+        &s,
+        "list_voucher_codes",
+        json!({"project_id": PROJECT, "pool_id": POOL, "count": 1, "status": "redeemed"}),
+    )
+    .await;
+    assert_eq!(listed["matched"], 78);
+    let listed = call(
+        &s,
+        "list_voucher_codes",
+        json!({"project_id": PROJECT, "pool_id": POOL, "count": 1, "status": "redeemed"}),
+    )
+    .await;
+    assert_eq!(listed["matched"], 78);
+    assert_eq!(api.received_requests().await.unwrap().len(), 5);
+}
+
 fn code(code: &str, status: &str, assigned: Option<f64>, redeemed: Option<f64>) -> Value {
     json!({"code": code, "status": status, "assigned_time": assigned, "redeemed_time": redeemed})
 }
