@@ -249,6 +249,10 @@ struct Progress {
     token: Option<rmcp::model::ProgressToken>,
     peer: rmcp::Peer<RoleServer>,
     scanned: std::sync::Mutex<Option<ScanProgress>>,
+    /// The progress last sent: each notice must say more (MCP requires
+    /// progress to increase), so a wait told after a page says a little
+    /// more than the page did.
+    last: std::sync::Mutex<Option<f64>>,
 }
 
 impl Progress {
@@ -257,6 +261,7 @@ impl Progress {
             token,
             peer,
             scanned: std::sync::Mutex::new(None),
+            last: std::sync::Mutex::new(None),
         }
     }
 
@@ -288,6 +293,15 @@ impl Progress {
     fn notice(&self, progress: f64, total: Option<f64>, message: String) -> Notified {
         let Some(token) = self.token.clone() else {
             return Box::pin(std::future::ready(()));
+        };
+        let progress = {
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            let next = match *last {
+                Some(before) if progress <= before => before + 0.001,
+                _ => progress,
+            };
+            *last = Some(next);
+            next
         };
         let mut param = ProgressNotificationParam::new(token, progress).with_message(message);
         if let Some(total) = total {

@@ -1422,3 +1422,71 @@ async fn a_pasted_redirect_address_completes_a_login_made_from_a_remote_shell() 
     assert!(rest.contains("region"), "{rest}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Counting without Loomi's filter: progress after each page read, and a
+/// pool of more than 100,000 codes is a failure naming the bound after the
+/// first page, not a count of a part.
+#[tokio::test]
+async fn counting_through_the_documented_catalog_reports_progress_and_names_its_bound() {
+    let fake = FakeLoomi::start().await;
+    let dir = scratch("counting");
+    let file = dir.join("loomi.json");
+    fake.issue_login(&file);
+    fake.with(|s| {
+        s.documented = true;
+        s.paged_codes = Some(documented_codes(2500));
+    });
+    let mut session = serve(&fake, &file, &[]).await;
+    let mut params = crate::support::jsonrpc::call_params(
+        "get_voucher_pool_stats",
+        json!({"project_id": LOOMI_PROJECT, "pool_id": "p1"}),
+    );
+    params["_meta"] = json!({"progressToken": "count-1"});
+    let answer = session.roundtrip(1, "tools/call", params).await;
+    assert_eq!(answer["result"]["structuredContent"]["data"]["total"], 2500);
+    let progress: Vec<f64> = session
+        .skipped
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .map(|m| m["params"]["progress"].as_f64().unwrap())
+        .collect();
+    // After each page read, its count; a wait for the next turn says a
+    // little more: progress only ever increases, as MCP requires.
+    assert!(progress.windows(2).all(|w| w[0] < w[1]), "{progress:?}");
+    for page in [1000.0, 2000.0, 2500.0] {
+        assert!(progress.contains(&page), "{progress:?}");
+    }
+    assert_eq!(progress.last(), Some(&2500.0));
+
+    let tiny =
+        json!({"code": "X", "status": "available", "assigned_time": null, "redeemed_time": null});
+    fake.with(|s| {
+        s.paged_codes = Some(vec![tiny; 100_001]);
+        s.calls.clear();
+    });
+    let stats = call(
+        &mut session,
+        2,
+        "get_voucher_pool_stats",
+        json!({"project_id": LOOMI_PROJECT, "pool_id": "pool-2"}),
+    )
+    .await;
+    assert_eq!(stats["success"], false, "{stats}");
+    assert_eq!(stats["as_of"], Value::Null);
+    assert!(
+        stats["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than 100000 codes"),
+        "{stats}"
+    );
+    assert_eq!(
+        calls_of(&fake)
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>(),
+        ["search_voucher_pools", "list_voucher_codes"]
+    );
+    let _ = session.finish().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -650,6 +650,57 @@ mod tests {
     }
 
     #[test]
+    fn paging_is_read_from_the_schema_and_projects_from_what_is_required() {
+        let set = declaring(json!([
+            {"name": "search_voucher_pools", "inputSchema": {"properties": {
+                "project_id": {}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}}},
+            {"name": "list_voucher_pools", "inputSchema": {"properties": {
+                "project_id": {}, "skip": {}, "count": {"maximum": 5000}}}},
+            {"name": "list_projects", "inputSchema": {"properties": {"workspace_id": {}, "cloud_organization_id": {}},
+                "required": ["cloud_organization_id"]}},
+            {"name": "list_cloud_organizations", "inputSchema": {"properties": {}}}
+        ]));
+        assert_eq!(
+            set.paging("search_voucher_pools"),
+            Some(Paging {
+                skip: "offset".into(),
+                count: "limit".into(),
+                size: 100
+            })
+        );
+        // The largest page allowed, at most 1000.
+        assert_eq!(set.paging("list_voucher_pools").unwrap().size, 1000);
+        assert_eq!(
+            set.projects_plan().unwrap(),
+            ProjectsPlan::ByOrganization {
+                organizations: "list_cloud_organizations".into(),
+                projects: "list_projects".into(),
+                argument: "cloud_organization_id".into()
+            }
+        );
+        // A required argument this server cannot fill is named.
+        let set = declaring(json!([
+            {"name": "list_projects", "inputSchema": {"properties": {"region": {}}, "required": ["region"]}}
+        ]));
+        assert_eq!(
+            set.projects_plan(),
+            Err(BackendError::LoomiArgument {
+                tool: "list_projects".into(),
+                argument: "region".into()
+            })
+        );
+        let set = declaring(json!([
+            {"name": "list_projects", "inputSchema": {"properties": {"cloud_organization_id": {}}, "required": ["cloud_organization_id"]}}
+        ]));
+        assert_eq!(
+            set.projects_plan(),
+            Err(BackendError::LoomiToolMissing {
+                tool: "list_cloud_organizations".into()
+            })
+        );
+    }
+
+    #[test]
     fn a_pool_is_found_by_id_or_underscore_id() {
         let envelope = json!({"success": true, "data": [
             {"_id": "a", "name": "A"}, {"_id": "b", "name": "B"}
