@@ -484,6 +484,19 @@ pub fn read_ca_file(path: &Path) -> Result<ExtraRoots, ConfigError> {
 /// one would fail every call rather than the start.
 pub const MAX_URL_CHARS: usize = 2048;
 
+/// A URL as a message may show it: whatever stands between `://` and an
+/// `@` (credentials) replaced, and at most 200 characters.
+pub fn shown_url(raw: &str) -> String {
+    let text = crate::text::shorten(raw.trim(), 200);
+    let scheme_end = text.find("://").map_or(0, |i| i + 3);
+    let rest = &text[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &text[..scheme_end], &rest[at..]),
+        None => text,
+    }
+}
+
 fn endpoint_url(raw: &str) -> Result<Url, String> {
     let trimmed = raw.trim();
     if trimmed.chars().count() > MAX_URL_CHARS {
@@ -495,18 +508,14 @@ fn endpoint_url(raw: &str) -> Result<Url, String> {
     if !trimmed.contains("://") && !trimmed.is_empty() {
         return Err(format!(
             "has no https:// in front: add it, as in \"https://{}\"",
-            crate::text::shorten(trimmed, 200)
+            shown_url(trimmed)
         ));
     }
-    let url = Url::parse(trimmed).map_err(|e| {
-        format!(
-            "is not a valid URL ({e}): {:?}",
-            crate::text::shorten(trimmed, 200)
-        )
-    })?;
+    let url = Url::parse(trimmed)
+        .map_err(|e| format!("is not a valid URL ({e}): {:?}", shown_url(trimmed)))?;
     let host = match url.host_str() {
         Some(h) if !h.is_empty() => h.to_owned(),
-        _ => return Err(format!("has no host: {trimmed:?}")),
+        _ => return Err(format!("has no host: {:?}", shown_url(trimmed))),
     };
     match url.scheme() {
         "https" => Ok(url),
@@ -534,7 +543,8 @@ pub fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(err(format!(
-            "must not carry a query or fragment: {trimmed:?}"
+            "must not carry a query or fragment: {:?}",
+            shown_url(trimmed)
         )));
     }
     // Every request URL is made from this one: one that cannot be made
@@ -543,7 +553,8 @@ pub fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
     if let Err(e) = (Endpoint::Pools { project_id: &probe }).url(url.as_str().trim_end_matches('/'))
     {
         return Err(err(format!(
-            "cannot be the start of a request URL ({e}): {trimmed:?}"
+            "cannot be the start of a request URL ({e}): {:?}",
+            shown_url(trimmed)
         )));
     }
     Ok(url)
@@ -584,7 +595,10 @@ pub fn parse_loomi_url(raw: &str) -> Result<Url, ConfigError> {
         ));
     }
     if url.fragment().is_some() {
-        return Err(err(format!("must not carry a fragment: {trimmed:?}")));
+        return Err(err(format!(
+            "must not carry a fragment: {:?}",
+            shown_url(trimmed)
+        )));
     }
     // `https://eu.connect.loomi.ai/mcp/` is the same endpoint as `.../mcp`.
     let mut url = url;
@@ -816,6 +830,21 @@ mod tests {
             e.to_string(),
             "BLOOMREACH_DEMO (--demo) must be true or false, not \"maybe\""
         );
+    }
+
+    #[test]
+    fn urls_in_setting_errors_never_show_credentials() {
+        for raw in [
+            "https://id:s3cr3t@host:abc/mcp",
+            "id:s3cr3t@eu.connect.loomi.ai/mcp",
+            "ftp://id:s3cr3t@host/x",
+        ] {
+            let e = parse_loomi_url(raw).unwrap_err();
+            assert!(!e.to_string().contains("s3cr3t"), "{e}");
+            assert!(!e.for_person().contains("s3cr3t"), "{e}");
+        }
+        assert_eq!(shown_url("https://a:b@h/p?q=1"), "https://***@h/p?q=1");
+        assert_eq!(shown_url("https://h/p"), "https://h/p");
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 pub const MAX_QUOTE_CHARS: usize = 300;
 /// The longest excerpt taken from a body that is not a message.
 pub const MAX_EXCERPT_CHARS: usize = 200;
+/// The most of a text that is scrubbed to quote from it (a quote shows a
+/// few hundred characters of its start).
+const MAX_SCRUBBED: usize = 96 * 1024;
 
 /// Quotes upstream text without ever showing the strings it was given.
 #[derive(Clone, Default)]
@@ -90,14 +93,37 @@ impl Quoter {
     /// anything else and again after folding, so that no transformation
     /// can bring a secret together or cut one in part.
     pub fn quote(&self, text: &str, max: usize) -> String {
-        shorten(&self.scrub(&one_line(&self.scrub(text))), max)
+        let text = self.bounded(text);
+        shorten(&self.scrub(&one_line(&self.scrub(&text))), max)
+    }
+
+    /// The start of `text`, scrubbed, that any quote of it can show: at
+    /// most [`MAX_SCRUBBED`] bytes, less the [`Quoter::margin`] at its end
+    /// where a secret cut by the bound could begin. Nothing is cut from a
+    /// shorter text; a longer one costs no more to scrub than this.
+    fn bounded<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        if text.len() <= MAX_SCRUBBED {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        let mut cut = MAX_SCRUBBED;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut scrubbed = self.scrub(&text[..cut]);
+        let mut keep = scrubbed.len().saturating_sub(self.margin());
+        while !scrubbed.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        scrubbed.truncate(keep);
+        std::borrow::Cow::Owned(scrubbed)
     }
 
     /// A short excerpt of a body: the visible text of an HTML page, or the
     /// body itself. The whole body read is scrubbed before it is cut to
     /// [`MAX_ERROR_BODY_BYTES`] or stripped of tags, and again after.
     pub fn excerpt(&self, body: &[u8]) -> String {
-        let text = self.scrub(&String::from_utf8_lossy(body));
+        let whole = String::from_utf8_lossy(&body[..body.len().min(MAX_SCRUBBED + 4)]);
+        let text = self.scrub(&self.bounded(&whole));
         let text = shorten(&text, MAX_ERROR_BODY_BYTES);
         let text = if looks_like_html(&text) {
             html_text(&text)
@@ -169,28 +195,35 @@ fn scrub_spelled(text: &str, secret: &[char]) -> String {
 /// its characters).
 fn spelled_at(text: &str, at: usize, secret: &[char]) -> Option<usize> {
     let mut pos = at;
+    // The markup one attempt may skip, in all: a text made of tags costs
+    // each start this much at most, never the rest of the text.
+    let mut budget = MARKUP_BUDGET;
     for (k, &c) in secret.iter().enumerate() {
         pos = match char_at(text, pos, c) {
             Some(next) => next,
-            None if k > 0 => char_at(text, skip_markup(text, pos), c)?,
+            None if k > 0 => char_at(text, skip_markup(text, pos, &mut budget)?, c)?,
             None => return None,
         };
     }
     Some(pos)
 }
 
-/// Past any tags (`<...>`, each at most 256 bytes) that start at `pos`.
-fn skip_markup(text: &str, mut pos: usize) -> usize {
-    while text[pos..].starts_with('<') {
-        match text[pos..]
-            .get(..256.min(text.len() - pos))
-            .and_then(|t| t.find('>'))
-        {
-            Some(close) => pos += close + 1,
-            None => break,
-        }
+/// The most bytes of tags skipped between the characters of one secret.
+const MARKUP_BUDGET: usize = 512;
+
+/// Past any tags (`<...>`) that start at `pos`, within `budget` bytes;
+/// `None` when the tags there are longer than what is left of it.
+fn skip_markup(text: &str, mut pos: usize, budget: &mut usize) -> Option<usize> {
+    while text.as_bytes().get(pos) == Some(&b'<') {
+        let close = text.as_bytes()[pos..]
+            .iter()
+            .take(*budget)
+            .position(|&b| b == b'>')?;
+        *budget -= close + 1;
+        // `>` is ASCII: the byte after it starts a character.
+        pos += close + 1;
     }
-    pos
+    Some(pos)
 }
 
 /// Where `c` ends when it is spelled at `pos`: as itself, percent-encoded
@@ -238,15 +271,11 @@ fn encoded_at(text: &str, pos: usize, c: char) -> Option<usize> {
     }
     // HTML entities.
     if rest.starts_with('&') {
-        let end = rest.get(..12.min(rest.len()))?.find(';')?;
+        // `;` is ASCII: the entity's end is a character boundary.
+        let end = rest.as_bytes().iter().take(12).position(|&b| b == b';')?;
         let name = &rest[1..end];
-        let means = match name {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            "sol" => Some('/'),
+        let means = match named_entity(name) {
+            Some(c) => Some(c),
             _ => {
                 let number = name.strip_prefix('#')?;
                 let code = match number.strip_prefix(['x', 'X']) {
@@ -259,6 +288,47 @@ fn encoded_at(text: &str, pos: usize, c: char) -> Option<usize> {
         return (means == Some(c)).then_some(pos + end + 1);
     }
     None
+}
+
+/// The character an HTML entity names, for the ASCII ones a secret may
+/// hold (names compared without case).
+fn named_entity(name: &str) -> Option<char> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        "sol" => '/',
+        "bsol" => '\\',
+        "plus" => '+',
+        "equals" => '=',
+        "colon" => ':',
+        "semi" => ';',
+        "percnt" => '%',
+        "num" => '#',
+        "quest" => '?',
+        "excl" => '!',
+        "dollar" => '$',
+        "ast" | "midast" => '*',
+        "lowbar" | "underbar" => '_',
+        "hyphen" | "dash" => '-',
+        "period" => '.',
+        "comma" => ',',
+        "commat" => '@',
+        "lpar" => '(',
+        "rpar" => ')',
+        "lsqb" | "lbrack" => '[',
+        "rsqb" | "rbrack" => ']',
+        "lcub" | "lbrace" => '{',
+        "rcub" | "rbrace" => '}',
+        "verbar" | "vert" => '|',
+        "tilde" => '~',
+        "grave" => '`',
+        "hat" => '^',
+        "nbsp" => ' ',
+        _ => return None,
+    })
 }
 
 /// A decoder's message without its position (`at line 1 column 9`).
@@ -405,6 +475,34 @@ mod tests {
         }
         // A text that only looks like it stays as it is.
         assert_eq!(q.scrub("Ab9/k+Q=x&y"), "Ab9/k+Q=x&y");
+    }
+
+    #[test]
+    fn spellings_next_to_wide_characters_and_entities_in_any_case_are_scrubbed() {
+        let q = Quoter::new(["ab/c+d".to_owned()]);
+        for text in [
+            "ab&#47;c+dé日本",
+            "ab<b>/c+d</b>  é日本語",
+            "ab&SOL;c&plus;d",
+            "ab&sol;c&PLUS;dé",
+        ] {
+            assert_eq!(q.scrub(text).matches("[redacted]").count(), 1, "{text}");
+            assert!(!q.scrub(text).contains("ab"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_text_made_of_tags_costs_each_start_a_bounded_walk() {
+        // Every `e` starts an attempt at a secret that begins with `e`;
+        // tags follow each. The whole body is still quoted, scrubbed, at
+        // once: the walk is bounded per start, and the text scrubbed is
+        // bounded too.
+        let q = Quoter::new(["eyJsecret.token".to_owned()]);
+        let body = format!("{}eyJsecret.token", "<e<>".repeat(1 << 20));
+        let quoted = q.excerpt(body.as_bytes());
+        assert!(!quoted.contains("eyJ"), "{quoted}");
+        let short = format!("{}e<i>yJsecret.token", "<e<>".repeat(1000));
+        assert!(q.scrub(&short).ends_with("[redacted]"));
     }
 
     #[test]

@@ -11,8 +11,10 @@ use std::time::{Instant, SystemTime};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::backend::loomi::{Choice, CredentialsFile, LoomiClient};
-use crate::backend::{Backend, RetryNotice, RetryReason};
+use crate::backend::loomi::{Choice, CredentialsFile, LoomiClient, StoreProblem};
+use crate::backend::{
+    AnswerProblem, Backend, BackendError, CodesQuery, Id, RetryNotice, RetryReason,
+};
 use crate::config::{env, given, Config, Settings};
 use crate::tools::{words, VoucherServer};
 
@@ -75,14 +77,17 @@ fn settings_set(settings: &Settings) -> Vec<String> {
     let shown = |variable: &str, raw: Option<&str>, show: bool| {
         given(raw).map(|v| {
             if show {
-                format!("{variable}={}", crate::text::shorten(v, 200))
+                format!("{variable}={}", bare_url(v))
             } else {
                 format!("{variable} (set)")
             }
         })
     };
+    let base_url = Some(settings.api_base_url.as_str())
+        .filter(|u| given(Some(u)).is_some_and(|u| u != crate::config::DEFAULT_BASE_URL));
     [
         shown(env::LOOMI_URL, settings.loomi_url.as_deref(), true),
+        shown(env::BASE_URL, base_url, true),
         shown(env::KEY_ID, settings.api_key_id.as_deref(), false),
         shown(env::SECRET, settings.api_secret.as_deref(), false),
         shown(env::TIMEOUT, settings.timeout_secs.as_deref(), true),
@@ -113,6 +118,16 @@ fn settings_set(settings: &Settings) -> Vec<String> {
     .into_iter()
     .flatten()
     .collect()
+}
+
+/// A URL or other value as the report shows it: no credentials, no query
+/// (either could hold a secret), at most 200 characters.
+fn bare_url(raw: &str) -> String {
+    let shown = crate::config::shown_url(raw);
+    match shown.find(['?', '#']) {
+        Some(at) => format!("{}?…", &shown[..at]),
+        None => shown,
+    }
 }
 
 /// `doctor [--json]`.
@@ -150,8 +165,16 @@ async fn check(report: &mut Report, settings: &Settings, config: &Config, backen
     // Settings.
     let started = Instant::now();
     let mut detail = match backend {
-        Backend::Loomi(client) => format!("backend Loomi Connect at {}", client.url()),
-        Backend::Rest(_) => format!("backend Bloomreach API at {}", config.base_url),
+        Backend::Loomi(client) => {
+            format!(
+                "backend Loomi Connect at {}",
+                bare_url(client.url().as_str())
+            )
+        }
+        Backend::Rest(_) => format!(
+            "backend Bloomreach API at {}",
+            bare_url(config.base_url.as_str())
+        ),
         Backend::Demo(_) => "backend demo data".to_owned(),
         Backend::Unconfigured | Backend::Broken(_) => "no backend".to_owned(),
     };
@@ -300,16 +323,24 @@ fn stored_login(file: &CredentialsFile, url: &str) -> Result<String, String> {
                     .to_owned(),
             )
         }
+        // Worded without the file's path, which names the user.
         Err(problem) => {
-            return Err(words::login_problem(
-                &crate::backend::loomi::LoginProblem::Store(problem),
-            ))
+            return Err(match problem {
+                StoreProblem::Io { detail, .. } | StoreProblem::Unreadable { detail, .. } => {
+                    format!("the stored login could not be read ({detail})")
+                }
+                StoreProblem::Locked { waited, .. } => format!(
+                    "another process held the stored login's lock for over {} s",
+                    waited.as_secs()
+                ),
+            })
         }
     };
     if login.mcp_url != url {
         return Err(format!(
-            "the stored login is for {}, not for the configured {url}: run `bloomreach-vouchers-mcp login`",
-            crate::text::shorten(&login.mcp_url, 200)
+            "the stored login is for {}, not for the configured {}: run `bloomreach-vouchers-mcp login`",
+            bare_url(&login.mcp_url),
+            bare_url(url)
         ));
     }
     let now = SystemTime::now();
@@ -325,7 +356,8 @@ fn stored_login(file: &CredentialsFile, url: &str) -> Result<String, String> {
         ));
     }
     Ok(format!(
-        "for {url}; {expiry}; {}",
+        "for {}; {expiry}; {}",
+        bare_url(url),
         if renewable {
             "renews itself"
         } else {
@@ -435,30 +467,46 @@ async fn data_steps(report: &mut Report, backend: &Backend, config: &Config) {
         return;
     };
 
+    // The codes are read from the backend itself, so that a failure is
+    // worded without the excerpt of the answer a tool would quote: a page
+    // of codes is the one thing this report must never show.
     let started = Instant::now();
-    let codes = call(
-        &server,
-        "list_voucher_codes",
-        json!({"project_id": project, "pool_id": pool, "count": 5}),
-        &notices,
-    )
-    .await;
+    let on_retry = |n: &RetryNotice| {
+        if let Ok(mut seen) = notices.lock() {
+            seen.push(n.reason.clone());
+        }
+    };
+    let ids = (Id::new(project.as_str()), Id::new(pool.as_str()));
+    let codes = match &ids {
+        (Ok(project_id), Ok(pool_id)) => backend
+            .list_codes(
+                &CodesQuery {
+                    project_id,
+                    pool_id,
+                    skip: 0,
+                    count: 5,
+                    status: None,
+                },
+                &on_retry,
+            )
+            .await
+            .map_err(|e| words::backend_error(&without_excerpt(e))),
+        _ => Err("the first pool's id cannot be asked for".to_owned()),
+    };
     let codes_done = Instant::now();
-    let outcome = codes.map(|e| {
-        let list = e["data"].as_array().cloned().unwrap_or_default();
-        let mut statuses: Vec<&str> = list.iter().filter_map(|c| c["status"].as_str()).collect();
+    let outcome = codes.map(|page| {
+        let mut statuses: Vec<&str> = page.codes.iter().map(|c| c.status.as_ref()).collect();
         statuses.sort_unstable();
         statuses.dedup();
         format!(
             "{} code(s) of pool {pool_name:?} read (statuses: {}); the pool counts {} in all",
-            list.len(),
+            page.codes.len(),
             if statuses.is_empty() {
                 "none".to_owned()
             } else {
                 statuses.join(", ")
             },
-            e["matched"]
-                .as_u64()
+            page.matched
                 .map_or("an unknown number".to_owned(), |m| m.to_string())
         )
     });
@@ -481,5 +529,45 @@ async fn data_steps(report: &mut Report, backend: &Backend, config: &Config) {
                 gap.as_millis()
             )),
         );
+    }
+}
+
+/// `e` without the excerpts of the answer it quotes, and without the
+/// values a decoder's message may quote (`invalid type: string "..."`).
+fn without_excerpt(e: BackendError) -> BackendError {
+    let plain = |problem: AnswerProblem| match problem {
+        AnswerProblem::MissingField { detail } => AnswerProblem::MissingField {
+            detail: match detail.find(['`', '"']) {
+                Some(at) => format!("{}…", detail[..at].trim_end()),
+                None => detail,
+            },
+        },
+        other => other,
+    };
+    match e {
+        BackendError::Unexpected { problem, .. } => BackendError::Unexpected {
+            problem: plain(problem),
+            excerpt: None,
+        },
+        BackendError::LoomiUnexpected { problem, .. } => BackendError::LoomiUnexpected {
+            problem: plain(problem),
+            excerpt: None,
+        },
+        BackendError::Status { status, .. } => BackendError::Status {
+            status,
+            excerpt: None,
+        },
+        BackendError::LoomiStatus { status, .. } => BackendError::LoomiStatus {
+            status,
+            excerpt: None,
+        },
+        BackendError::Server {
+            status, retries, ..
+        } => BackendError::Server {
+            status,
+            retries,
+            excerpt: None,
+        },
+        other => other,
     }
 }

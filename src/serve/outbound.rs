@@ -240,24 +240,24 @@ pub async fn write_lines(
 /// MCP library writes them. Lines with a `method` (notifications, requests
 /// to the client) are not answers.
 fn answer_id(line: &[u8]) -> Option<(IdKey, bool)> {
-    use serde::de::IgnoredAny;
-    #[derive(serde::Deserialize)]
-    struct Head {
-        id: Option<serde_json::Value>,
-        result: Option<IgnoredAny>,
-        error: Option<IgnoredAny>,
-        method: Option<IgnoredAny>,
-    }
-    let head: Head = serde_json::from_slice(line).ok()?;
-    if head.method.is_some() {
+    // Walked, not parsed: an answer nested past a JSON parser's depth
+    // limit (a `used_by` passed through) still frees its slot.
+    let (mut id, mut result, mut error, mut method) = (None, false, false, false);
+    super::raw_id::members(line, |key, value| {
+        match key {
+            b"id" => id = Some(value),
+            b"result" => result = true,
+            b"error" => error = true,
+            b"method" => method = true,
+            _ => {}
+        }
+        true
+    });
+    if method || result == error {
         return None;
     }
-    let id = head.id?;
-    match (head.result.is_some(), head.error.is_some()) {
-        (true, false) => Some((id.to_string(), true)),
-        (false, true) => Some((id.to_string(), false)),
-        _ => None,
-    }
+    let id: serde_json::Value = serde_json::from_slice(id?).ok()?;
+    Some((id.to_string(), result))
 }
 
 #[cfg(test)]
@@ -276,6 +276,13 @@ mod tests {
         );
         assert_eq!(answer_id(br#"{"jsonrpc":"2.0","result":{}}"#), None);
         assert_eq!(answer_id(b"not json"), None);
+        // Deeper than any JSON parser goes, still an answer.
+        let deep = format!(
+            r#"{{"jsonrpc":"2.0","id":9,"result":{{"x":{}{}}}}}"#,
+            "[".repeat(5000),
+            "]".repeat(5000)
+        );
+        assert_eq!(answer_id(deep.as_bytes()), Some(("9".into(), true)));
         assert_eq!(
             answer_id(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#),
             Some(("7".into(), true))

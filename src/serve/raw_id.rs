@@ -11,36 +11,55 @@
 /// The raw JSON text of the top-level `"id"` member's value, if the line
 /// is an object whose `id` is a string or a number.
 pub fn raw_id(line: &[u8]) -> Option<&[u8]> {
+    let mut found = None;
+    members(line, |key, value| {
+        if key == b"id" {
+            found = Some(value);
+            return false;
+        }
+        true
+    });
+    let value = found?;
+    match value.first()? {
+        b'"' | b'-' | b'0'..=b'9' => Some(value),
+        _ => None,
+    }
+}
+
+/// Walks the members of the top-level object of `line`, without building
+/// anything and whatever their nesting, handing each key (its raw text,
+/// without quotes) and the raw text of its value to `each`, which returns
+/// whether to go on. Stops at the first thing that is not JSON.
+pub fn members<'a>(line: &'a [u8], mut each: impl FnMut(&'a [u8], &'a [u8]) -> bool) {
     let mut i = skip_space(line, 0);
     if line.get(i) != Some(&b'{') {
-        return None;
+        return;
     }
     i += 1;
     loop {
         i = skip_space(line, i);
-        match line.get(i)? {
-            b'}' => return None,
-            b',' => {
+        match line.get(i) {
+            Some(b',') => {
                 i += 1;
                 continue;
             }
-            b'"' => {}
-            _ => return None,
+            Some(b'"') => {}
+            _ => return,
         }
-        let key_end = string_end(line, i)?;
+        let Some(key_end) = string_end(line, i) else {
+            return;
+        };
         let key = &line[i + 1..key_end - 1];
         i = skip_space(line, key_end);
         if line.get(i) != Some(&b':') {
-            return None;
+            return;
         }
         i = skip_space(line, i + 1);
-        let value_end = value_end(line, i)?;
-        if key == b"id" {
-            let value = &line[i..value_end];
-            return match value.first()? {
-                b'"' | b'-' | b'0'..=b'9' => Some(value),
-                _ => None,
-            };
+        let Some(value_end) = value_end(line, i) else {
+            return;
+        };
+        if !each(key, &line[i..value_end]) {
+            return;
         }
         i = value_end;
     }

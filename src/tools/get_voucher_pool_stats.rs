@@ -189,6 +189,11 @@ async fn counted(
             total: page.value.matched,
         })
         .await;
+        // Past the bound only when codes beyond it were read: a pool of
+        // exactly the bound, without a count, ends with an empty page.
+        if total > MAX_COUNTED {
+            return Err(too_many().into());
+        }
         let short = on_page < MAX_CODES_PER_PAGE as u64;
         let counted_all = page.value.matched.is_some_and(|m| total >= m);
         if counted_all || (short && page.value.matched.is_none()) {
@@ -200,9 +205,6 @@ async fn counted(
                 matched,
             }
             .into());
-        }
-        if total >= MAX_COUNTED {
-            return Err(too_many().into());
         }
     }
     let summary = &found.value.summary;

@@ -1292,6 +1292,34 @@ async fn doctor_reports_what_each_generation_of_loomi_declares_without_secrets()
         "{out}"
     );
     assert!(out.ends_with("Every step passed.\n"), "{out}");
+
+    // A page of codes that cannot be read: the step fails, and the report
+    // still shows no code (a tool would quote an excerpt of the page).
+    fake.with(|s| {
+        s.paged_codes = Some(vec![
+            json!({"code": "LEAK-0001", "status": null, "assigned_time": "LEAK-0002", "redeemed_time": null}),
+        ])
+    });
+    let (code, out, err) = doctor(&fake, &file, true).await;
+    assert_eq!(code, 1, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let last = report["steps"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (&last["name"], &last["ok"]),
+        (&json!("codes"), &json!(false)),
+        "{out}"
+    );
+    assert!(
+        last["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Loomi Connect answered unexpectedly"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("LEAK-") && !err.contains("LEAK-"),
+        "{out}{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -1014,12 +1014,13 @@ impl LoomiClient {
             Ok::<_, BackendError>(reply.data.unwrap_or_default().0)
         };
         let mut found: Vec<ProjectEntry> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut keep = |listed: &[Value], organization: Option<&str>| {
             for entry in listed
                 .iter()
                 .filter_map(|r| tools::project_entry(r, organization))
             {
-                if !found.iter().any(|p| p.id == entry.id) {
+                if seen.insert(entry.id.clone()) {
                     found.push(entry);
                 }
             }

@@ -53,6 +53,15 @@ fn is_framing(lower: &str) -> bool {
 /// deflate or brotli stream, wherever the corruption sits; a chunk size
 /// that is not hex). A connection that broke or ended early is not one.
 pub fn is_undecodable(error: &(dyn std::error::Error + 'static)) -> bool {
+    // A TLS fault during the body (an alert, a bad record) is the
+    // connection's, not the answer's: worth another try.
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return false;
+        }
+        cause = e.source();
+    }
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = cause {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
