@@ -104,16 +104,30 @@ pub async fn serve(backend: Backend, projects: Vec<ProjectEntry>) {
             ending.cancel();
         });
     };
-    let writer = outbound::write_lines(lines, stdout, &ledger, &stop);
+    let done = CancellationToken::new();
+    let writer = outbound::write_lines(lines, stdout, &ledger, &stop, &done);
     tokio::pin!(writer);
     let writer_ended = tokio::select! {
         () = async { tokio::join!(session, pump); } => false,
         () = &mut writer => true,
     };
     if !writer_ended {
-        // Whatever was answered last still goes out.
+        // Whatever was answered last still goes out: lines are begun for a
+        // second more, and a line begun is finished (within a bound, for a
+        // client that stopped reading).
         drop(out);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), writer).await;
+        let last_lines = async {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            done.cancel();
+            std::future::pending::<()>().await;
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(4), async {
+            tokio::select! {
+                () = &mut writer => {}
+                () = last_lines => {}
+            }
+        })
+        .await;
     }
 }
 

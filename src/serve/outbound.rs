@@ -204,19 +204,30 @@ impl AsyncWrite for LineSink {
     }
 }
 
-/// Writes lines to `stdout` until every sender is gone; a failed write
-/// fires `stop`.
+/// Writes lines to `stdout` until every sender is gone, or until `done`
+/// is cancelled (then no new line is begun: a line once begun is always
+/// written whole, so the client never reads half a message); a failed
+/// write fires `stop`.
 pub async fn write_lines(
     lines: Lines,
     mut stdout: impl AsyncWrite + Unpin,
     ledger: &Ledger,
     stop: &CancellationToken,
+    done: &CancellationToken,
 ) {
     let Lines {
         receiver: mut lines,
         spare,
     } = lines;
-    while let Some(line) = lines.recv().await {
+    loop {
+        let line = tokio::select! {
+            biased;
+            () = done.cancelled() => break,
+            line = lines.recv() => match line {
+                Some(line) => line,
+                None => break,
+            },
+        };
         let answered = answer_id(&line);
         let written = match stdout.write_all(&line).await {
             Ok(()) if lines.is_empty() => stdout.flush().await,
@@ -336,6 +347,7 @@ mod tests {
             receiver,
             tokio::io::sink(),
             &ledger,
+            &CancellationToken::new(),
             &CancellationToken::new(),
         )
         .await;
