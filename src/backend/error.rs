@@ -174,9 +174,14 @@ pub enum BackendError {
     /// The page asked for at `skip` began with the same code as the page
     /// before: the API seems to ignore `skip`.
     SkipIgnored { skip: u64 },
-    /// The pages ran out after `read` codes while the API counted
-    /// `matched`: a count from them would be wrong.
-    CodesRanOut { read: u64, matched: u64 },
+    /// The pages ran out after `read` records (`what`: "codes", "voucher
+    /// pools") while the answer counted `matched`: what they hold would be
+    /// a wrong answer.
+    RanOut {
+        what: &'static str,
+        read: u64,
+        matched: u64,
+    },
     /// A list holds more than this server reads (`what`: "pools", …):
     /// answered as a failure, never as part of the list.
     TooMany { what: &'static str, bound: usize },

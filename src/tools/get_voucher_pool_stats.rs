@@ -200,7 +200,8 @@ async fn counted(
             break;
         }
         if let (0, Some(matched)) = (on_page, page.value.matched) {
-            return Err(BackendError::CodesRanOut {
+            return Err(BackendError::RanOut {
+                what: "codes in the pool",
                 read: total,
                 matched,
             }

@@ -232,8 +232,12 @@ pub fn backend_error(e: &BackendError) -> String {
         BackendError::TooMany { what, bound } => format!(
             "The answer lists more than {bound} {what}, the most this server reads; it answers nothing rather than part of the list, which would give wrong counts"
         ),
-        BackendError::CodesRanOut { read, matched } => format!(
-            "The API counts {matched} codes in the pool but its pages ended after {read}; no count is given rather than a wrong one. Try again in a moment"
+        BackendError::RanOut {
+            what,
+            read,
+            matched,
+        } => format!(
+            "The answer counts {matched} {what} but its pages ended after {read}; nothing is answered rather than a wrong count or part of the list. Try again in a moment"
         ),
         BackendError::SkipIgnored { skip } => format!(
             "The API answered the page at skip={skip} with the same codes as the page before, as if it ignored skip; the scan stopped rather than count codes twice"

@@ -1518,3 +1518,53 @@ async fn counting_through_the_documented_catalog_reports_progress_and_names_its_
     let _ = session.finish().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Pages shorter than asked while Loomi's count says more are not the end:
+/// the list is read on; a count that the pages never reach is a failure,
+/// never part of the list as a success.
+#[tokio::test]
+async fn pools_are_read_to_loomis_count_whatever_the_page_size_it_answers() {
+    let fake = FakeLoomi::start().await;
+    let dir = scratch("short-pages");
+    let file = dir.join("loomi.json");
+    fake.issue_login(&file);
+    fake.with(|s| {
+        s.documented = true;
+        s.pool_count = 70;
+        s.search_page_cap = Some(30);
+    });
+    let mut session = serve(&fake, &file, &[]).await;
+    let pools = call(
+        &mut session,
+        1,
+        "list_voucher_pools",
+        json!({"project_id": LOOMI_PROJECT}),
+    )
+    .await;
+    assert_eq!(pools["data"].as_array().map(Vec::len), Some(70), "{pools}");
+    assert_eq!(
+        calls_of(&fake)
+            .iter()
+            .map(|(_, a)| a["skip"].clone())
+            .collect::<Vec<_>>(),
+        [json!(0), json!(30), json!(60)]
+    );
+    fake.with(|s| s.search_overcount = 5);
+    let pools = call(
+        &mut session,
+        2,
+        "list_voucher_pools",
+        json!({"project_id": LOOMI_PROJECT}),
+    )
+    .await;
+    assert_eq!(pools["success"], false, "{pools}");
+    assert!(
+        pools["error"]
+            .as_str()
+            .unwrap()
+            .contains("counts 75 voucher pools in the project but its pages ended after 70"),
+        "{pools}"
+    );
+    let _ = session.finish().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}

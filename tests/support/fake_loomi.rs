@@ -83,6 +83,10 @@ pub struct LoomiState {
     pub pool_count: usize,
     /// Organizations beyond the documented two, for bounds.
     pub extra_organizations: usize,
+    /// The documented search answers at most this many pools a page,
+    /// whatever the count asked, and counts this many more than it has.
+    pub search_page_cap: Option<usize>,
+    pub search_overcount: usize,
     /// Rate-limit notices give the window (`(1 per 10 second)`) instead
     /// of a "Retry after".
     pub window_wording: bool,
@@ -552,7 +556,7 @@ impl ServerHandler for FakeTools {
                 documented_call(
                     &name,
                     &arguments,
-                    s.pool_count,
+                    (s.pool_count, s.search_page_cap, s.search_overcount),
                     s.extra_organizations,
                     s.paged_codes.as_deref(),
                 )
@@ -719,7 +723,7 @@ pub fn documented_pools(count: usize) -> Vec<Value> {
 fn documented_call(
     name: &str,
     arguments: &Value,
-    pool_count: usize,
+    (pool_count, page_cap, overcount): (usize, Option<usize>, usize),
     extra_organizations: usize,
     paged: Option<&[Value]>,
 ) -> CallToolResult {
@@ -771,8 +775,12 @@ fn documented_call(
             if count > 50 {
                 return refuse("count must be at most 50".into());
             }
+            let count = page_cap.map_or(count, |cap| count.min(cap));
             let page: Vec<Value> = pools.iter().skip(skip).take(count).cloned().collect();
-            envelope(Value::Array(page), json!({"matched": pools.len()}))
+            envelope(
+                Value::Array(page),
+                json!({"matched": pools.len() + overcount}),
+            )
         }
         "list_voucher_codes" => {
             if arguments.get("status").is_some() {

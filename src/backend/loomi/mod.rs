@@ -910,14 +910,27 @@ impl LoomiClient {
             }
             previous_first = first;
             let short = (page.len() as u64) < paging.size;
+            let empty = page.is_empty();
             records.extend(page);
             pages += 1;
             if records.len() > MAX_POOLS {
                 return Err(too_many);
             }
-            if short || counted.is_some_and(|c| records.len() as u64 >= c) {
+            // A short page is the end where Loomi gives no count, or the
+            // count is reached; where it counts more, the next page is
+            // asked (a server may answer fewer than asked), and an empty
+            // one is a failure, never part of the list as a success.
+            let reached = counted.is_some_and(|c| records.len() as u64 >= c);
+            if reached || (short && counted.is_none()) {
                 envelope["data"] = Value::Array(records);
                 return Ok(Answered { envelope, quoter });
+            }
+            if let (true, Some(matched)) = (empty, counted) {
+                return Err(BackendError::RanOut {
+                    what: "voucher pools in the project",
+                    read: records.len() as u64,
+                    matched,
+                });
             }
             if pages >= MAX_POOL_PAGES {
                 return Err(BackendError::TooMany {
