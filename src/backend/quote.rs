@@ -97,6 +97,21 @@ impl Quoter {
         shorten(&self.scrub(&one_line(&self.scrub(&text))), max)
     }
 
+    /// [`Quoter::quote`] of a text that someone else may have cut at
+    /// `cut_at` bytes (an HTTP library's cap on an error body): where it is
+    /// that long, its last [`Quoter::margin`] bytes are dropped first, since
+    /// a secret cut there would be too short to be recognized.
+    pub fn quote_capped(&self, text: &str, cut_at: usize, max: usize) -> String {
+        if text.len() + 8 < cut_at {
+            return self.quote(text, max);
+        }
+        let mut keep = text.len().saturating_sub(self.margin());
+        while !text.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        self.quote(&text[..keep], max)
+    }
+
     /// The start of `text`, scrubbed, that any quote of it can show: at
     /// most [`MAX_SCRUBBED`] bytes, less the [`Quoter::margin`] at its end
     /// where a secret cut by the bound could begin. Nothing is cut from a
@@ -503,6 +518,20 @@ mod tests {
         assert!(!quoted.contains("eyJ"), "{quoted}");
         let short = format!("{}e<i>yJsecret.token", "<e<>".repeat(1000));
         assert!(q.scrub(&short).ends_with("[redacted]"));
+    }
+
+    #[test]
+    fn a_secret_cut_by_someone_elses_cap_is_not_quoted_in_part() {
+        let q = Quoter::new(["tok-0123456789abcdef".to_owned()]);
+        // 4,080 bytes of white space, then the secret, cut at 4,096 bytes:
+        // folding would bring the 16 bytes left of it to the front.
+        let body = format!("{}tok-0123456789abcdef", " ".repeat(4080));
+        let capped = &body[..4096];
+        assert!(q.quote(capped, 300).contains("tok-0123"));
+        let quoted = q.quote_capped(capped, 4096, 300);
+        assert!(!quoted.contains("tok-"), "{quoted}");
+        // A text shorter than the cap is quoted whole.
+        assert_eq!(q.quote_capped("short text", 4096, 300), "short text");
     }
 
     #[test]

@@ -742,11 +742,12 @@ impl LoomiClient {
                 problem: AnswerProblem::MissingField {
                     detail: quoter.quote(&detail, 150),
                 },
-                excerpt: Some(quoter.quote(&excerpt, 200)),
+                excerpt: Some(quoter.quote_capped(&excerpt, session::MAX_ERROR_BODY, 200)),
             },
             Fault::Status { status, excerpt } => BackendError::LoomiStatus {
                 status,
-                excerpt: Some(quoter.quote(&excerpt, 200)).filter(|e| !e.is_empty()),
+                excerpt: Some(quoter.quote_capped(&excerpt, session::MAX_ERROR_BODY, 200))
+                    .filter(|e| !e.is_empty()),
             },
             Fault::Setup { detail } => BackendError::ClientSetup { detail },
             Fault::TooLarge => BackendError::BodyTooLarge {

@@ -223,9 +223,13 @@ fn limits() -> StreamableHttpResponseLimits {
     let mut limits = StreamableHttpResponseLimits::default();
     limits.max_sse_event_size = MAX_ANSWER_BYTES;
     limits.max_json_response_size = MAX_ANSWER_BYTES;
-    limits.max_error_response_size = 4096;
+    limits.max_error_response_size = MAX_ERROR_BODY;
     limits
 }
+
+/// The most of an HTTP error body the MCP client reads (its words are
+/// quoted from it).
+pub const MAX_ERROR_BODY: usize = 4096;
 
 /// An open session: the running client, its token, and what Loomi is.
 pub struct Session {
@@ -241,7 +245,7 @@ impl Session {
         let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
         config.max_json_response_size = MAX_ANSWER_BYTES;
         config.max_sse_event_size = MAX_ANSWER_BYTES;
-        config.max_error_response_size = 4096;
+        config.max_error_response_size = MAX_ERROR_BODY;
         config.reinit_on_expired_session = true;
         let transport = StreamableHttpClientTransport::with_client(bearer.clone(), config);
         let info = ClientConfig::new(

@@ -447,16 +447,17 @@ pub fn payload(mut result: Value) -> ToolAnswer {
                 if let Some(wait) = rate_limit_wait(text) {
                     return ToolAnswer::RateLimited { wait };
                 }
-                // Kept long: it is scrubbed, then cut, where it is quoted.
+                // Kept long (128 KiB is past all that a quote scrubs and
+                // shows): it is scrubbed, then folded and cut, where quoted.
                 return ToolAnswer::Unreadable {
                     problem: AnswerProblem::NotJson,
-                    excerpt: crate::text::shorten(&crate::text::one_line(text), 4096),
+                    excerpt: crate::text::shorten(text, 128 * 1024),
                 };
             }
             None => {
                 return ToolAnswer::Unreadable {
                     problem: AnswerProblem::NoData,
-                    excerpt: crate::text::shorten(&result.to_string(), 4096),
+                    excerpt: crate::text::shorten(&result.to_string(), 128 * 1024),
                 }
             }
         },
