@@ -252,17 +252,19 @@ pub async fn write_lines(
 /// to the client) are not answers.
 fn answer_id(line: &[u8]) -> Option<(IdKey, bool)> {
     // Walked, not parsed: an answer nested past a JSON parser's depth
-    // limit (a `used_by` passed through) still frees its slot.
+    // limit (a `used_by` passed through) still frees its slot. The walk
+    // ends at `result` or `error` once the id is known, so the answer
+    // itself (up to megabytes) is not read again.
     let (mut id, mut result, mut error, mut method) = (None, false, false, false);
-    super::raw_id::members(line, |key, value| {
+    super::raw_id::members(line, |key, rest| {
         match key {
-            b"id" => id = Some(value),
+            b"id" => id = super::raw_id::value_of(rest),
             b"result" => result = true,
             b"error" => error = true,
             b"method" => method = true,
             _ => {}
         }
-        true
+        !(id.is_some() && (result || error))
     });
     if method || result == error {
         return None;

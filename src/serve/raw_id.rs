@@ -12,9 +12,9 @@
 /// is an object whose `id` is a string or a number.
 pub fn raw_id(line: &[u8]) -> Option<&[u8]> {
     let mut found = None;
-    members(line, |key, value| {
+    members(line, |key, rest| {
         if key == b"id" {
-            found = Some(value);
+            found = value_of(rest);
             return false;
         }
         true
@@ -28,8 +28,10 @@ pub fn raw_id(line: &[u8]) -> Option<&[u8]> {
 
 /// Walks the members of the top-level object of `line`, without building
 /// anything and whatever their nesting, handing each key (its raw text,
-/// without quotes) and the raw text of its value to `each`, which returns
-/// whether to go on. Stops at the first thing that is not JSON.
+/// without quotes) and the line from its value on (read it with
+/// [`value_of`]) to `each`, which returns whether to go on; a value is
+/// skipped only to reach the next key, so a walk that stops at a key never
+/// reads its value. Stops at the first thing that is not JSON.
 pub fn members<'a>(line: &'a [u8], mut each: impl FnMut(&'a [u8], &'a [u8]) -> bool) {
     let mut i = skip_space(line, 0);
     if line.get(i) != Some(&b'{') {
@@ -55,14 +57,19 @@ pub fn members<'a>(line: &'a [u8], mut each: impl FnMut(&'a [u8], &'a [u8]) -> b
             return;
         }
         i = skip_space(line, i + 1);
-        let Some(value_end) = value_end(line, i) else {
-            return;
-        };
-        if !each(key, &line[i..value_end]) {
+        if !each(key, &line[i..]) {
             return;
         }
-        i = value_end;
+        let Some(end) = value_end(line, i) else {
+            return;
+        };
+        i = end;
     }
+}
+
+/// The raw text of the value that `rest` starts with.
+pub fn value_of(rest: &[u8]) -> Option<&[u8]> {
+    value_end(rest, 0).map(|end| &rest[..end])
 }
 
 fn skip_space(line: &[u8], mut i: usize) -> usize {
