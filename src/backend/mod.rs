@@ -24,7 +24,8 @@ pub use error::{
 pub use id::{Id, IdProblem, MAX_ID_CHARS};
 pub use loomi::{LoomiClient, LoomiOptions};
 pub use model::{
-    Code, CodeStatus, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, MAX_CODES_PER_PAGE,
+    Code, CodeStatus, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, SkipCheck,
+    MAX_CODES_PER_PAGE,
 };
 pub use notice::{RetryNotice, RetryObserver, RetryReason};
 pub use rest::{ClientOptions, RestClient};

@@ -167,6 +167,34 @@ pub const MAX_USED_BY: usize = 1000;
 /// The most organizations, or projects of one organization, read.
 pub const MAX_PROJECTS: usize = 5000;
 
+/// Notices an API that ignores `skip`: a page after the first that begins
+/// with the same record as the page before would count its records twice.
+#[derive(Debug)]
+pub struct SkipCheck<T>(Option<T>);
+
+impl<T> Default for SkipCheck<T> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<T: PartialEq> SkipCheck<T> {
+    /// The page asked for at `skip` (`later`: not the first of the read)
+    /// begins with `first`: the failure when it repeats the page before.
+    pub fn page(
+        &mut self,
+        skip: u64,
+        later: bool,
+        first: Option<T>,
+    ) -> Result<(), super::BackendError> {
+        if later && first.is_some() && first == self.0 {
+            return Err(super::BackendError::SkipIgnored { skip });
+        }
+        self.0 = first;
+        Ok(())
+    }
+}
+
 /// Marks the decoder's error of a [`Bounded`] list that holds more than
 /// its bound: [`too_many`] finds it again in the error's text.
 const BOUND_MARK: &str = "\u{1}more than ";

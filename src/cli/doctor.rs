@@ -366,6 +366,15 @@ fn stored_login(file: &CredentialsFile, url: &str) -> Result<String, String> {
     ))
 }
 
+/// An observer that keeps why each wait happened, for the pacing step.
+fn heard(notices: &Mutex<Vec<RetryReason>>) -> impl Fn(&RetryNotice) + Send + Sync + '_ {
+    move |n: &RetryNotice| {
+        if let Ok(mut seen) = notices.lock() {
+            seen.push(n.reason.clone());
+        }
+    }
+}
+
 /// Calls a tool as an assistant would; its envelope, or its error words.
 async fn call(
     server: &VoucherServer,
@@ -373,11 +382,7 @@ async fn call(
     args: Value,
     notices: &Mutex<Vec<RetryReason>>,
 ) -> Result<Value, String> {
-    let on_retry = |n: &RetryNotice| {
-        if let Ok(mut seen) = notices.lock() {
-            seen.push(n.reason.clone());
-        }
-    };
+    let on_retry = heard(notices);
     let outcome = server
         .call(name, args.as_object().cloned(), &on_retry)
         .await
@@ -471,11 +476,7 @@ async fn data_steps(report: &mut Report, backend: &Backend, config: &Config) {
     // worded without the excerpt of the answer a tool would quote: a page
     // of codes is the one thing this report must never show.
     let started = Instant::now();
-    let on_retry = |n: &RetryNotice| {
-        if let Ok(mut seen) = notices.lock() {
-            seen.push(n.reason.clone());
-        }
-    };
+    let on_retry = heard(&notices);
     let ids = (Id::new(project.as_str()), Id::new(pool.as_str()));
     let codes = match &ids {
         (Ok(project_id), Ok(pool_id)) => backend

@@ -13,7 +13,7 @@ use super::envelope::{Answer, Failure};
 use super::list_voucher_codes::{StatusInput, VoucherCode};
 use super::read_ahead::{ReadAhead, Span};
 use super::{memory, words, CallContext, ScanProgress};
-use crate::backend::{BackendError, Code, CodeStatus, CodesQuery, MAX_CODES_PER_PAGE};
+use crate::backend::{Code, CodeStatus, CodesQuery, SkipCheck, MAX_CODES_PER_PAGE};
 
 pub const NAME: &str = "find_voucher_codes";
 pub const TITLE: &str = "Find voucher codes";
@@ -316,7 +316,7 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
     // The most matches one page has given so far.
     let mut densest = 0usize;
     let mut requested = 0u64;
-    let mut previous_first = None;
+    let mut repeats = SkipCheck::default();
     if let Some(first) = page_span(0) {
         pages.request(first);
         requested = 1;
@@ -332,14 +332,13 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
         let page = &*page.value;
         // An API that ignores `skip` answers the same page again: its codes
         // would be counted twice.
-        let first = page.codes.first().map(|c| c.code.clone());
-        if span.skip > skip && first.is_some() && first == previous_first {
-            return Err((
-                scanned,
-                Failure::from(BackendError::SkipIgnored { skip: span.skip }),
-            ));
-        }
-        previous_first = first;
+        repeats
+            .page(
+                span.skip,
+                span.skip > skip,
+                page.codes.first().map(|c| c.code.clone()),
+            )
+            .map_err(|e| (scanned, Failure::from(e)))?;
         matched = page.matched;
         let count = span.count as usize;
         let on_page = page.codes.len().min(count) as u64;

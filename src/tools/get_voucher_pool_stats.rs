@@ -11,7 +11,9 @@ use std::time::SystemTime;
 use super::args::{self, PoolInput, RawArgs};
 use super::envelope::{Answer, Failure};
 use super::{memory, words, CallContext, ScanProgress};
-use crate::backend::{BackendError, CodeStatus, CodesQuery, PoolRef, MAX_CODES_PER_PAGE};
+use crate::backend::{
+    BackendError, CodeStatus, CodesQuery, PoolRef, SkipCheck, MAX_CODES_PER_PAGE,
+};
 
 pub const NAME: &str = "get_voucher_pool_stats";
 pub const TITLE: &str = "Get voucher pool statistics";
@@ -154,7 +156,7 @@ async fn counted(
         what: "codes in the pool to count on a backend that cannot count them by status",
         bound: MAX_COUNTED as usize,
     };
-    let mut previous_first = None;
+    let mut repeats = SkipCheck::default();
     loop {
         let query = CodesQuery {
             project_id: pool.project_id,
@@ -169,11 +171,7 @@ async fn counted(
         if page.value.matched.is_some_and(|m| m > MAX_COUNTED) {
             return Err(too_many().into());
         }
-        let first = codes.first().map(|c| c.code.clone());
-        if total > 0 && first.is_some() && first == previous_first {
-            return Err(BackendError::SkipIgnored { skip: total }.into());
-        }
-        previous_first = first;
+        repeats.page(total, total > 0, codes.first().map(|c| c.code.clone()))?;
         let on_page = codes.len().min(MAX_CODES_PER_PAGE) as u64;
         for code in codes.iter().take(MAX_CODES_PER_PAGE) {
             match CodeStatus::parse(&code.status) {

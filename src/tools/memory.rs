@@ -136,30 +136,31 @@ impl Memory {
         pool_id: &Id,
         page: PageKey,
     ) -> Option<Read<Arc<CodesPage>>> {
-        let mut kept = self.lock();
-        kept.clock += 1;
-        let clock = kept.clock;
-        let pool = kept.pools.get_mut(&key(project_id, pool_id))?;
-        let found = pool.pages.get(&page)?;
-        if found.fresh_until <= Instant::now() {
-            return None;
-        }
-        pool.used = clock;
-        Some(found.clone())
+        self.fresh(project_id, pool_id, |pool| pool.pages.get(&page))
     }
 
     /// The pool record read less than [`KEPT_FOR`] ago, if any.
     pub fn pool(&self, project_id: &Id, pool_id: &Id) -> Option<Read<Arc<Pool>>> {
+        self.fresh(project_id, pool_id, |pool| pool.record.as_ref())
+    }
+
+    /// What `pick` finds of a pool, if it was read less than [`KEPT_FOR`]
+    /// ago; the pool then counts as used now.
+    fn fresh<T: Clone>(
+        &self,
+        project_id: &Id,
+        pool_id: &Id,
+        pick: impl FnOnce(&PoolKept) -> Option<&Read<T>>,
+    ) -> Option<Read<T>> {
         let mut kept = self.lock();
         kept.clock += 1;
         let clock = kept.clock;
         let pool = kept.pools.get_mut(&key(project_id, pool_id))?;
-        let found = pool.record.as_ref()?;
-        if found.fresh_until <= Instant::now() {
-            return None;
-        }
+        let found = pick(pool)
+            .filter(|r| r.fresh_until > Instant::now())?
+            .clone();
         pool.used = clock;
-        Some(found.clone())
+        Some(found)
     }
 
     fn read<T>(&self, value: T) -> Read<T> {

@@ -920,6 +920,24 @@ fn documented_codes(n: usize) -> Vec<Value> {
         .collect()
 }
 
+/// A fake of the documented catalog, set up by `with`, a login issued for
+/// it, and a server logged in to it; the scratch folder to remove.
+async fn documented(
+    name: &str,
+    with: impl FnOnce(&mut crate::support::fake_loomi::LoomiState),
+) -> (FakeLoomi, PathBuf, Session) {
+    let fake = FakeLoomi::start().await;
+    let dir = scratch(name);
+    let file = dir.join("loomi.json");
+    fake.issue_login(&file);
+    fake.with(|s| {
+        s.documented = true;
+        with(s);
+    });
+    let session = serve(&fake, &file, &[]).await;
+    (fake, dir, session)
+}
+
 fn calls_of(fake: &FakeLoomi) -> Vec<(String, Value)> {
     fake.with(|s| {
         let seen = s
@@ -934,16 +952,11 @@ fn calls_of(fake: &FakeLoomi) -> Vec<(String, Value)> {
 
 #[tokio::test]
 async fn the_documented_catalog_serves_every_tool_from_what_it_declares() {
-    let fake = FakeLoomi::start().await;
-    let dir = scratch("documented");
-    let file = dir.join("loomi.json");
-    fake.issue_login(&file);
-    fake.with(|s| {
-        s.documented = true;
+    let (fake, dir, mut session) = documented("documented", |s| {
         s.pool_count = 120;
         s.paged_codes = Some(documented_codes(2500));
-    });
-    let mut session = serve(&fake, &file, &[]).await;
+    })
+    .await;
 
     // Projects: the organizations, then the projects of each, in order,
     // each project once (the first seen wins).
@@ -1456,15 +1469,10 @@ async fn a_pasted_redirect_address_completes_a_login_made_from_a_remote_shell() 
 /// first page, not a count of a part.
 #[tokio::test]
 async fn counting_through_the_documented_catalog_reports_progress_and_names_its_bound() {
-    let fake = FakeLoomi::start().await;
-    let dir = scratch("counting");
-    let file = dir.join("loomi.json");
-    fake.issue_login(&file);
-    fake.with(|s| {
-        s.documented = true;
+    let (fake, dir, mut session) = documented("counting", |s| {
         s.paged_codes = Some(documented_codes(2500));
-    });
-    let mut session = serve(&fake, &file, &[]).await;
+    })
+    .await;
     let mut params = crate::support::jsonrpc::call_params(
         "get_voucher_pool_stats",
         json!({"project_id": LOOMI_PROJECT, "pool_id": "p1"}),
@@ -1524,16 +1532,11 @@ async fn counting_through_the_documented_catalog_reports_progress_and_names_its_
 /// never part of the list as a success.
 #[tokio::test]
 async fn pools_are_read_to_loomis_count_whatever_the_page_size_it_answers() {
-    let fake = FakeLoomi::start().await;
-    let dir = scratch("short-pages");
-    let file = dir.join("loomi.json");
-    fake.issue_login(&file);
-    fake.with(|s| {
-        s.documented = true;
+    let (fake, dir, mut session) = documented("short-pages", |s| {
         s.pool_count = 70;
         s.search_page_cap = Some(30);
-    });
-    let mut session = serve(&fake, &file, &[]).await;
+    })
+    .await;
     let pools = call(
         &mut session,
         1,

@@ -222,14 +222,8 @@ impl FakeLoomi {
     }
 
     pub async fn approve(authorization_url: &str) -> (u16, String) {
-        let http = crate::support::http_client()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .unwrap();
-        let first = http.get(authorization_url).send().await.unwrap();
-        assert_eq!(first.status(), 302, "the fake approves with a redirect");
-        let location = first.headers()["location"].to_str().unwrap().to_owned();
+        let location = Self::redirect_of(authorization_url).await;
+        let http = crate::support::http_client().no_proxy().build().unwrap();
         let page = http.get(&location).send().await.unwrap();
         let status = page.status().as_u16();
         (status, page.text().await.unwrap())

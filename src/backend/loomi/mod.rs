@@ -40,7 +40,7 @@ use self::session::{Bearer, Fault, Session};
 use self::tools::{payload, ToolAnswer};
 use super::error::{AnswerProblem, BackendError, LoginReason, ProxyFailure};
 use super::model::{
-    Bounded, Capped, Code, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, Reply,
+    Bounded, Capped, Code, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, Reply, SkipCheck,
     MAX_CODES_PER_PAGE, MAX_POOLS, MAX_PROJECTS,
 };
 use super::network::failure::proxy_failure;
@@ -838,7 +838,7 @@ impl LoomiClient {
             bound: MAX_POOLS,
         };
         let mut records: Vec<Value> = Vec::new();
-        let mut previous_first = None;
+        let mut repeats = SkipCheck::default();
         let mut pages = 0usize;
         loop {
             let offset = records.len() as u64;
@@ -905,11 +905,7 @@ impl LoomiClient {
                 envelope["data"] = Value::Array(page);
                 return Ok(Answered { envelope, quoter });
             };
-            let first = page.first().and_then(tools::record_id);
-            if offset > 0 && first.is_some() && first == previous_first {
-                return Err(BackendError::SkipIgnored { skip: offset });
-            }
-            previous_first = first;
+            repeats.page(offset, offset > 0, page.first().and_then(tools::record_id))?;
             let short = (page.len() as u64) < paging.size;
             let empty = page.is_empty();
             records.extend(page);
