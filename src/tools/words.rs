@@ -122,10 +122,11 @@ pub fn backend_error(e: &BackendError) -> String {
                     "{why}. To log in, open this address in a browser and sign in with your Bloomreach account:\n{url}\nthen call the tool again (the login is kept for later calls). Or run `{LOGIN_COMMAND}` in a terminal."
                 ),
                 (None, problem) => format!(
-                    "{why}, and no login could be started ({}). Run `{LOGIN_COMMAND}` in a terminal to log in; it says more if it fails",
+                    "{why}, and no login could be started ({}). Check that {} is the address from Bloomreach's setup page for your region, then ask again; or run `{LOGIN_COMMAND}` in a terminal, which says more if it fails",
                     problem
                         .as_deref()
-                        .map_or_else(|| "no reason given".to_owned(), login_problem)
+                        .map_or_else(|| "no reason given".to_owned(), login_problem),
+                    setting(env::LOOMI_URL)
                 ),
             }
         }
@@ -153,7 +154,7 @@ pub fn backend_error(e: &BackendError) -> String {
             oauth_problem(problem)
         ),
         BackendError::CredentialsFile { path, detail } => format!(
-            "The Loomi Connect credentials file {path} could not be used ({detail}); check {} or run `{LOGIN_COMMAND}` again",
+            "The Loomi Connect credentials file {path} could not be used ({detail}); check {}, or remove the file and ask again for a sign-in link (or run `{LOGIN_COMMAND}` in a terminal)",
             setting(env::CREDENTIALS_FILE)
         ),
         BackendError::Rejected { message } => format!(
@@ -689,6 +690,26 @@ mod tests {
         assert!(text.contains("bloomreach-vouchers-mcp login"), "{text}");
         assert!(text.contains("BLOOMREACH_API_KEY_ID"), "{text}");
         assert!(text.contains("BLOOMREACH_API_SECRET"), "{text}");
+    }
+
+    #[test]
+    fn every_way_to_fix_a_login_is_given_also_without_a_terminal() {
+        let failed = backend_error(&BackendError::LoginRequired {
+            reason: crate::backend::LoginReason::NotLoggedIn,
+            authorization_url: None,
+            problem: None,
+        });
+        assert!(
+            failed.contains("\"Loomi Connect URL\" in the extension's settings"),
+            "{failed}"
+        );
+        assert!(failed.contains("then ask again"), "{failed}");
+        let file = backend_error(&BackendError::CredentialsFile {
+            path: "f.json".into(),
+            detail: "d".into(),
+        });
+        assert!(file.contains("ask again for a sign-in link"), "{file}");
+        assert!(file.contains("\"Where the Loomi login is kept\""), "{file}");
     }
 
     #[test]
