@@ -67,6 +67,13 @@ pub enum ProxyFailure {
     Broken,
 }
 
+/// Which service answered: the REST API or Loomi Connect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    Api,
+    Loomi,
+}
+
 /// Why a login is needed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoginReason {
@@ -119,19 +126,26 @@ pub enum BackendError {
     },
     /// Any other status that is not a success.
     Status {
+        service: Service,
         status: u16,
         excerpt: Option<String>,
     },
     /// A redirect to another origin, not followed.
-    Redirect { host: String, location: String },
+    Redirect {
+        service: Service,
+        host: String,
+        location: String,
+    },
     /// Same-origin redirects without end.
     RedirectLoop { host: String, max: usize },
-    /// The answer said `success: false`.
-    Api { message: String },
+    /// The answer said `success: false` (or, from Loomi Connect, `isError`
+    /// or a JSON-RPC error), quoted short and scrubbed.
+    Failed { service: Service, message: String },
     /// The request URL could not be made from the base URL.
     BadUrl { detail: String },
     /// The answer could not be used.
     Unexpected {
+        service: Service,
         problem: AnswerProblem,
         excerpt: Option<String>,
     },
@@ -187,23 +201,8 @@ pub enum BackendError {
     TooMany { what: &'static str, bound: usize },
     /// A Loomi Connect call took longer than its deadline in all.
     Deadline { host: String, deadline: Duration },
-    /// Loomi Connect redirected elsewhere; not followed.
-    LoomiRedirect { location: String },
     /// Loomi Connect does not offer this tool.
     LoomiToolMissing { tool: String },
-    /// Loomi Connect answered an error (`isError`, `success: false`, a
-    /// JSON-RPC error), quoted short and scrubbed.
-    LoomiFailed { message: String },
-    /// Loomi Connect's answer could not be used.
-    LoomiUnexpected {
-        problem: AnswerProblem,
-        excerpt: Option<String>,
-    },
-    /// Loomi Connect answered an HTTP status that is not a success.
-    LoomiStatus {
-        status: u16,
-        excerpt: Option<String>,
-    },
     /// The authorization server failed (not a refusal of the login).
     LoomiAuth { problem: Box<OAuthProblem> },
     /// The credentials file could not be read or written.

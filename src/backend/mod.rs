@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 pub use demo::DemoData;
 pub use error::{
-    AnswerProblem, BackendError, LoginReason, ProxyFailure, Subject, TransportFailure,
+    AnswerProblem, BackendError, LoginReason, ProxyFailure, Service, Subject, TransportFailure,
 };
 pub use id::{Id, IdProblem, MAX_ID_CHARS};
 pub use loomi::{LoomiClient, LoomiOptions};

@@ -546,19 +546,17 @@ fn without_excerpt(e: BackendError) -> BackendError {
         other => other,
     };
     match e {
-        BackendError::Unexpected { problem, .. } => BackendError::Unexpected {
+        BackendError::Unexpected {
+            service, problem, ..
+        } => BackendError::Unexpected {
+            service,
             problem: plain(problem),
             excerpt: None,
         },
-        BackendError::LoomiUnexpected { problem, .. } => BackendError::LoomiUnexpected {
-            problem: plain(problem),
-            excerpt: None,
-        },
-        BackendError::Status { status, .. } => BackendError::Status {
-            status,
-            excerpt: None,
-        },
-        BackendError::LoomiStatus { status, .. } => BackendError::LoomiStatus {
+        BackendError::Status {
+            service, status, ..
+        } => BackendError::Status {
+            service,
             status,
             excerpt: None,
         },

@@ -11,7 +11,7 @@ use crate::backend::loomi::oauth::Step;
 use crate::backend::loomi::{LoginProblem, OAuthProblem, StoreProblem};
 use crate::backend::{
     AnswerProblem, BackendError, IdProblem, LoginReason, ProxyFailure, RetryNotice, RetryReason,
-    Subject, TransportFailure,
+    Service, Subject, TransportFailure,
 };
 use crate::config::env;
 
@@ -130,24 +130,8 @@ pub fn backend_error(e: &BackendError) -> String {
                 ),
             }
         }
-        BackendError::LoomiRedirect { location } => format!(
-            "Loomi Connect redirected the request to {location}, which was not followed, so the login's token stays with Loomi; check {} against the address on Bloomreach's setup page",
-            setting(env::LOOMI_URL)
-        ),
         BackendError::LoomiToolMissing { tool } => format!(
             "Loomi Connect does not offer the tool {tool} to this login, so this cannot be answered through it; the login may lack access to vouchers"
-        ),
-        BackendError::LoomiFailed { message } => {
-            format!("Loomi Connect answered with an error: {message}")
-        }
-        BackendError::LoomiUnexpected { problem, excerpt } => format!(
-            "Loomi Connect answered unexpectedly: {}{}",
-            answer_problem(problem),
-            quoted(excerpt)
-        ),
-        BackendError::LoomiStatus { status, excerpt } => format!(
-            "Loomi Connect answered HTTP {status}{}",
-            quoted(excerpt)
         ),
         BackendError::LoomiAuth { problem } => format!(
             "The Loomi Connect login could not be renewed: {}; ask again (the answer then gives a sign-in link if one is needed), or run `{LOGIN_COMMAND}` in a terminal",
@@ -199,27 +183,51 @@ pub fn backend_error(e: &BackendError) -> String {
             "The Bloomreach API failed with HTTP {status} (still failing after {retries} retries){}",
             quoted(excerpt)
         ),
-        BackendError::Status { status, excerpt } => format!(
-            "The Bloomreach API answered with unexpected HTTP status {status}{}",
-            quoted(excerpt)
-        ),
-        BackendError::Redirect { host, location } => format!(
+        BackendError::Status {
+            service,
+            status,
+            excerpt,
+        } => match service {
+            Service::Api => format!(
+                "The Bloomreach API answered with unexpected HTTP status {status}{}",
+                quoted(excerpt)
+            ),
+            Service::Loomi => format!("Loomi Connect answered HTTP {status}{}", quoted(excerpt)),
+        },
+        BackendError::Redirect {
+            service: Service::Api,
+            host,
+            location,
+        } => format!(
             "The Bloomreach API redirected to another host ({location}); the redirect was not followed so that credentials stay with {host}. Check {}",
             setting(env::BASE_URL)
+        ),
+        BackendError::Redirect { location, .. } => format!(
+            "Loomi Connect redirected the request to {location}, which was not followed, so the login's token stays with Loomi; check {} against the address on Bloomreach's setup page",
+            setting(env::LOOMI_URL)
         ),
         BackendError::RedirectLoop { host, max } => format!(
             "The Bloomreach API at {host} redirected in a loop (more than {max} redirects); check {}",
             setting(env::BASE_URL)
         ),
-        BackendError::Api { message } => {
-            format!("Bloomreach could not complete the request: {message}")
-        }
+        BackendError::Failed { service, message } => match service {
+            Service::Api => format!("Bloomreach could not complete the request: {message}"),
+            Service::Loomi => format!("Loomi Connect answered with an error: {message}"),
+        },
         BackendError::BadUrl { detail } => format!(
             "Could not build a request URL for the Bloomreach API ({detail}); check {}",
             setting(env::BASE_URL)
         ),
-        BackendError::Unexpected { problem, excerpt } => format!(
-            "The Bloomreach API answered unexpectedly: {}{}",
+        BackendError::Unexpected {
+            service,
+            problem,
+            excerpt,
+        } => format!(
+            "{} answered unexpectedly: {}{}",
+            match service {
+                Service::Api => "The Bloomreach API",
+                Service::Loomi => "Loomi Connect",
+            },
             answer_problem(problem),
             quoted(excerpt)
         ),
@@ -756,6 +764,7 @@ mod tests {
     #[test]
     fn unexpected_answers_say_what_was_wrong() {
         let e = BackendError::Unexpected {
+            service: Service::Api,
             problem: AnswerProblem::NotJson,
             excerpt: Some("oops".into()),
         };
@@ -764,6 +773,7 @@ mod tests {
             "The Bloomreach API answered unexpectedly: the answer is not JSON: oops"
         );
         let e = BackendError::Unexpected {
+            service: Service::Api,
             problem: AnswerProblem::NoData,
             excerpt: None,
         };

@@ -227,7 +227,7 @@ async fn success_false_on_200_quotes_the_api() {
             text(&e),
             "Bloomreach could not complete the request: project is locked"
         );
-        assert!(matches!(e, BackendError::Api { .. }), "{e:?}");
+        assert!(matches!(e, BackendError::Failed { .. }), "{e:?}");
     }
 }
 

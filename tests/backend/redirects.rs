@@ -37,7 +37,7 @@ async fn a_redirect_to_another_origin_is_not_followed() {
             format!("The Bloomreach API redirected to another host ({location}); the redirect was not followed so that credentials stay with {host}. Check BLOOMREACH_API_BASE_URL (\"API base URL\" in the extension's settings)")
         );
         assert!(
-            matches!(&e, BackendError::Redirect { host: h, location: l } if *h == host && l == location),
+            matches!(&e, BackendError::Redirect { host: h, location: l, .. } if *h == host && l == location),
             "{e:?}"
         );
         assert_eq!(received(&server).await.len(), 1, "{location}");

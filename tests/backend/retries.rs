@@ -125,7 +125,7 @@ async fn client_errors_and_api_failures_are_never_retried() {
                 200,
                 json!({"success": false, "errors": {"_global": ["project is locked"]}}),
             ),
-            |e| matches!(e, BackendError::Api { .. }),
+            |e| matches!(e, BackendError::Failed { .. }),
         ),
         (
             ResponseTemplate::new(200).set_body_string("not json"),

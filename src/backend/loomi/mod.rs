@@ -38,7 +38,7 @@ use self::oauth::{Auth, Authorization, KnownClient, LoginSetup, OAuthHttp, Token
 use self::pacing::{Limits, Pacer};
 use self::session::{Bearer, Fault, Session};
 use self::tools::{payload, ToolAnswer};
-use super::error::{AnswerProblem, BackendError, LoginReason, ProxyFailure};
+use super::error::{AnswerProblem, BackendError, LoginReason, ProxyFailure, Service};
 use super::model::{
     Bounded, Capped, Code, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, Reply, SkipCheck,
     MAX_CODES_PER_PAGE, MAX_POOLS, MAX_PROJECTS,
@@ -601,7 +601,8 @@ impl LoomiClient {
                 Ok(result) => match payload(result) {
                     ToolAnswer::Envelope(value) => {
                         if value.get("success") == Some(&Value::Bool(false)) {
-                            return Err(BackendError::LoomiFailed {
+                            return Err(BackendError::Failed {
+                                service: Service::Loomi,
                                 message: quoter
                                     .api_message(value.get("error"), value.get("errors"))
                                     .unwrap_or_else(|| {
@@ -617,12 +618,14 @@ impl LoomiClient {
                     }
                     ToolAnswer::RateLimited { wait } => wait,
                     ToolAnswer::Failed { message } => {
-                        return Err(BackendError::LoomiFailed {
+                        return Err(BackendError::Failed {
+                            service: Service::Loomi,
                             message: quoter.quote(&message, 300),
                         })
                     }
                     ToolAnswer::Unreadable { problem, excerpt } => {
-                        return Err(BackendError::LoomiUnexpected {
+                        return Err(BackendError::Unexpected {
+                            service: Service::Loomi,
                             problem,
                             excerpt: Some(quoter.quote(&excerpt, 200)),
                         })
@@ -732,19 +735,24 @@ impl LoomiClient {
                     },
                 }
             }
-            Fault::Redirect { location } => BackendError::LoomiRedirect {
+            Fault::Redirect { location } => BackendError::Redirect {
+                service: Service::Loomi,
+                host: host.clone(),
                 location: quoter.quote(&location, 120),
             },
-            Fault::JsonRpc { code, message } => BackendError::LoomiFailed {
+            Fault::JsonRpc { code, message } => BackendError::Failed {
+                service: Service::Loomi,
                 message: quoter.quote(&format!("JSON-RPC error {code}: {message}"), 300),
             },
-            Fault::Unreadable { detail, excerpt } => BackendError::LoomiUnexpected {
+            Fault::Unreadable { detail, excerpt } => BackendError::Unexpected {
+                service: Service::Loomi,
                 problem: AnswerProblem::MissingField {
                     detail: quoter.quote(&detail, 150),
                 },
                 excerpt: Some(quoter.quote_capped(&excerpt, session::MAX_ERROR_BODY, 200)),
             },
-            Fault::Status { status, excerpt } => BackendError::LoomiStatus {
+            Fault::Status { status, excerpt } => BackendError::Status {
+                service: Service::Loomi,
                 status,
                 excerpt: Some(quoter.quote_capped(&excerpt, session::MAX_ERROR_BODY, 200))
                     .filter(|e| !e.is_empty()),
@@ -757,11 +765,13 @@ impl LoomiClient {
                 retries,
                 retry_after,
             },
-            Fault::SessionGone => BackendError::LoomiStatus {
+            Fault::SessionGone => BackendError::Status {
+                service: Service::Loomi,
                 status: 404,
                 excerpt: Some("the session was dropped again".to_owned()),
             },
-            Fault::InsufficientScope { scope } => BackendError::LoomiStatus {
+            Fault::InsufficientScope { scope } => BackendError::Status {
+                service: Service::Loomi,
                 status: 403,
                 excerpt: Some(match scope {
                     Some(s) => quoter.quote(
@@ -771,7 +781,8 @@ impl LoomiClient {
                     None => "insufficient_scope: the login lacks a scope".to_owned(),
                 }),
             },
-            Fault::Unauthorized { .. } => BackendError::LoomiStatus {
+            Fault::Unauthorized { .. } => BackendError::Status {
+                service: Service::Loomi,
                 status: 401,
                 excerpt: None,
             },
@@ -785,7 +796,8 @@ impl LoomiClient {
         let reply = Reply::<D>::deserialize(&envelope).map_err(|e| {
             let detail = e.to_string();
             crate::backend::model::bound_error(&detail).unwrap_or_else(|| {
-                BackendError::LoomiUnexpected {
+                BackendError::Unexpected {
+                    service: Service::Loomi,
                     problem: AnswerProblem::MissingField {
                         detail: quoter.quote(&detail, 150),
                     },
@@ -794,7 +806,8 @@ impl LoomiClient {
             })
         })?;
         if reply.data.is_none() {
-            return Err(BackendError::LoomiUnexpected {
+            return Err(BackendError::Unexpected {
+                service: Service::Loomi,
                 problem: AnswerProblem::NoData,
                 excerpt: excerpt(&envelope),
             });
@@ -959,7 +972,8 @@ impl LoomiClient {
             }
         })?;
         let reply: Reply<Pool> = self.decode(Answered { envelope, quoter })?;
-        let found = reply.data.ok_or(BackendError::LoomiUnexpected {
+        let found = reply.data.ok_or(BackendError::Unexpected {
+            service: Service::Loomi,
             problem: AnswerProblem::NoData,
             excerpt: None,
         })?;

@@ -16,7 +16,7 @@ use reqwest::Url;
 pub use endpoint::Endpoint;
 pub use retry::{parse_retry_after, RetryPolicy};
 
-use super::error::BackendError;
+use super::error::{BackendError, Service};
 use super::id::Id;
 use super::model::{
     Bounded, Capped, Code, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, Reply,
@@ -180,6 +180,7 @@ impl RestClient {
     ) -> Result<Pool, BackendError> {
         let reply: Reply<Pool> = self.get(&Endpoint::Pool(pool), observer).await?;
         let found = reply.data.ok_or(BackendError::Unexpected {
+            service: Service::Api,
             problem: AnswerProblem::NoData,
             excerpt: None,
         })?;
@@ -266,7 +267,8 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e,
-            BackendError::Api {
+            BackendError::Failed {
+                service: Service::Api,
                 message: "project is locked".into()
             }
         );
@@ -276,6 +278,7 @@ mod tests {
         assert_eq!(
             e,
             BackendError::Unexpected {
+                service: Service::Api,
                 problem: AnswerProblem::NotJson,
                 excerpt: Some("oops".into())
             }
@@ -284,6 +287,7 @@ mod tests {
             .decode::<Vec<PoolSummary>>(br#"{"success": true, "data": [{"id": "p"}]}"#)
             .unwrap_err();
         let BackendError::Unexpected {
+            service: Service::Api,
             problem: AnswerProblem::MissingField { detail },
             ..
         } = e
@@ -297,6 +301,7 @@ mod tests {
         assert_eq!(
             e,
             BackendError::Unexpected {
+                service: Service::Api,
                 problem: AnswerProblem::NoData,
                 excerpt: None
             }

@@ -13,7 +13,9 @@ use serde_json::Value;
 use super::endpoint::Endpoint;
 use super::retry::{is_retryable, parse_retry_after};
 use super::{RestClient, MAX_REDIRECTS};
-use crate::backend::error::{AnswerProblem, BackendError, ProxyFailure, Subject, TransportFailure};
+use crate::backend::error::{
+    AnswerProblem, BackendError, ProxyFailure, Service, Subject, TransportFailure,
+};
 use crate::backend::model::Reply;
 use crate::backend::network::failure::{innermost, proxy_failure, transport_failure};
 use crate::backend::notice::{RetryNotice, RetryObserver, RetryReason};
@@ -76,12 +78,14 @@ impl RestClient {
                 }
                 Attempt::Undecodable { detail } => {
                     return Err(BackendError::Unexpected {
+                        service: Service::Api,
                         problem: AnswerProblem::Undecodable { detail },
                         excerpt: None,
                     })
                 }
                 Attempt::Redirect { location } => {
                     return Err(BackendError::Redirect {
+                        service: Service::Api,
                         host: inner.host.clone(),
                         location,
                     })
@@ -128,6 +132,7 @@ impl RestClient {
                     let (failure, cause) = transport_failure(&error);
                     if failure == TransportFailure::Malformed {
                         return Err(BackendError::Unexpected {
+                            service: Service::Api,
                             problem: AnswerProblem::Malformed {
                                 detail: cause
                                     .map(|c| inner.quoter.quote(&c, 150))
@@ -237,7 +242,8 @@ impl RestClient {
         bytes: &[u8],
     ) -> Result<Reply<D>, BackendError> {
         let quoter = &self.inner.quoter;
-        let refused = |error: Option<&Value>, errors: Option<&Value>| BackendError::Api {
+        let refused = |error: Option<&Value>, errors: Option<&Value>| BackendError::Failed {
+            service: Service::Api,
             message: quoter
                 .api_message(error, errors)
                 .unwrap_or_else(|| "the API reported a failure and gave no reason".to_owned()),
@@ -254,6 +260,7 @@ impl RestClient {
                 Err(refused(reply.error.as_ref(), reply.errors.as_ref()))
             }
             Ok(reply) if reply.data.is_none() => Err(BackendError::Unexpected {
+                service: Service::Api,
                 problem: AnswerProblem::NoData,
                 excerpt: None,
             }),
@@ -267,12 +274,14 @@ impl RestClient {
                         .expect("checked just above"))
                 }
                 Ok(_) => Err(BackendError::Unexpected {
+                    service: Service::Api,
                     problem: AnswerProblem::MissingField {
                         detail: quoter.quote(strip_position(&error.to_string()), 150),
                     },
                     excerpt: Some(quoter.excerpt(bytes)),
                 }),
                 Err(_) => Err(BackendError::Unexpected {
+                    service: Service::Api,
                     problem: AnswerProblem::NotJson,
                     excerpt: Some(quoter.excerpt(bytes)),
                 }),
@@ -305,6 +314,7 @@ impl RestClient {
                 excerpt: message,
             },
             other => BackendError::Status {
+                service: Service::Api,
                 status: other,
                 excerpt: message,
             },
