@@ -1,15 +1,19 @@
-//! Reading tool arguments: the shared readers and one rule per limit.
+//! Tool arguments, each declared once: the value that declares an
+//! argument (an [`IdArg`], an [`IntRule`], …) gives both its schema in
+//! `tools/list` and its reader, so the published limits are the ones
+//! checked.
 //!
 //! Arguments are read from the raw JSON object rather than deserialized
 //! into typed structs, so that every problem (a missing id, a count of
 //! `"lots"`) becomes an [`ArgError`] that names the argument, the rule and
 //! the value received; `tools/words.rs` words it. Language models write
 //! integers as `20`, `20.0` or `"20"`; all three are accepted. `null` means
-//! "left out"; names a tool does not take are ignored.
+//! "left out"; a name the tool does not take is refused ([`unknown`]).
+
+use std::sync::Arc;
 
 use crate::backend::BackendError;
-use schemars::JsonSchema;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::backend::{CodeStatus, Id, IdProblem, MAX_ID_CHARS};
 use crate::text::shorten;
@@ -20,8 +24,69 @@ pub type RawArgs = Map<String, Value>;
 /// How many characters of a received value an error shows.
 const SHOWN_CHARS: usize = 80;
 
-/// An integer argument's rule: its name, bounds and default. Schemas,
-/// descriptions and error messages are all made from it.
+/// An argument as `tools/list` declares it.
+pub trait Declared: Sync {
+    fn name(&self) -> &'static str;
+    fn schema(&self) -> Value;
+    fn required(&self) -> bool {
+        false
+    }
+}
+
+/// The input schema of a tool that takes `args`: every argument, the ids
+/// required, no other name allowed.
+pub fn input_schema(args: &[&dyn Declared]) -> Arc<Map<String, Value>> {
+    let properties: Map<String, Value> =
+        args.iter().map(|a| (a.name().into(), a.schema())).collect();
+    let required: Vec<&str> = args
+        .iter()
+        .filter(|a| a.required())
+        .map(|a| a.name())
+        .collect();
+    let mut schema =
+        json!({"type": "object", "properties": properties, "additionalProperties": false});
+    if !required.is_empty() {
+        schema["required"] = json!(required);
+    }
+    match schema {
+        Value::Object(map) => Arc::new(map),
+        _ => unreachable!("made as an object"),
+    }
+}
+
+/// A required id argument.
+pub struct IdArg {
+    pub name: &'static str,
+    pub about: &'static str,
+}
+
+pub const PROJECT_ID: IdArg = IdArg {
+    name: "project_id",
+    about: "The project token (project ID) the pool belongs to.",
+};
+
+pub const POOL_ID: IdArg = IdArg {
+    name: "pool_id",
+    about: "The pool's id, as given by list_voucher_pools.",
+};
+
+/// The ids every per-pool tool takes.
+pub const POOL: [&dyn Declared; 2] = [&PROJECT_ID, &POOL_ID];
+
+impl Declared for IdArg {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn schema(&self) -> Value {
+        json!({"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "description": self.about})
+    }
+    fn required(&self) -> bool {
+        true
+    }
+}
+
+/// An integer argument's rule: its name, bounds, default and meaning.
+/// Its schema, description and error messages are all made from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IntRule {
     pub name: &'static str,
@@ -29,6 +94,7 @@ pub struct IntRule {
     /// `i64::MAX` where only the wire integer bounds it.
     pub max: i64,
     pub default: i64,
+    pub about: &'static str,
 }
 
 /// `skip`: where a page starts.
@@ -37,6 +103,7 @@ pub const SKIP: IntRule = IntRule {
     min: 0,
     max: i64::MAX,
     default: 0,
+    about: "How many matching codes to pass over before this page starts (paging offset)",
 };
 
 /// `count`: the size of one page of codes.
@@ -45,6 +112,7 @@ pub const COUNT: IntRule = IntRule {
     min: 1,
     max: 1000,
     default: 20,
+    about: "How many codes to return",
 };
 
 /// `limit`: the most matches one search returns.
@@ -53,6 +121,7 @@ pub const LIMIT: IntRule = IntRule {
     min: 1,
     max: 1000,
     default: 100,
+    about: "The most matching codes returned",
 };
 
 /// `max_scan`: the most codes one search examines.
@@ -61,59 +130,74 @@ pub const MAX_SCAN: IntRule = IntRule {
     min: 1,
     max: 100_000,
     default: 10_000,
+    about: "The most codes examined in this call",
 };
 
-impl IntRule {
-    /// The schema of an optional integer argument under this rule: `about`,
-    /// then its bounds and default, all from the rule itself.
-    pub fn schema(&self, about: &str) -> schemars::Schema {
-        let description = if self.max == i64::MAX {
-            format!("{about}. Defaults to {}.", self.default)
+impl Declared for IntRule {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn schema(&self) -> Value {
+        let about = self.about;
+        let mut schema = json!({"type": "integer", "default": self.default, "minimum": self.min});
+        schema["description"] = if self.max == i64::MAX {
+            json!(format!("{about}. Defaults to {}.", self.default))
         } else {
-            format!(
+            schema["maximum"] = json!(self.max);
+            json!(format!(
                 "{about}, {} to {}. Defaults to {}.",
                 self.min, self.max, self.default
-            )
+            ))
         };
-        let mut schema = schemars::json_schema!({
-            "type": "integer",
-            "default": self.default,
-            "minimum": self.min,
-            "description": description,
-        });
-        if self.max != i64::MAX {
-            schema.insert("maximum".into(), self.max.into());
-        }
         schema
     }
 }
 
-/// Defines `fn $name(&mut SchemaGenerator) -> Schema`, the schema of an
-/// integer argument under `$rule` (for `#[schemars(schema_with)]`).
-macro_rules! int_schema {
-    ($name:ident, $rule:expr, $about:expr) => {
-        fn $name(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-            $rule.schema($about)
-        }
-    };
-}
-pub(crate) use int_schema;
-
-/// The declared defaults of the integer arguments, for their schemas.
-pub fn skip_default() -> Option<u64> {
-    Some(SKIP.default as u64)
+/// The optional `status` argument.
+pub struct StatusArg {
+    pub about: &'static str,
 }
 
-pub fn count_default() -> Option<u64> {
-    Some(COUNT.default as u64)
+impl Declared for StatusArg {
+    fn name(&self) -> &'static str {
+        "status"
+    }
+    fn schema(&self) -> Value {
+        json!({"type": "string", "enum": STATUS_NAMES, "description": self.about})
+    }
 }
 
-pub fn limit_default() -> Option<u64> {
-    Some(LIMIT.default as u64)
+/// An optional text argument: a non-empty string.
+pub struct TextArg {
+    pub name: &'static str,
+    pub about: &'static str,
 }
 
-pub fn max_scan_default() -> Option<u64> {
-    Some(MAX_SCAN.default as u64)
+impl Declared for TextArg {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn schema(&self) -> Value {
+        json!({"type": "string", "minLength": 1, "description": self.about})
+    }
+}
+
+/// An optional instant: RFC 3339 text or Unix seconds.
+pub struct InstantArg {
+    pub name: &'static str,
+    pub about: &'static str,
+}
+
+impl Declared for InstantArg {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn schema(&self) -> Value {
+        json!({"description": self.about, "anyOf": [
+            {"type": "string", "description": "RFC 3339, e.g. 2026-07-01T00:00:00Z or 2026-07-01T02:00:00+02:00."},
+            {"type": "number", "description": "Unix seconds."},
+        ]})
+    }
 }
 
 /// The status names a `status` argument takes.
@@ -122,18 +206,6 @@ pub const STATUS_NAMES: [&str; 3] = [
     CodeStatus::ALL[1].as_str(),
     CodeStatus::ALL[2].as_str(),
 ];
-
-/// Declared shape of the ids every per-pool tool takes.
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-pub struct PoolInput {
-    /// The project token (project ID) the pool belongs to.
-    #[schemars(length(min = 1, max = MAX_ID_CHARS))]
-    project_id: String,
-    /// The pool's id, as given by list_voucher_pools.
-    #[schemars(length(min = 1, max = MAX_ID_CHARS))]
-    pool_id: String,
-}
 
 /// A broken argument rule: which argument, what rule, what was received.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -177,19 +249,14 @@ pub enum ArgProblem {
     },
 }
 
-/// The property names of an input schema.
-pub fn property_names(schema: &serde_json::Map<String, Value>) -> Vec<String> {
-    schema
-        .get("properties")
-        .and_then(Value::as_object)
-        .map(|p| p.keys().cloned().collect())
-        .unwrap_or_default()
-}
-
-/// The first argument of `args` that is not one of `accepted`, as an error
-/// that names it, lists the accepted names and suggests the closest.
-pub fn unknown(args: &RawArgs, accepted: &[String]) -> Option<ArgError> {
-    let got = args.keys().find(|k| !accepted.iter().any(|a| a == *k))?;
+/// The first argument of `args` that is not `declared`, as an error that
+/// names it, lists the names taken (in order) and suggests the closest.
+pub fn unknown(args: &RawArgs, declared: &[&dyn Declared]) -> Option<ArgError> {
+    let got = args
+        .keys()
+        .find(|k| !declared.iter().any(|a| a.name() == *k))?;
+    let mut accepted: Vec<String> = declared.iter().map(|a| a.name().to_owned()).collect();
+    accepted.sort();
     let closest = accepted
         .iter()
         .map(|a| (distance(&got.to_ascii_lowercase(), a), a))
@@ -200,7 +267,7 @@ pub fn unknown(args: &RawArgs, accepted: &[String]) -> Option<ArgError> {
         name: "arguments",
         problem: ArgProblem::Unknown {
             got: shorten(&crate::text::escape_controls(got), 60),
-            accepted: accepted.to_vec(),
+            accepted,
             closest,
         },
     })
@@ -263,9 +330,15 @@ pub fn id(args: &RawArgs, name: &'static str) -> Result<Id, ArgError> {
     })
 }
 
+impl IdArg {
+    pub fn read(&self, args: &RawArgs) -> Result<Id, ArgError> {
+        id(args, self.name)
+    }
+}
+
 /// Reads and checks the ids of one pool: `project_id`, then `pool_id`.
 pub fn pool_ids(args: &RawArgs) -> Result<(Id, Id), ArgError> {
-    Ok((id(args, "project_id")?, id(args, "pool_id")?))
+    Ok((PROJECT_ID.read(args)?, POOL_ID.read(args)?))
 }
 
 /// Reads the optional `status` argument.

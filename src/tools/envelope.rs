@@ -48,7 +48,7 @@ pub trait Answer: Serialize + Sized {
 /// (`accepted`): that is refused with the failure that names it.
 pub async fn checked<A: Answer>(
     args: &super::args::RawArgs,
-    accepted: &[String],
+    accepted: &[&dyn super::args::Declared],
     call: impl std::future::Future<Output = A>,
 ) -> ToolOutcome {
     match super::args::unknown(args, accepted) {

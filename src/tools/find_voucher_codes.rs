@@ -8,9 +8,12 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::args::{self, ArgError, ArgProblem, Instant, PoolInput, RawArgs, LIMIT, MAX_SCAN, SKIP};
+use super::args::{
+    self, ArgError, ArgProblem, Declared, Instant, InstantArg, IntRule, RawArgs, StatusArg,
+    TextArg, LIMIT, MAX_SCAN, SKIP,
+};
 use super::envelope::{Answer, Failure};
-use super::list_voucher_codes::{StatusInput, VoucherCode};
+use super::list_voucher_codes::VoucherCode;
 use super::read_ahead::{ReadAhead, Span};
 use super::{memory, words, CallContext, ScanProgress};
 use crate::backend::{Code, CodeStatus, CodesQuery, SkipCheck, MAX_CODES_PER_PAGE};
@@ -32,61 +35,52 @@ pub fn description() -> String {
     )
 }
 
-/// Declared shape of the arguments.
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-pub struct Input {
-    #[schemars(flatten)]
-    pool: PoolInput,
-    /// An exact code to look for; upper and lower case are the same.
-    #[schemars(length(min = 1))]
-    code: Option<String>,
-    /// Only codes that start with this text; case is ignored.
-    #[schemars(length(min = 1))]
-    code_prefix: Option<String>,
-    /// Only codes with this status: `available`, `assigned` or `redeemed` (filtered by the API where it can, so only those pages are read; otherwise each page is filtered here).
-    status: Option<StatusInput>,
-    /// Only codes assigned at or after this instant: RFC 3339 with an offset or `Z`, or Unix seconds.
-    assigned_after: Option<InstantInput>,
-    /// Only codes assigned before this instant (not at it).
-    assigned_before: Option<InstantInput>,
-    /// Only codes redeemed at or after this instant.
-    redeemed_after: Option<InstantInput>,
-    /// Only codes redeemed before this instant (not at it).
-    redeemed_before: Option<InstantInput>,
-    #[serde(default = "args::skip_default")]
-    #[schemars(schema_with = "skip_schema")]
-    skip: Option<u64>,
-    #[serde(default = "args::limit_default")]
-    #[schemars(schema_with = "limit_schema")]
-    limit: Option<u64>,
-    #[serde(default = "args::max_scan_default")]
-    #[schemars(schema_with = "max_scan_schema")]
-    max_scan: Option<u64>,
-}
+const CODE: TextArg = TextArg {
+    name: "code",
+    about: "An exact code to look for; upper and lower case are the same.",
+};
+const CODE_PREFIX: TextArg = TextArg {
+    name: "code_prefix",
+    about: "Only codes that start with this text; case is ignored.",
+};
+const STATUS: StatusArg = StatusArg {
+    about: "Only codes with this status: `available`, `assigned` or `redeemed` (filtered by the API where it can, so only those pages are read; otherwise each page is filtered here).",
+};
+const ASSIGNED_AFTER: InstantArg = InstantArg {
+    name: "assigned_after",
+    about: "Only codes assigned at or after this instant: RFC 3339 with an offset or `Z`, or Unix seconds.",
+};
+const ASSIGNED_BEFORE: InstantArg = InstantArg {
+    name: "assigned_before",
+    about: "Only codes assigned before this instant (not at it).",
+};
+const REDEEMED_AFTER: InstantArg = InstantArg {
+    name: "redeemed_after",
+    about: "Only codes redeemed at or after this instant.",
+};
+const REDEEMED_BEFORE: InstantArg = InstantArg {
+    name: "redeemed_before",
+    about: "Only codes redeemed before this instant (not at it).",
+};
+const SCAN_SKIP: IntRule = IntRule {
+    about: "Where the scan starts, as an offset among the pool's codes (those of `status`, when given and the backend filters by it); to go on with a scan, pass the `next_skip` of the call before",
+    ..SKIP
+};
 
-args::int_schema!(
-    skip_schema,
-    SKIP,
-    "Where the scan starts, as an offset among the pool's codes (those of `status`, when given and the backend filters by it); to go on with a scan, pass the `next_skip` of the call before"
-);
-args::int_schema!(limit_schema, LIMIT, "The most matching codes returned");
-args::int_schema!(
-    max_scan_schema,
-    MAX_SCAN,
-    "The most codes examined in this call"
-);
-
-/// An instant, as text or as Unix seconds.
-#[derive(JsonSchema)]
-#[schemars(untagged)]
-#[allow(dead_code)]
-enum InstantInput {
-    /// RFC 3339, e.g. 2026-07-01T00:00:00Z or 2026-07-01T02:00:00+02:00.
-    Text(String),
-    /// Unix seconds.
-    Seconds(f64),
-}
+pub const ARGS: &[&dyn Declared] = &[
+    &args::PROJECT_ID,
+    &args::POOL_ID,
+    &CODE,
+    &CODE_PREFIX,
+    &STATUS,
+    &ASSIGNED_AFTER,
+    &ASSIGNED_BEFORE,
+    &REDEEMED_AFTER,
+    &REDEEMED_BEFORE,
+    &SCAN_SKIP,
+    &LIMIT,
+    &MAX_SCAN,
+];
 
 /// The result: the matching codes and where the scan stands.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
@@ -164,18 +158,18 @@ struct Bounds {
 }
 
 impl Bounds {
-    fn read(args: &RawArgs, after: &'static str, before: &'static str) -> Result<Self, ArgError> {
+    fn read(args: &RawArgs, after: &InstantArg, before: &InstantArg) -> Result<Self, ArgError> {
         let bounds = Self {
-            after: args::instant(args, after)?.map(Instant::micros),
-            before: args::instant(args, before)?.map(Instant::micros),
+            after: args::instant(args, after.name)?.map(Instant::micros),
+            before: args::instant(args, before.name)?.map(Instant::micros),
         };
         if let (Some(a), Some(b)) = (bounds.after, bounds.before) {
             if a >= b {
                 return Err(ArgError {
-                    name: after,
+                    name: after.name,
                     problem: ArgProblem::NotBefore {
-                        other: before,
-                        got: args::show(args.get(after).unwrap_or_default()),
+                        other: before.name,
+                        got: args::show(args.get(after.name).unwrap_or_default()),
                     },
                 });
             }
@@ -259,18 +253,18 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
     let fail = |e: ArgError| (0, Failure::from(e));
     let (project_id, pool_id) = args::pool_ids(args).map_err(fail)?;
     let filter = Filter {
-        code: args::text(args, "code")
+        code: args::text(args, CODE.name)
             .map_err(fail)?
             .map(|c| lower(&c).collect()),
-        code_prefix: args::text(args, "code_prefix")
+        code_prefix: args::text(args, CODE_PREFIX.name)
             .map_err(fail)?
             .map(|c| lower(&c).collect()),
-        assigned: Bounds::read(args, "assigned_after", "assigned_before").map_err(fail)?,
-        redeemed: Bounds::read(args, "redeemed_after", "redeemed_before").map_err(fail)?,
+        assigned: Bounds::read(args, &ASSIGNED_AFTER, &ASSIGNED_BEFORE).map_err(fail)?,
+        redeemed: Bounds::read(args, &REDEEMED_AFTER, &REDEEMED_BEFORE).map_err(fail)?,
         status: None,
     };
     let status: Option<CodeStatus> = args::status(args).map_err(fail)?;
-    let skip = args::integer(args, SKIP).checked().map_err(fail)? as u64;
+    let skip = args::integer(args, SCAN_SKIP).checked().map_err(fail)? as u64;
     let limit = args::integer(args, LIMIT).checked().map_err(fail)? as usize;
     let max_scan = args::integer(args, MAX_SCAN).checked().map_err(fail)? as u64;
 

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::args::{self, PoolInput, RawArgs};
+use super::args::{self, Declared, RawArgs};
 use super::envelope::{Envelope, Failure};
 use super::CallContext;
 use crate::backend::{Pool, PoolRef};
@@ -36,8 +36,7 @@ pub struct VoucherPool {
     pub used_by: Vec<Value>,
 }
 
-/// Declared shape of the arguments: the pool's ids.
-pub type Input = PoolInput;
+pub const ARGS: &[&dyn Declared] = &args::POOL;
 pub type Output = Envelope<Option<VoucherPool>>;
 
 pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> Output {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use std::time::SystemTime;
 
-use super::args::{self, PoolInput, RawArgs};
+use super::args::{self, Declared, RawArgs};
 use super::envelope::{Answer, Failure};
 use super::{memory, words, CallContext, ScanProgress};
 use crate::backend::{
@@ -25,8 +25,7 @@ pub fn description() -> &'static str {
      \"how many were redeemed\"; use find_voucher_codes to see which codes."
 }
 
-/// Declared shape of the arguments: the pool's ids.
-pub type Input = PoolInput;
+pub const ARGS: &[&dyn Declared] = &args::POOL;
 
 /// A pool's code counts.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]

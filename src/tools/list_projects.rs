@@ -21,9 +21,8 @@ their organization and workspace). When it fails because the server is not set u
 to do."
 }
 
-/// Declared shape of the arguments: none.
-#[derive(JsonSchema)]
-pub struct Input {}
+/// The arguments: none.
+pub const ARGS: &[&dyn super::args::Declared] = &[];
 
 /// A project this server is configured for.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]

@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::args::{self, PoolInput, RawArgs, COUNT, SKIP};
+use super::args::{self, Declared, RawArgs, StatusArg, COUNT, SKIP};
 use super::envelope::Answer;
 use super::{words, CallContext};
 use crate::backend::{Code, CodesQuery};
@@ -29,38 +29,11 @@ pub fn description() -> String {
     )
 }
 
-/// Declared shape of the arguments.
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-pub struct Input {
-    #[schemars(flatten)]
-    pool: PoolInput,
-    #[serde(default = "args::skip_default")]
-    #[schemars(schema_with = "skip_schema")]
-    skip: Option<u64>,
-    #[serde(default = "args::count_default")]
-    #[schemars(schema_with = "count_schema")]
-    count: Option<u64>,
-    /// Only codes with this status: `available`, `assigned` or `redeemed`. Leave out for all codes.
-    status: Option<StatusInput>,
-}
+const STATUS: StatusArg = StatusArg {
+    about: "Only codes with this status: `available`, `assigned` or `redeemed`. Leave out for all codes.",
+};
 
-args::int_schema!(
-    skip_schema,
-    SKIP,
-    "How many matching codes to pass over before this page starts (paging offset)"
-);
-args::int_schema!(count_schema, COUNT, "How many codes to return");
-
-/// The status filter's declared values.
-#[derive(JsonSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub enum StatusInput {
-    Available,
-    Assigned,
-    Redeemed,
-}
+pub const ARGS: &[&dyn Declared] = &[&args::PROJECT_ID, &args::POOL_ID, &SKIP, &COUNT, &STATUS];
 
 /// One voucher code.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]

@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::args::{self, RawArgs};
+use super::args::{self, Declared, IdArg, RawArgs};
 use super::envelope::{Envelope, Failure};
 use super::CallContext;
 use crate::backend::PoolSummary;
@@ -19,14 +19,12 @@ that campaigns hand out to customers. For each pool you get its `id`, its `name`
 questions, and to find the `pool_id` that get_voucher_pool and list_voucher_codes need."
 }
 
-/// Declared shape of the arguments.
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-pub struct Input {
-    /// The project token (project ID) to read from; list_projects shows the configured ones.
-    #[schemars(length(min = 1, max = crate::backend::MAX_ID_CHARS))]
-    project_id: String,
-}
+const PROJECT_ID: IdArg = IdArg {
+    about: "The project token (project ID) to read from; list_projects shows the configured ones.",
+    ..args::PROJECT_ID
+};
+
+pub const ARGS: &[&dyn Declared] = &[&PROJECT_ID];
 
 /// One voucher pool, as listed.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
@@ -51,7 +49,7 @@ async fn list_pools(
     context: &CallContext<'_>,
     args: &RawArgs,
 ) -> Result<Vec<VoucherPoolSummary>, Failure> {
-    let project_id = args::id(args, "project_id")?;
+    let project_id = PROJECT_ID.read(args)?;
     let pools = context
         .backend
         .list_pools(&project_id, context.on_retry)

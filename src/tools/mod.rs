@@ -40,12 +40,12 @@ use crate::backend::{Backend, RetryNotice, RetryObserver};
 use crate::config::ProjectEntry;
 use args::RawArgs;
 use envelope::ToolOutcome;
-use schema::{schema_for, Face};
+use schema::schema_for;
 use tokio_util::sync::CancellationToken;
 
 /// One tool: how it is listed and how it runs. Made by [`tool!`] from a
 /// tool's module, which holds `NAME`, `TITLE`, `description()`, the
-/// `Input` and `Output` types and `call`.
+/// arguments it takes (`ARGS`), its `Output` type and `call`.
 pub struct ToolSpec {
     pub name: &'static str,
     /// The definition `tools/list` gives.
@@ -63,21 +63,17 @@ macro_rules! tool {
         ToolSpec {
             name: $module::NAME,
             definition: || {
-                read_only_tool::<$module::Input, $module::Output>(
+                read_only_tool::<$module::Output>(
                     $module::NAME,
                     $module::TITLE,
                     $module::description(),
+                    $module::ARGS,
                 )
             },
             run: |context, args| {
-                // The names the tool takes, read once from its schema.
-                static ACCEPTED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-                let accepted = ACCEPTED.get_or_init(|| {
-                    args::property_names(&schema_for::<$module::Input>(Face::Input))
-                });
                 Box::pin(envelope::checked(
                     args,
-                    accepted,
+                    $module::ARGS,
                     $module::call(context, args),
                 ))
             },
@@ -120,16 +116,17 @@ pub struct ScanProgress {
     pub total: Option<u64>,
 }
 
-/// A read-only tool's definition: its annotations, its title, and the
-/// schemas of its input `I` and output `O`.
-pub fn read_only_tool<I: JsonSchema, O: JsonSchema>(
+/// A read-only tool's definition: its annotations, its title, the schema
+/// of the arguments it takes and that of its output `O`.
+pub fn read_only_tool<O: JsonSchema>(
     name: &'static str,
     title: &'static str,
     description: impl Into<String>,
+    args: &[&dyn args::Declared],
 ) -> Tool {
-    Tool::new(name, description.into(), schema_for::<I>(Face::Input))
+    Tool::new(name, description.into(), args::input_schema(args))
         .with_title(title)
-        .with_raw_output_schema(schema_for::<O>(Face::Output))
+        .with_raw_output_schema(schema_for::<O>())
         .with_annotations(
             ToolAnnotations::with_title(title)
                 .read_only(true)

@@ -1,11 +1,10 @@
-//! JSON Schemas for the tools, from the schemars derives, made portable.
+//! Output schemas for the tools, from the schemars derives, made portable
+//! (input schemas come from the argument declarations, `args.rs`).
 //!
-//! Some MCP clients are strict about what they accept in a tool's schema.
-//! Input schemas here are plain: no `$schema`, no `$ref`/`$defs` (every
-//! subschema is inlined), no `format: uint64`-style annotations, no `type`
-//! arrays and no `anyOf` with `null` (an optional argument is simply not
-//! required). Output schemas keep `null` alternatives, which the envelope
-//! needs, and lose the rest of that noise too.
+//! Some MCP clients are strict about what they accept in a tool's schema:
+//! no `$schema`, no `$ref`/`$defs` (every subschema is inlined), no
+//! `format: uint64`-style annotations, no `type` arrays (`null`
+//! alternatives, which the envelope needs, are spelled as `anyOf`).
 
 use std::sync::Arc;
 
@@ -15,15 +14,8 @@ use schemars::transform::{transform_subschemas, Transform};
 use schemars::{JsonSchema, Schema};
 use serde_json::Value;
 
-/// Which side of a tool a schema describes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Face {
-    Input,
-    Output,
-}
-
 /// The portable schema of `T`.
-pub fn schema_for<T: JsonSchema>(face: Face) -> Arc<JsonObject> {
+pub fn schema_for<T: JsonSchema>() -> Arc<JsonObject> {
     let generator = SchemaSettings::draft2020_12()
         .with(|s| {
             s.meta_schema = None;
@@ -34,24 +26,17 @@ pub fn schema_for<T: JsonSchema>(face: Face) -> Arc<JsonObject> {
     for key in ["title", "description", "$defs", "definitions"] {
         root.remove(key);
     }
-    Portable(face).transform(&mut root);
+    Portable.transform(&mut root);
     let mut object = match root.to_value() {
         Value::Object(map) => map,
         _ => JsonObject::new(),
     };
-    if face == Face::Input {
-        if !object.contains_key("properties") {
-            object.insert("properties".into(), Value::Object(JsonObject::new()));
-        }
-        // A misspelled argument is refused, not ignored (see `args::unknown`).
-        object.insert("additionalProperties".into(), Value::Bool(false));
-    }
     object.insert("type".into(), Value::String("object".into()));
     Arc::new(object)
 }
 
-/// Cleans one schema for `Face`, then every subschema below it.
-struct Portable(Face);
+/// Cleans one schema, then every subschema below it.
+struct Portable;
 
 impl Transform for Portable {
     fn transform(&mut self, schema: &mut Schema) {
@@ -70,12 +55,8 @@ impl Transform for Portable {
         {
             map.remove("format");
         }
-        if self.0 == Face::Input {
-            drop_null_alternatives(map);
-        } else {
-            require_every_property(map);
-            split_nullable_type(map);
-        }
+        require_every_property(map);
+        split_nullable_type(map);
         transform_subschemas(self, schema);
     }
 }
@@ -145,37 +126,4 @@ fn is_numeric_format(format: &str) -> bool {
         || format.starts_with("uint")
         || format == "float"
         || format == "double"
-}
-
-/// `type: [X, "null"]` becomes `type: X`; `anyOf: [S, {type: null}]`
-/// becomes S (keeping the outer description and default); `null` leaves
-/// an `enum`.
-fn drop_null_alternatives(map: &mut JsonObject) {
-    if let Some(Value::Array(types)) = map.get("type") {
-        let non_null: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
-        if non_null.len() == 1 {
-            map.insert("type".into(), non_null[0].clone());
-        }
-    }
-    if let Some(Value::Array(values)) = map.get_mut("enum") {
-        values.retain(|v| !v.is_null());
-    }
-    for key in ["anyOf", "oneOf"] {
-        let Some(Value::Array(branches)) = map.get(key) else {
-            continue;
-        };
-        let kept: Vec<Value> = branches
-            .iter()
-            .filter(|b| b.get("type") != Some(&Value::String("null".into())))
-            .cloned()
-            .collect();
-        if kept.len() == 1 && kept.len() < branches.len() {
-            map.remove(key);
-            if let Value::Object(inner) = &kept[0] {
-                for (k, v) in inner {
-                    map.entry(k.clone()).or_insert_with(|| v.clone());
-                }
-            }
-        }
-    }
 }
