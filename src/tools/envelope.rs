@@ -12,18 +12,42 @@ use serde_json::Value;
 
 use super::words;
 
-/// The result of a tool that returns one kind of data.
+/// What every tool answers: `{success, data, error}`, and between `data`
+/// and `error` the fields of `X` that a tool adds (paging facts, a scan's
+/// progress, `as_of`).
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
-pub struct Envelope<T> {
+pub struct Envelope<T, X = NoExtras> {
     /// Whether the call succeeded.
     pub success: bool,
     /// The records asked for; empty (or null for a single record) when the call failed.
     pub data: T,
+    #[serde(flatten)]
+    pub extras: X,
     /// Why the call failed, in a sentence for a person; null on success.
     pub error: Option<String>,
 }
 
+/// The fields a tool adds to the envelope, and what a failure keeps of them.
+pub trait Extras: Serialize + Default {
+    /// What a failure keeps of these (by default, nothing).
+    fn failed(self) -> Self {
+        Self::default()
+    }
+    /// Those of a call refused before it ran: read from its arguments
+    /// where they can be.
+    fn refused(_args: &RawArgs) -> Self {
+        Self::default()
+    }
+}
+
+/// No fields beside `{success, data, error}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
+pub struct NoExtras {}
+
+impl Extras for NoExtras {}
+
 pub use super::args::Failure;
+use super::args::{Declared, RawArgs};
 
 /// The most bytes of envelope JSON one answer carries. The answer line
 /// holds it twice (as structured content and as text), so no upstream
@@ -31,48 +55,56 @@ pub use super::args::Failure;
 /// answered as a failure that says so.
 pub const MAX_ANSWER_BYTES: usize = 2 * 1024 * 1024;
 
-/// What a tool answers: an envelope that can also say that it failed.
-pub trait Answer: Serialize + Sized {
-    /// This answer as a failure with `error` (keeping what it echoes).
-    fn into_failure(self, error: String) -> Self;
-    /// A failure with `error`, for a call that has no answer of its own.
-    fn failure(error: String) -> Self;
-    /// The failure of a call refused before it ran (its arguments are
-    /// `args`): what it echoes is read from them where it can be.
-    fn refused(_args: &super::args::RawArgs, error: String) -> Self {
-        Self::failure(error)
+impl<T: Default, X: Extras> Envelope<T, X> {
+    pub fn ok(data: T, extras: X) -> Self {
+        Self {
+            success: true,
+            data,
+            extras,
+            error: None,
+        }
+    }
+
+    /// A failure with `error`, keeping what `extras` keep on failure.
+    pub fn failed(error: String, extras: X) -> Self {
+        Self {
+            success: false,
+            data: T::default(),
+            extras: extras.failed(),
+            error: Some(error),
+        }
+    }
+
+    /// The envelope of a finished call, the failure worded.
+    pub fn of(result: Result<T, Failure>) -> Self {
+        match result {
+            Ok(data) => Self::ok(data, X::default()),
+            Err(failure) => Self::failed(words::failure(&failure), X::default()),
+        }
     }
 }
 
 /// Runs a tool's call unless its arguments hold a name it does not take
 /// (`accepted`): that is refused with the failure that names it.
-pub async fn checked<A: Answer>(
-    args: &super::args::RawArgs,
-    accepted: &[&dyn super::args::Declared],
-    call: impl std::future::Future<Output = A>,
+pub async fn checked<T: Default + Serialize, X: Extras>(
+    args: &RawArgs,
+    accepted: &[&dyn Declared],
+    call: impl std::future::Future<Output = Envelope<T, X>>,
 ) -> ToolOutcome {
     match super::args::unknown(args, accepted) {
-        Some(e) => ToolOutcome::of(A::refused(args, words::arg_error(&e))),
+        Some(e) => ToolOutcome::of(Envelope::<T, X>::failed(
+            words::arg_error(&e),
+            X::refused(args),
+        )),
         None => guarded(call).await,
-    }
-}
-
-impl<T: Default> Answer for Envelope<T>
-where
-    Envelope<T>: Serialize,
-{
-    fn into_failure(self, error: String) -> Self {
-        Self::failure(error)
-    }
-
-    fn failure(error: String) -> Self {
-        Self::failed(T::default(), error)
     }
 }
 
 /// Runs a tool's call and makes its outcome; a panic inside the call is a
 /// bug, answered as a failure envelope rather than left unanswered.
-pub async fn guarded<A: Answer>(call: impl std::future::Future<Output = A>) -> ToolOutcome {
+pub async fn guarded<T: Default + Serialize, X: Extras>(
+    call: impl std::future::Future<Output = Envelope<T, X>>,
+) -> ToolOutcome {
     match AssertUnwindSafe(call).catch_unwind().await {
         Ok(answer) => ToolOutcome::of(answer),
         Err(panic) => {
@@ -82,34 +114,10 @@ pub async fn guarded<A: Answer>(call: impl std::future::Future<Output = A>) -> T
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             tracing::error!(panic = %crate::text::shorten(&what, 200), "a tool call panicked");
-            ToolOutcome::of(A::failure(words::internal_error()))
-        }
-    }
-}
-
-impl<T> Envelope<T> {
-    /// The envelope of a finished call: `data` on success, `empty` and the
-    /// worded failure otherwise.
-    pub fn of(result: Result<T, Failure>, empty: T) -> Self {
-        match result {
-            Ok(data) => Self::ok(data),
-            Err(failure) => Self::failed(empty, words::failure(&failure)),
-        }
-    }
-
-    pub fn ok(data: T) -> Self {
-        Self {
-            success: true,
-            data,
-            error: None,
-        }
-    }
-
-    pub fn failed(data: T, error: impl Into<String>) -> Self {
-        Self {
-            success: false,
-            data,
-            error: Some(error.into()),
+            ToolOutcome::of(Envelope::<T, X>::failed(
+                words::internal_error(),
+                X::default(),
+            ))
         }
     }
 }
@@ -128,12 +136,12 @@ impl ToolOutcome {
     /// The outcome of `answer`, or of its failure when it is larger than
     /// [`MAX_ANSWER_BYTES`]. The text is made once, before the JSON value,
     /// so that an answer too large is never built as a value at all.
-    pub fn of<A: Answer>(answer: A) -> Self {
+    pub fn of<T: Default + Serialize, X: Extras>(answer: Envelope<T, X>) -> Self {
         let text = match serde_json::to_string(&answer) {
             Ok(text) if text.len() > MAX_ANSWER_BYTES => {
                 let error = words::answer_too_large(text.len(), MAX_ANSWER_BYTES);
                 drop(text);
-                return Self::new(&answer.into_failure(error));
+                return Self::new(&Envelope::<T, X>::failed(error, answer.extras));
             }
             Ok(text) => text,
             Err(e) => return Self::internal(&e),
@@ -196,7 +204,7 @@ mod tests {
 
     #[test]
     fn failure_keeps_every_field_with_nulls() {
-        let outcome = ToolOutcome::new(&Envelope::<Option<u8>>::failed(None, "nope"));
+        let outcome = ToolOutcome::new(&Envelope::<Option<u8>>::failed("nope".into(), NoExtras {}));
         assert!(outcome.is_error);
         assert_eq!(
             outcome.envelope,
@@ -218,7 +226,7 @@ mod tests {
             if outcome_is_forced() {
                 panic!("overflow when adding durations");
             }
-            Envelope::ok(vec![1u8])
+            Envelope::ok(vec![1u8], NoExtras {})
         })
         .await;
         assert!(outcome.is_error);
@@ -233,7 +241,7 @@ mod tests {
 
     #[test]
     fn an_answer_over_the_limit_becomes_its_failure() {
-        let big = Envelope::ok(vec!["x".repeat(MAX_ANSWER_BYTES)]);
+        let big = Envelope::ok(vec!["x".repeat(MAX_ANSWER_BYTES)], NoExtras {});
         let outcome = ToolOutcome::of(big);
         assert!(outcome.is_error);
         assert_eq!(outcome.envelope["data"], json!([]));
@@ -242,7 +250,7 @@ mod tests {
 
     #[test]
     fn success_sends_error_null() {
-        let outcome = ToolOutcome::new(&Envelope::<Vec<u8>>::ok(vec![]));
+        let outcome = ToolOutcome::new(&Envelope::<Vec<u8>>::ok(vec![], NoExtras {}));
         assert!(!outcome.is_error);
         assert_eq!(
             outcome.envelope,

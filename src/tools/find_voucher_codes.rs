@@ -12,7 +12,7 @@ use super::args::{
     self, ArgError, ArgProblem, Declared, Instant, InstantArg, IntRule, RawArgs, StatusArg,
     TextArg, LIMIT, MAX_SCAN, SKIP,
 };
-use super::envelope::{Answer, Failure};
+use super::envelope::{Envelope, Extras, Failure};
 use super::list_voucher_codes::VoucherCode;
 use super::read_ahead::{ReadAhead, Span};
 use super::{memory, words, CallContext, ScanProgress};
@@ -82,13 +82,9 @@ pub const ARGS: &[&dyn Declared] = &[
     &MAX_SCAN,
 ];
 
-/// The result: the matching codes and where the scan stands.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
-pub struct FindEnvelope {
-    /// Whether the call succeeded.
-    pub success: bool,
-    /// The matching codes, in the pool's order; empty when the call failed.
-    pub data: Vec<VoucherCode>,
+/// Beside the matching codes: where the scan stands.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
+pub struct Scan {
     /// How many codes were examined.
     pub scanned: u64,
     /// How many codes the pool holds in the population scanned (all codes, or those of `status`), as the API counts them; null when unknown or on failure.
@@ -99,46 +95,19 @@ pub struct FindEnvelope {
     pub next_skip: Option<u64>,
     /// When the oldest page this answer rests on was read from Bloomreach (RFC 3339, UTC): a page read less than a minute before is used again. Null on failure.
     pub as_of: Option<String>,
-    /// Why the call failed, in a sentence for a person; null on success.
-    pub error: Option<String>,
 }
 
-pub type Output = FindEnvelope;
-
-impl Answer for FindEnvelope {
-    fn into_failure(self, error: String) -> Self {
+impl Extras for Scan {
+    /// A failure keeps how many codes were examined.
+    fn failed(self) -> Self {
         Self {
-            success: false,
-            data: Vec::new(),
-            matched: None,
-            complete: false,
-            next_skip: None,
-            as_of: None,
-            error: Some(error),
-            ..self
-        }
-    }
-
-    fn failure(error: String) -> Self {
-        Self::scanned(0).into_failure(error)
-    }
-}
-
-impl FindEnvelope {
-    /// A failure after `scanned` codes were examined.
-    fn scanned(scanned: u64) -> Self {
-        Self {
-            success: false,
-            data: Vec::new(),
-            scanned,
-            matched: None,
-            complete: false,
-            next_skip: None,
-            as_of: None,
-            error: None,
+            scanned: self.scanned,
+            ..Self::default()
         }
     }
 }
+
+pub type Output = Envelope<Vec<VoucherCode>, Scan>;
 
 /// The checked filter.
 struct Filter {
@@ -239,17 +208,20 @@ impl Filter {
     }
 }
 
-pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> FindEnvelope {
+pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> Output {
     match find(context, args).await {
         Ok(envelope) => envelope,
-        Err((scanned, failure)) => FindEnvelope {
-            error: Some(words::failure(&failure)),
-            ..FindEnvelope::scanned(scanned)
-        },
+        Err((scanned, failure)) => Output::failed(
+            words::failure(&failure),
+            Scan {
+                scanned,
+                ..Scan::default()
+            },
+        ),
     }
 }
 
-async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope, (u64, Failure)> {
+async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<Output, (u64, Failure)> {
     let fail = |e: ArgError| (0, Failure::from(e));
     let (project_id, pool_id) = args::pool_ids(args).map_err(fail)?;
     let filter = Filter {
@@ -387,16 +359,16 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<FindEnvelope,
             requested += 1;
         }
     };
-    Ok(FindEnvelope {
-        success: true,
+    Ok(Output::ok(
         data,
-        scanned,
-        matched,
-        complete,
-        next_skip: (!complete).then_some(skip + scanned),
-        as_of: memory::as_of(read_at),
-        error: None,
-    })
+        Scan {
+            scanned,
+            matched,
+            complete,
+            next_skip: (!complete).then_some(skip + scanned),
+            as_of: memory::as_of(read_at),
+        },
+    ))
 }
 
 #[cfg(test)]

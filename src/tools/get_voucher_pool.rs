@@ -40,7 +40,7 @@ pub const ARGS: &[&dyn Declared] = &args::POOL;
 pub type Output = Envelope<Option<VoucherPool>>;
 
 pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> Output {
-    Output::of(get_pool(context, args).await, None)
+    Output::of(get_pool(context, args).await)
 }
 
 async fn get_pool(

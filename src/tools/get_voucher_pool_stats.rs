@@ -9,8 +9,8 @@ use serde::Serialize;
 use std::time::SystemTime;
 
 use super::args::{self, Declared, RawArgs};
-use super::envelope::{Answer, Failure};
-use super::{memory, words, CallContext, ScanProgress};
+use super::envelope::{Envelope, Extras, Failure};
+use super::{memory, CallContext, ScanProgress};
 use crate::backend::{
     BackendError, CodeStatus, CodesQuery, PoolRef, SkipCheck, MAX_CODES_PER_PAGE,
 };
@@ -44,35 +44,16 @@ pub struct VoucherPoolStats {
     pub redeemed: u64,
 }
 
-/// The result: the counts, and when the data they rest on was read.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
-pub struct StatsEnvelope {
-    /// Whether the call succeeded.
-    pub success: bool,
-    /// The pool's counts; null when the call failed.
-    pub data: Option<VoucherPoolStats>,
+/// Beside the counts: when the data they rest on was read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, JsonSchema)]
+pub struct Read {
     /// When the oldest data this answer rests on was read from Bloomreach (RFC 3339, UTC): answers to follow-up questions within a minute come from what was read then. Null on failure.
     pub as_of: Option<String>,
-    /// Why the call failed, in a sentence for a person; null on success.
-    pub error: Option<String>,
 }
 
-pub type Output = StatsEnvelope;
+impl Extras for Read {}
 
-impl Answer for StatsEnvelope {
-    fn into_failure(self, error: String) -> Self {
-        Self::failure(error)
-    }
-
-    fn failure(error: String) -> Self {
-        Self {
-            success: false,
-            data: None,
-            as_of: None,
-            error: Some(error),
-        }
-    }
-}
+pub type Output = Envelope<Option<VoucherPoolStats>, Read>;
 
 /// The most codes read to count a pool on a backend that cannot filter by
 /// status.
@@ -80,13 +61,13 @@ pub const MAX_COUNTED: u64 = 100_000;
 
 pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> Output {
     match stats(context, args).await {
-        Ok((data, read)) => StatsEnvelope {
-            success: true,
-            data: Some(data),
-            as_of: memory::as_of(read),
-            error: None,
-        },
-        Err(failure) => StatsEnvelope::failure(words::failure(&failure)),
+        Ok((data, read)) => Output::ok(
+            Some(data),
+            Read {
+                as_of: memory::as_of(read),
+            },
+        ),
+        Err(failure) => Output::of(Err(failure)),
     }
 }
 

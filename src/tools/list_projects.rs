@@ -43,17 +43,20 @@ pub async fn call(context: &CallContext<'_>, _args: &RawArgs) -> Output {
     // With no way in, or a setting that cannot work, the projects
     // configured would be an answer that leads nowhere.
     if let Some(e) = context.backend.unusable() {
-        return Output::of(Err(e.into()), Vec::new());
+        return Output::of(Err(e.into()));
     }
     if !context.projects.is_empty() {
-        return Output::ok(context.projects.iter().map(ProjectRecord::from).collect());
+        return Output::of(Ok(context
+            .projects
+            .iter()
+            .map(ProjectRecord::from)
+            .collect()));
     }
     let listed = context.backend.list_projects(context.on_retry).await;
     Output::of(
         listed
             .map(|projects| projects.iter().map(ProjectRecord::from).collect())
             .map_err(Into::into),
-        Vec::new(),
     )
 }
 

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::args::{self, Declared, RawArgs, StatusArg, COUNT, SKIP};
-use super::envelope::Answer;
+use super::envelope::{Envelope, Extras};
 use super::{words, CallContext};
 use crate::backend::{Code, CodesQuery};
 use crate::time::rfc3339_utc;
@@ -52,13 +52,9 @@ pub struct VoucherCode {
     pub redeemed_at: Option<String>,
 }
 
-/// The result: the envelope plus paging facts.
+/// Beside the codes: the paging facts.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
-pub struct CodesEnvelope {
-    /// Whether the call succeeded.
-    pub success: bool,
-    /// The codes on this page; empty when the call failed.
-    pub data: Vec<VoucherCode>,
+pub struct Paging {
     /// How many codes in the pool match the request (all codes, or those of the requested status); null when unknown or on failure.
     pub matched: Option<u64>,
     /// Whether `matched` was capped by a Bloomreach limit (so the true number may be larger); null when unknown.
@@ -67,37 +63,55 @@ pub struct CodesEnvelope {
     pub skip: i64,
     /// The page size that was applied (on failure, the count asked for).
     pub limit: i64,
-    /// Why the call failed, in a sentence for a person; null on success.
-    pub error: Option<String>,
 }
 
-pub type Output = CodesEnvelope;
+impl Default for Paging {
+    fn default() -> Self {
+        Self {
+            matched: None,
+            matched_limited: None,
+            skip: SKIP.default,
+            limit: COUNT.default,
+        }
+    }
+}
 
-pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> CodesEnvelope {
-    let skip = args::integer(args, SKIP);
-    let count = args::integer(args, COUNT);
-    let failed = |error: String| CodesEnvelope {
-        success: false,
-        data: Vec::new(),
-        matched: None,
-        matched_limited: None,
-        skip: skip.echo(),
-        limit: count.echo(),
-        error: Some(error),
-    };
+impl Extras for Paging {
+    /// A failure keeps the paging asked for.
+    fn failed(self) -> Self {
+        Self {
+            skip: self.skip,
+            limit: self.limit,
+            ..Self::default()
+        }
+    }
+
+    /// The paging asked for, where it can be read as integers.
+    fn refused(args: &RawArgs) -> Self {
+        Self {
+            skip: args::integer(args, SKIP).echo(),
+            limit: args::integer(args, COUNT).echo(),
+            ..Self::default()
+        }
+    }
+}
+
+pub type Output = Envelope<Vec<VoucherCode>, Paging>;
+
+pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> Output {
     let checked = (|| {
         let (project_id, pool_id) = args::pool_ids(args)?;
         Ok((
             project_id,
             pool_id,
-            skip.checked()?,
-            count.checked()?,
+            args::integer(args, SKIP).checked()?,
+            args::integer(args, COUNT).checked()?,
             args::status(args)?,
         ))
     })();
     let (project_id, pool_id, skip_value, count_value, status) = match checked {
         Ok(checked) => checked,
-        Err(e) => return failed(words::arg_error(&e)),
+        Err(e) => return Output::failed(words::arg_error(&e), Paging::refused(args)),
     };
     let query = CodesQuery {
         project_id: &project_id,
@@ -107,55 +121,21 @@ pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> CodesEnvelope {
         status,
     };
     match context.backend.list_codes(&query, context.on_retry).await {
-        Ok(page) => CodesEnvelope {
-            success: true,
+        Ok(page) => Output::ok(
             // Records beyond the count asked for are not this call's to pass on.
-            data: page
-                .codes
+            page.codes
                 .into_iter()
                 .take(query.count as usize)
                 .map(VoucherCode::from)
                 .collect(),
-            matched: page.matched,
-            matched_limited: page.matched_limited,
-            skip: i64::try_from(page.skip).unwrap_or(i64::MAX),
-            limit: i64::try_from(page.limit).unwrap_or(i64::MAX),
-            error: None,
-        },
-        Err(e) => failed(words::backend_error(&e)),
-    }
-}
-
-impl Answer for CodesEnvelope {
-    fn into_failure(self, error: String) -> Self {
-        Self {
-            success: false,
-            data: Vec::new(),
-            matched: None,
-            matched_limited: None,
-            error: Some(error),
-            ..self
-        }
-    }
-
-    fn failure(error: String) -> Self {
-        Self {
-            success: false,
-            data: Vec::new(),
-            matched: None,
-            matched_limited: None,
-            skip: SKIP.default,
-            limit: COUNT.default,
-            error: Some(error),
-        }
-    }
-
-    fn refused(args: &RawArgs, error: String) -> Self {
-        Self {
-            skip: args::integer(args, SKIP).echo(),
-            limit: args::integer(args, COUNT).echo(),
-            ..Self::failure(error)
-        }
+            Paging {
+                matched: page.matched,
+                matched_limited: page.matched_limited,
+                skip: i64::try_from(page.skip).unwrap_or(i64::MAX),
+                limit: i64::try_from(page.limit).unwrap_or(i64::MAX),
+            },
+        ),
+        Err(e) => Output::failed(words::backend_error(&e), Paging::refused(args)),
     }
 }
 
@@ -180,7 +160,7 @@ mod tests {
 
     fn quiet(_: &crate::backend::RetryNotice) {}
 
-    async fn envelope(args: Value) -> CodesEnvelope {
+    async fn envelope(args: Value) -> Output {
         let backend = Backend::demo();
         let context = CallContext {
             backend: &backend,
@@ -196,7 +176,7 @@ mod tests {
     async fn paging_defaults_to_zero_and_twenty() {
         let e = envelope(json!({"project_id": "demo", "pool_id": "summer20"})).await;
         assert_eq!(
-            (e.success, e.skip, e.limit, e.data.len()),
+            (e.success, e.extras.skip, e.extras.limit, e.data.len()),
             (true, 0, 20, 20)
         );
         let e = envelope(
@@ -204,19 +184,19 @@ mod tests {
             "count": null, "status": null, "other": 1}),
         )
         .await;
-        assert_eq!((e.success, e.skip, e.limit), (true, 0, 20));
+        assert_eq!((e.success, e.extras.skip, e.extras.limit), (true, 0, 20));
     }
 
     #[tokio::test]
     async fn failures_echo_readable_paging_and_defaults_otherwise() {
         let e =
             envelope(json!({"project_id": "p", "pool_id": "q", "skip": 7, "count": 5000})).await;
-        assert_eq!((e.success, e.skip, e.limit), (false, 7, 5000));
-        assert_eq!((e.matched, e.matched_limited), (None, None));
+        assert_eq!((e.success, e.extras.skip, e.extras.limit), (false, 7, 5000));
+        assert_eq!((e.extras.matched, e.extras.matched_limited), (None, None));
         let e = envelope(json!({"project_id": "", "skip": "x", "count": "50"})).await;
-        assert_eq!((e.skip, e.limit), (0, 50));
+        assert_eq!((e.extras.skip, e.extras.limit), (0, 50));
         let e = envelope(json!({"skip": -4, "count": 1e300})).await;
-        assert_eq!((e.skip, e.limit), (-4, 20));
+        assert_eq!((e.extras.skip, e.extras.limit), (-4, 20));
     }
 
     #[tokio::test]
@@ -240,6 +220,6 @@ mod tests {
         let e = envelope(json!({"project_id": "demo", "pool_id": "summer20", "status": "redeemed", "count": "5"})).await;
         assert_eq!(e.data.len(), 5);
         assert!(e.data.iter().all(|c| c.status == "redeemed"));
-        assert_eq!(e.matched, Some(576));
+        assert_eq!(e.extras.matched, Some(576));
     }
 }

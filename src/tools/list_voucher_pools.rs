@@ -42,7 +42,7 @@ pub struct VoucherPoolSummary {
 pub type Output = Envelope<Vec<VoucherPoolSummary>>;
 
 pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> Output {
-    Output::of(list_pools(context, args).await, Vec::new())
+    Output::of(list_pools(context, args).await)
 }
 
 async fn list_pools(
