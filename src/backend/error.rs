@@ -209,6 +209,19 @@ pub enum BackendError {
     CredentialsFile { path: String, detail: String },
 }
 
+impl BackendError {
+    /// A wait of `wait` asked with `status`, longer than this server waits.
+    pub fn wait_too_long(status: u16, wait: Duration) -> Self {
+        Self::RetryAfterTooLong {
+            status,
+            wait,
+            until: SystemTime::now()
+                .checked_add(wait)
+                .unwrap_or_else(SystemTime::now),
+        }
+    }
+}
+
 /// Why a login could not be made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LoginProblem {

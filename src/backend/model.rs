@@ -11,6 +11,7 @@ use compact_str::CompactString;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+use super::error::{BackendError, Service};
 use super::id::Id;
 
 /// The top level of every answer. The paging fields are only present on the
@@ -111,6 +112,18 @@ impl Pool {
             self.company_id = Some(project_id.to_string());
         }
         self
+    }
+}
+
+impl Reply<Pool> {
+    /// The pool `service` answered for `project_id`; no data is a failure.
+    pub fn pool(self, service: Service, project_id: &super::Id) -> Result<Pool, BackendError> {
+        let pool = self.data.ok_or(BackendError::Unexpected {
+            service,
+            problem: super::AnswerProblem::NoData,
+            excerpt: None,
+        })?;
+        Ok(pool.of_project(project_id))
     }
 }
 

@@ -21,7 +21,7 @@ mod tools;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use reqwest::Url;
 use serde::de::DeserializeOwned;
@@ -38,12 +38,12 @@ use self::oauth::{Auth, Authorization, KnownClient, LoginSetup, OAuthHttp, Token
 use self::pacing::{Limits, Pacer};
 use self::session::{Bearer, Fault, Session};
 use self::tools::{payload, ToolAnswer};
-use super::error::{AnswerProblem, BackendError, LoginReason, ProxyFailure, Service};
+use super::error::{AnswerProblem, BackendError, LoginReason, Service};
 use super::model::{
     Bounded, Capped, Code, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, Reply, SkipCheck,
     MAX_CODES_PER_PAGE, MAX_POOLS, MAX_PROJECTS,
 };
-use super::network::failure::proxy_failure;
+use super::network::failure::unreachable;
 use super::network::Network;
 use super::notice::{RetryNotice, RetryObserver, RetryReason};
 use super::quote::Quoter;
@@ -188,11 +188,7 @@ pub struct SignedIn {
 
 impl LoomiClient {
     pub fn new(options: LoomiOptions) -> Self {
-        let host = match (options.url.host_str(), options.url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            _ => options.url.to_string(),
-        };
+        let host = super::network::host_port(&options.url);
         let pacer = Pacer::new(options.limits);
         Self {
             inner: Arc::new(Inner {
@@ -650,13 +646,7 @@ impl LoomiClient {
             };
             // Rate limited: wait it out, within bounds.
             if let Some(w) = wait.filter(|w| *w > MAX_RETRY_WAIT) {
-                return Err(BackendError::RetryAfterTooLong {
-                    status: 429,
-                    wait: w,
-                    until: SystemTime::now()
-                        .checked_add(w)
-                        .unwrap_or_else(SystemTime::now),
-                });
+                return Err(BackendError::wait_too_long(429, w));
             }
             if retries >= MAX_RETRIES {
                 return Err(BackendError::RateLimited {
@@ -714,26 +704,7 @@ impl LoomiClient {
                     .options
                     .network
                     .proxy_for(&self.inner.options.url);
-                match (proxy, proxy_failure(proxy, failure, cause.as_deref())) {
-                    (Some(p), Some(how)) => BackendError::Proxy {
-                        proxy: p.shown().to_owned(),
-                        variable: p.variable(),
-                        host,
-                        failure: how,
-                        cause: if how == ProxyFailure::AuthRequired {
-                            None
-                        } else {
-                            cause
-                        },
-                        retries,
-                    },
-                    _ => BackendError::Connection {
-                        host,
-                        failure,
-                        cause,
-                        retries,
-                    },
-                }
+                unreachable(proxy, host, failure, cause, retries)
             }
             Fault::Redirect { location } => BackendError::Redirect {
                 service: Service::Loomi,
@@ -972,12 +943,7 @@ impl LoomiClient {
             }
         })?;
         let reply: Reply<Pool> = self.decode(Answered { envelope, quoter })?;
-        let found = reply.data.ok_or(BackendError::Unexpected {
-            service: Service::Loomi,
-            problem: AnswerProblem::NoData,
-            excerpt: None,
-        })?;
-        Ok(found.of_project(pool.project_id))
+        reply.pool(Service::Loomi, pool.project_id)
     }
 
     pub async fn list_codes(

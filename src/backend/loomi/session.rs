@@ -94,21 +94,10 @@ pub fn http_client(
     origin: &Url,
     timeout: Duration,
 ) -> Result<reqwest::Client, String> {
-    let origin = origin.clone();
     builder
-        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-            let url = attempt.url();
-            if attempt.previous().len() > 5 {
-                attempt.error("too many redirects")
-            } else if url.scheme() == origin.scheme()
-                && url.host_str() == origin.host_str()
-                && url.port_or_known_default() == origin.port_or_known_default()
-            {
-                attempt.follow()
-            } else {
-                let to = url.to_string();
-                attempt.error(OtherOrigin(to))
-            }
+        .redirect(crate::backend::network::within_origin(origin, |a| {
+            let to = a.url().to_string();
+            a.error(OtherOrigin(to))
         }))
         .connect_timeout(timeout)
         .read_timeout(timeout)

@@ -3,7 +3,7 @@
 //! from reqwest's error chain, for every backend.
 
 use super::proxy::ProxyServer;
-use crate::backend::error::{ProxyFailure, TransportFailure};
+use crate::backend::error::{BackendError, ProxyFailure, TransportFailure};
 
 /// The innermost cause of an error, in words.
 pub fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
@@ -91,6 +91,33 @@ pub fn is_undecodable(error: &(dyn std::error::Error + 'static)) -> bool {
         cause = e.source();
     }
     false
+}
+
+/// The failure of a connection to `host`, named as the proxy's where it
+/// went through `proxy` and the fault is the proxy's.
+pub fn unreachable(
+    proxy: Option<&ProxyServer>,
+    host: String,
+    failure: TransportFailure,
+    cause: Option<String>,
+    retries: u32,
+) -> BackendError {
+    match (proxy, proxy_failure(proxy, failure, cause.as_deref())) {
+        (Some(p), Some(how)) => BackendError::Proxy {
+            proxy: p.shown().to_owned(),
+            variable: p.variable(),
+            host,
+            failure: how,
+            cause: cause.filter(|_| how != ProxyFailure::AuthRequired),
+            retries,
+        },
+        _ => BackendError::Connection {
+            host,
+            failure,
+            cause,
+            retries,
+        },
+    }
 }
 
 /// How a proxy failed, when a connection through `proxy` could not be made.

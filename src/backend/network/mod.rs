@@ -41,3 +41,38 @@ impl Network {
         self.proxies.for_url(url)
     }
 }
+
+/// Same-origin redirects followed before giving up.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// A redirect policy that follows redirects within `origin` (at most
+/// [`MAX_REDIRECTS`]) and hands one to elsewhere to `elsewhere`: no
+/// credential is carried to another origin.
+pub fn within_origin(
+    origin: &Url,
+    elsewhere: fn(reqwest::redirect::Attempt) -> reqwest::redirect::Action,
+) -> reqwest::redirect::Policy {
+    let origin = origin.clone();
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let url = attempt.url();
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else if url.scheme() == origin.scheme()
+            && url.host_str() == origin.host_str()
+            && url.port_or_known_default() == origin.port_or_known_default()
+        {
+            attempt.follow()
+        } else {
+            elsewhere(attempt)
+        }
+    })
+}
+
+/// `host[:port]` of `url`, for messages (the whole URL where it has no host).
+pub fn host_port(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => url.as_str().trim_end_matches('/').to_owned(),
+    }
+}

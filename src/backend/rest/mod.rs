@@ -25,7 +25,6 @@ use super::model::{
 use super::network::Network;
 use super::notice::RetryObserver;
 use super::quote::Quoter;
-use super::AnswerProblem;
 use crate::backend::Credentials;
 
 /// The largest answer body read, in bytes.
@@ -33,8 +32,6 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// The most requests on the wire at once (so the most connections open);
 /// further calls queue for a free one.
 pub const MAX_CONNECTIONS: usize = 50;
-/// Same-origin redirects followed before giving up.
-pub const MAX_REDIRECTS: usize = 5;
 
 /// Everything the client needs to be built.
 #[derive(Clone, Debug)]
@@ -117,11 +114,7 @@ impl RestClient {
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
 
         let base = options.base_url.as_str().trim_end_matches('/').to_owned();
-        let host = match (options.base_url.host_str(), options.base_url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            _ => base.clone(),
-        };
+        let host = super::network::host_port(&options.base_url);
         let quoter = Quoter::new([token, options.credentials.secret.expose().to_owned()]);
         Self {
             inner: Arc::new(Inner {
@@ -179,12 +172,7 @@ impl RestClient {
         observer: RetryObserver<'_>,
     ) -> Result<Pool, BackendError> {
         let reply: Reply<Pool> = self.get(&Endpoint::Pool(pool), observer).await?;
-        let found = reply.data.ok_or(BackendError::Unexpected {
-            service: Service::Api,
-            problem: AnswerProblem::NoData,
-            excerpt: None,
-        })?;
-        Ok(found.of_project(pool.project_id))
+        reply.pool(Service::Api, pool.project_id)
     }
 
     /// `GET /data/v2/projects/{project_id}/vouchers/pools/{pool_id}/codes?skip=&count=[&status=]`
@@ -211,16 +199,8 @@ struct Setup {
 
 impl Setup {
     fn client(&self) -> Result<reqwest::Client, String> {
-        let origin = self.origin.clone();
-        let redirect = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > MAX_REDIRECTS {
-                attempt.error("too many redirects")
-            } else if same_origin(attempt.url(), &origin) {
-                attempt.follow()
-            } else {
-                attempt.stop()
-            }
-        });
+        // A redirect elsewhere is answered as itself, and named.
+        let redirect = super::network::within_origin(&self.origin, |a| a.stop());
         self.network
             .client_builder()
             .user_agent(self.user_agent.clone())
@@ -232,12 +212,6 @@ impl Setup {
             .build()
             .map_err(|e| super::network::failure::innermost(&e))
     }
-}
-
-fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host_str() == b.host_str()
-        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 #[cfg(test)]

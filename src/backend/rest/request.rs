@@ -12,12 +12,13 @@ use serde_json::Value;
 
 use super::endpoint::Endpoint;
 use super::retry::{is_retryable, parse_retry_after};
-use super::{RestClient, MAX_REDIRECTS};
+use super::RestClient;
 use crate::backend::error::{
     AnswerProblem, BackendError, ProxyFailure, Service, Subject, TransportFailure,
 };
 use crate::backend::model::Reply;
-use crate::backend::network::failure::{innermost, proxy_failure, transport_failure};
+use crate::backend::network::failure::{innermost, proxy_failure, transport_failure, unreachable};
+use crate::backend::network::MAX_REDIRECTS;
 use crate::backend::notice::{RetryNotice, RetryObserver, RetryReason};
 use crate::backend::quote::{strip_position, MAX_ERROR_BODY_BYTES};
 
@@ -103,13 +104,7 @@ impl RestClient {
                 } => {
                     if is_retryable(status) {
                         if let Some(wait) = retry_after.filter(|w| *w > policy.max_retry_after) {
-                            return Err(BackendError::RetryAfterTooLong {
-                                status: status.as_u16(),
-                                wait,
-                                until: SystemTime::now()
-                                    .checked_add(wait)
-                                    .unwrap_or_else(SystemTime::now),
-                            });
+                            return Err(BackendError::wait_too_long(status.as_u16(), wait));
                         }
                     }
                     if !is_retryable(status) || retries >= policy.max_retries {
@@ -147,22 +142,13 @@ impl RestClient {
                     let permanent = failure == TransportFailure::Certificate
                         || through == Some(ProxyFailure::AuthRequired);
                     if retries >= policy.max_retries || permanent {
-                        return Err(match (proxy, through) {
-                            (Some(proxy), Some(failure)) => BackendError::Proxy {
-                                proxy: proxy.shown().to_owned(),
-                                variable: proxy.variable(),
-                                host: inner.host.clone(),
-                                failure,
-                                cause,
-                                retries,
-                            },
-                            _ => BackendError::Connection {
-                                host: inner.host.clone(),
-                                failure,
-                                cause,
-                                retries,
-                            },
-                        });
+                        return Err(unreachable(
+                            proxy,
+                            inner.host.clone(),
+                            failure,
+                            cause,
+                            retries,
+                        ));
                     }
                     tracing::debug!(
                         ?failure,
