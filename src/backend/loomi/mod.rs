@@ -519,6 +519,34 @@ impl LoomiClient {
         .await
     }
 
+    /// What a session fault leads to: once a refresh after a 401, once a
+    /// new session after a lost one (`None`: try again), a login needed
+    /// after a second 401; any other fault is handed back.
+    async fn recover(
+        &self,
+        fault: Fault,
+        token: &Secret,
+        login: &mut StoredLogin,
+        (refreshed, reopened): (&mut bool, &mut bool),
+    ) -> Result<Option<Fault>, BackendError> {
+        match fault {
+            Fault::Unauthorized { .. } if !*refreshed => {
+                *refreshed = true;
+                *login = self.login(Some(token.expose())).await?;
+            }
+            Fault::Unauthorized { .. } => {
+                self.forget(token.expose()).await;
+                return Err(self.login_required(LoginReason::Refused).await);
+            }
+            Fault::SessionGone if !*reopened => {
+                *reopened = true;
+                self.forget_session().await;
+            }
+            fault => return Ok(Some(fault)),
+        }
+        Ok(None)
+    }
+
     /// Runs `then` on the open session, with one refresh after a 401 and
     /// one new session after a lost one.
     async fn with_session<T>(
@@ -531,20 +559,11 @@ impl LoomiClient {
             let token = login.bearer().unwrap_or_else(|| Secret::new(String::new()));
             match self.opened(token.clone()).await {
                 Ok(opened) => return then(&opened),
-                Err(Fault::Unauthorized { .. }) if !refreshed => {
-                    refreshed = true;
-                    login = self.login(Some(token.expose())).await?;
-                }
-                Err(Fault::Unauthorized { .. }) => {
-                    self.forget(token.expose()).await;
-                    return Err(self.login_required(LoginReason::Refused).await);
-                }
-                Err(Fault::SessionGone) if !reopened => {
-                    reopened = true;
-                    self.forget_session().await;
-                }
                 Err(fault) => {
-                    return Err(self.fault_error(fault, &Quoter::new(login.secrets()), 0))
+                    let tries = (&mut refreshed, &mut reopened);
+                    if let Some(fault) = self.recover(fault, &token, &mut login, tries).await? {
+                        return Err(self.fault_error(fault, &Quoter::new(login.secrets()), 0));
+                    }
                 }
             }
         }
@@ -627,22 +646,14 @@ impl LoomiClient {
                         })
                     }
                 },
-                Err(Fault::Unauthorized { .. }) if !refreshed => {
-                    refreshed = true;
-                    login = self.login(Some(token.expose())).await?;
-                    continue;
+                Err(fault) => {
+                    let tries = (&mut refreshed, &mut reopened);
+                    match self.recover(fault, &token, &mut login, tries).await? {
+                        None => continue,
+                        Some(Fault::RateLimited { retry_after }) => retry_after,
+                        Some(fault) => return Err(self.fault_error(fault, &quoter, retries)),
+                    }
                 }
-                Err(Fault::Unauthorized { .. }) => {
-                    self.forget(token.expose()).await;
-                    return Err(self.login_required(LoginReason::Refused).await);
-                }
-                Err(Fault::SessionGone) if !reopened => {
-                    reopened = true;
-                    self.forget_session().await;
-                    continue;
-                }
-                Err(Fault::RateLimited { retry_after }) => retry_after,
-                Err(fault) => return Err(self.fault_error(fault, &quoter, retries)),
             };
             // Rate limited: wait it out, within bounds.
             if let Some(w) = wait.filter(|w| *w > MAX_RETRY_WAIT) {
