@@ -95,7 +95,7 @@ pub enum BackendError {
     /// This backend cannot filter codes by status.
     CannotFilterByStatus,
     /// A page filtered by `status` did not say how many codes match.
-    NoCount { status: super::model::CodeStatus },
+    NoCount { status: &'static str },
     /// HTTP 400.
     Rejected { message: Option<String> },
     /// HTTP 401.

@@ -119,7 +119,9 @@ async fn count(
         status: Some(status),
     };
     let page = memory::page(context, &query).await?;
-    let matched = page.value.matched.ok_or(BackendError::NoCount { status })?;
+    let matched = page.value.matched.ok_or(BackendError::NoCount {
+        status: status.as_str(),
+    })?;
     Ok((matched, page.at))
 }
 

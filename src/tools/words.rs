@@ -96,8 +96,7 @@ pub fn backend_error(e: &BackendError) -> String {
             "status cannot be used here: this backend (Loomi Connect) cannot filter a page of codes by status. Leave status out, or call find_voucher_codes with status (it filters the codes as it reads them) or get_voucher_pool_stats for counts by status".to_owned()
         }
         BackendError::NoCount { status } => format!(
-            "The Bloomreach API did not say how many codes are {}; list_voucher_codes with that status shows them",
-            status.as_str()
+            "The Bloomreach API did not say how many codes are {status}; list_voucher_codes with that status shows them"
         ),
         BackendError::Setup { words } => words.clone(),
         BackendError::NotConfigured => format!(
