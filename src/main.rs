@@ -11,7 +11,6 @@ use bloomreach_vouchers_mcp::tools::VoucherServer;
 use bloomreach_vouchers_mcp::{logging, serve};
 
 fn main() -> ExitCode {
-    tune_allocator();
     let cli = Cli::parse();
     let serving = matches!(cli.command, None | Some(Command::Serve));
     let config = match Config::from_settings(&cli.settings) {
@@ -97,20 +96,4 @@ fn serve_broken(cli: &Cli, e: &bloomreach_vouchers_mcp::config::ConfigError) -> 
 fn usage_error(e: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::from(2)
-}
-
-/// glibc's allocator hands every buffer above 128 KiB to mmap and returns it
-/// on free, so each large page of codes (a few hundred KiB of JSON) costs
-/// fresh page faults. Buffers up to 4 MiB now stay in the heap; larger ones
-/// (an answer near the 16 MiB cap) are still mapped, grown in place and
-/// given back. One arena suits this single-threaded runtime.
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; it is called once,
-    // before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 * 1024 * 1024);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 8 * 1024 * 1024);
-    }
 }
