@@ -252,7 +252,8 @@ impl Memory {
         }
     }
 
-    /// How many codes are kept (for tests and the bench).
+    /// How many codes are kept.
+    #[cfg(test)]
     pub fn codes_kept(&self) -> usize {
         self.lock().codes
     }

@@ -490,11 +490,6 @@ impl LoomiClient {
         Ok(opened)
     }
 
-    /// Loomi's tools, opening the session if needed.
-    pub async fn tool_set(&self) -> Result<ToolSet, BackendError> {
-        self.with_session(|opened| Ok(opened.tools.clone())).await
-    }
-
     /// What Loomi said of itself when the session opened: the protocol
     /// version, and its name and version where it gave them (for `doctor`).
     pub async fn server_facts(&self) -> Result<ServerFacts, BackendError> {
