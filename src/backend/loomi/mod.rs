@@ -1,16 +1,13 @@
-//! Loomi Connect, Bloomreach's hosted MCP server, as a backend: the voucher
-//! tools of the seed served from live data behind the user's Bloomreach
-//! login.
+//! Loomi Connect, Bloomreach's hosted MCP server, as a backend: the voucher tools of the seed
+//! served from live data behind the user's Bloomreach login.
 //!
-//! Nothing happens at start. The first call reads the stored login
-//! ([`credentials`]), refreshes it when it has expired ([`oauth::Auth`]),
-//! opens the MCP session on rmcp's client ([`session`]) and lists Loomi's
-//! tools once; later calls reuse both. Each tool call is paced to Loomi's
-//! rate limit ([`pacing`]), a 429 or a "Too many requests" tool error is
-//! waited out, a 401 is answered by one refresh, a session that will not
-//! reopen is opened anew once. Without a usable login the call starts one
-//! ([`oauth`], [`callback`]) and fails with the authorization URL; the next
-//! call after the callback works.
+//! Nothing happens at start. The first call reads the stored login ([`credentials`]), refreshes
+//! it when it has expired ([`oauth::Auth`]), opens the MCP session on rmcp's client ([`session`])
+//! and lists Loomi's tools once; later calls reuse both. Each tool call is paced to Loomi's rate
+//! limit ([`pacing`]), a 429 or a "Too many requests" tool error is waited out, a 401 is answered
+//! by one refresh, a session that will not reopen is opened anew once. Without a usable login the
+//! call starts one ([`oauth`], [`callback`]) and fails with the authorization URL; the next call
+//! after the callback works.
 
 pub mod callback;
 pub mod credentials;
@@ -24,8 +21,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use reqwest::Url;
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::{Map, Value};
 
 pub use super::error::LoginProblem;
@@ -37,27 +33,24 @@ use self::callback::{Callback, LOGIN_WAIT};
 use self::oauth::{Auth, Authorization, KnownClient, LoginSetup, OAuthHttp, TokenProblem};
 use self::pacing::{Limits, Pacer};
 use self::session::{Bearer, Fault, Session};
-use self::tools::{payload, ToolAnswer};
+use self::tools::{payload, ProjectsPlan, ToolAnswer};
 use super::error::{AnswerProblem, BackendError, LoginReason, Service};
 use super::model::{
     Bounded, Capped, Code, CodesPage, CodesQuery, Pool, PoolRef, PoolSummary, Reply, SkipCheck,
     MAX_CODES_PER_PAGE, MAX_POOLS, MAX_PROJECTS,
 };
-use super::network::failure::unreachable;
-use super::network::Network;
+use super::network::{failure::unreachable, Network};
 use super::notice::{RetryNotice, RetryObserver, RetryReason};
 use super::quote::Quoter;
-use super::Id;
-use crate::backend::{ProjectEntry, Secret};
+use super::{Id, ProjectEntry, Secret};
 
 /// Rate-limit retries of one call, and the longest wait taken.
 pub const MAX_RETRIES: u32 = 3;
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(15);
-/// The most sign-ins one `login` makes (the first, a step-up to more
-/// scopes, a move to another authorization server).
+/// The most sign-ins one `login` makes (the first, a step-up to more scopes, a move to another
+/// authorization server).
 pub const MAX_SIGN_INS: u32 = 3;
 
-/// Everything the backend needs.
 #[derive(Clone, Debug)]
 pub struct LoomiOptions {
     pub url: Url,
@@ -89,14 +82,12 @@ struct Inner {
     host: String,
     http: OnceLock<Result<Clients, String>>,
     session: tokio::sync::Mutex<Option<Arc<Opened>>>,
-    /// A login started by a call, waiting for its callback.
     pending: tokio::sync::Mutex<Option<Pending>>,
     pacer: Pacer,
-    /// An access token refused for good: while the file still holds it, no
-    /// request is made with it.
+    /// An access token refused for good: no request is made with it while the file holds it.
     refused: std::sync::Mutex<Option<String>>,
-    /// Calls take their pacing turns in the order they came (a fair lock,
-    /// held from a call's start until its turn is reserved).
+    /// Calls take their pacing turns in arrival order (a fair lock, held from a call's start
+    /// until its turn is reserved).
     arrival: tokio::sync::Mutex<()>,
 }
 
@@ -107,15 +98,13 @@ struct Clients {
     oauth: OAuthHttp,
 }
 
-/// An open session and Loomi's tools.
 struct Opened {
     session: Session,
     tools: ToolSet,
 }
 
-/// Addresses a person pastes (the browser's last address, for a login
-/// whose browser cannot reach this machine), and what hears why a pasted
-/// line was not taken.
+/// Addresses a person pastes (the browser's last address, for a login whose browser cannot reach
+/// this machine), and what hears why a pasted line was not taken.
 pub type Pasted<'a> = (
     &'a tokio::sync::Mutex<tokio::sync::mpsc::Receiver<String>>,
     &'a (dyn Fn(&str) + Sync),
@@ -135,9 +124,8 @@ pub struct ServerFacts {
     pub tools: ToolSet,
 }
 
-/// A login a call started: waiting for its callback, or one that could
-/// not start (kept a while, so that calls arriving meanwhile share it
-/// instead of each trying discovery again).
+/// A login a call started: waiting for its callback, or one that could not start (kept a while,
+/// so that calls arriving meanwhile share it instead of each trying discovery again).
 enum Pending {
     Waiting {
         url: String,
@@ -152,11 +140,25 @@ enum Pending {
 /// How long a login that could not start is answered as is.
 const FAILED_LOGIN_KEPT: Duration = Duration::from_secs(30);
 
-/// The seed's envelope Loomi answered a call with, and the quoter that
-/// scrubs the login's secrets out of anything quoted from it.
+/// The seed's envelope Loomi answered a call with, and the quoter that scrubs the login's secrets
+/// out of anything quoted from it.
 struct Answered {
     envelope: Value,
     quoter: Quoter,
+}
+
+impl Answered {
+    /// The envelope, or the failure it reports (`success: false`).
+    fn ok(self) -> Result<Self, BackendError> {
+        let Self { envelope, quoter } = &self;
+        if envelope.get("success") != Some(&Value::Bool(false)) {
+            return Ok(self);
+        }
+        let message = quoter.api_message(envelope.get("error"), envelope.get("errors"));
+        Err(fail(message.unwrap_or_else(|| {
+            "Loomi Connect reported a failure and gave no reason".to_owned()
+        })))
+    }
 }
 
 /// A login ready for a person: the URL to open, and what finishes it.
@@ -181,23 +183,20 @@ impl PreparedLogin {
     }
 }
 
-/// What `login` found once signed in.
 pub struct SignedIn {
     pub tools: ToolSet,
 }
 
 impl LoomiClient {
     pub fn new(options: LoomiOptions) -> Self {
-        let host = super::network::host_port(&options.url);
-        let pacer = Pacer::new(options.limits);
         Self {
             inner: Arc::new(Inner {
+                host: super::network::host_port(&options.url),
+                pacer: Pacer::new(options.limits),
                 options,
-                host,
                 http: OnceLock::new(),
                 session: tokio::sync::Mutex::new(None),
                 pending: tokio::sync::Mutex::new(None),
-                pacer,
                 refused: std::sync::Mutex::new(None),
                 arrival: tokio::sync::Mutex::new(()),
             }),
@@ -217,24 +216,16 @@ impl LoomiClient {
     }
 
     fn clients(&self) -> Result<&Clients, String> {
-        let inner = &*self.inner;
-        inner
-            .http
-            .get_or_init(|| {
-                let o = &inner.options;
-                let builder = || o.network.client_builder().user_agent(crate::USER_AGENT);
-                let mcp = session::http_client(builder(), &o.url, o.timeout)?;
-                let oauth = OAuthHttp::new(builder, o.timeout)?;
-                let auth = Arc::new(Auth::new(
-                    o.url.clone(),
-                    o.file.clone(),
-                    oauth.clone(),
-                    o.timeout,
-                ));
-                Ok(Clients { mcp, auth, oauth })
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+        let made = self.inner.http.get_or_init(|| {
+            let o = &self.inner.options;
+            let builder = || o.network.client_builder().user_agent(crate::USER_AGENT);
+            let mcp = session::http_client(builder(), &o.url, o.timeout)?;
+            let oauth = OAuthHttp::new(builder, o.timeout)?;
+            let auth = Auth::new(o.url.clone(), o.file.clone(), oauth.clone(), o.timeout);
+            let auth = Arc::new(auth);
+            Ok(Clients { mcp, auth, oauth })
+        });
+        made.as_ref().map_err(Clone::clone)
     }
 
     fn setup(&self) -> Result<LoginSetup, LoginProblem> {
@@ -249,8 +240,8 @@ impl LoomiClient {
 
     // ---- logging in ------------------------------------------------------
 
-    /// Discovery, the client and the authorization URL, with the loopback
-    /// callback bound (on `port`, or a free one).
+    /// Discovery, the client and the authorization URL, with the loopback callback bound (on
+    /// `port`, or a free one).
     pub async fn prepare_login(&self, port: Option<u16>) -> Result<PreparedLogin, LoginProblem> {
         let setup = self.setup()?;
         let callback = Arc::new(Callback::bind(port).await.map_err(LoginProblem::Callback)?);
@@ -264,12 +255,11 @@ impl LoomiClient {
         })
     }
 
-    /// The whole login of a person at a terminal: sign in (`show` hands
-    /// each authorization URL to the person), store the login, then check
-    /// it by listing Loomi's tools and calling one that reads. A 403 asking
-    /// for more scopes, or a 401 after the move to another authorization
-    /// server, is answered by a new sign-in (scopes joined; registered
-    /// again where the issuer changed), at most [`MAX_SIGN_INS`] in all.
+    /// The whole login of a person at a terminal: sign in (`show` hands each authorization URL to
+    /// the person), store the login, then check it by listing Loomi's tools and calling one that
+    /// reads. A 403 asking for more scopes, or a 401 after the move to another authorization
+    /// server, is answered by a new sign-in (scopes joined; registered again where the issuer
+    /// changed), at most [`MAX_SIGN_INS`] in all.
     pub async fn sign_in(
         &self,
         port: Option<u16>,
@@ -279,9 +269,8 @@ impl LoomiClient {
     ) -> Result<SignedIn, LoginProblem> {
         let setup = self.setup()?;
         let callback = Callback::bind(port).await.map_err(LoginProblem::Callback)?;
-        let mut challenge: Option<String> = None;
+        let (mut challenge, mut known): (Option<String>, Option<KnownClient>) = (None, None);
         let mut scopes: Vec<String> = Vec::new();
-        let mut known: Option<KnownClient> = None;
         let mut tries = 0u32;
         loop {
             tries += 1;
@@ -306,30 +295,25 @@ impl LoomiClient {
                 .await
                 .map_err(|(p, _)| LoginProblem::OAuth(p))?;
             self.forget_session().await;
-            *self.refused_token() = None;
-            let token = login.bearer().unwrap_or_else(|| Secret::new(String::new()));
-            match self.check(token).await {
+            *locked(&self.inner.refused) = None;
+            match self.check(bearer(&login)).await {
                 Ok(tools) => return Ok(SignedIn { tools }),
                 Err(Fault::InsufficientScope { scope }) if tries < MAX_SIGN_INS => {
-                    let mut joined = asked;
+                    scopes = asked;
                     for s in scope.as_deref().unwrap_or("").split_whitespace() {
-                        if !joined.iter().any(|j| j == s) {
-                            joined.push(s.to_owned());
+                        if !scopes.iter().any(|j| j == s) {
+                            scopes.push(s.to_owned());
                         }
                     }
-                    scopes = joined;
                 }
                 Err(Fault::Unauthorized { challenge: c }) if tries < MAX_SIGN_INS => {
-                    // The resource now names another authorization server:
-                    // discover again from its challenge.
+                    // Another authorization server now: discover again from its challenge.
                     challenge = c;
                     scopes = Vec::new();
                 }
                 Err(Fault::InsufficientScope { scope }) => {
-                    return Err(LoginProblem::OAuth(OAuthProblem::StepUp {
-                        scope: scope.unwrap_or_default(),
-                        tries,
-                    }))
+                    let scope = scope.unwrap_or_default();
+                    return Err(LoginProblem::OAuth(OAuthProblem::StepUp { scope, tries }));
                 }
                 Err(fault) => {
                     let quoter = Quoter::new(login.secrets());
@@ -339,30 +323,25 @@ impl LoomiClient {
         }
     }
 
-    /// Opens a session with `token`, lists the tools and calls one that
-    /// reads.
+    /// Opens a session with `token`, lists the tools and calls one that reads.
     async fn check(&self, token: Secret) -> Result<ToolSet, Fault> {
-        let clients = self.clients().map_err(|detail| Fault::Setup { detail })?;
-        let bearer = Bearer::new(clients.mcp.clone(), token);
-        let session =
-            Session::open(&self.inner.options.url, bearer, self.inner.options.timeout).await?;
-        let listed = session.list_tools().await;
-        let result = match listed {
-            Ok(listed) => {
-                let tools = ToolSet::from_listed(&to_values(&listed));
-                match tools.probe_tool() {
-                    Some(probe) => session.call_tool(probe, Map::new()).await.map(|_| tools),
-                    None => Ok(tools),
-                }
+        let session = self.open_session(token).await?;
+        let result = async {
+            let tools = tool_set(&session.list_tools().await?);
+            if let Some(probe) = tools.probe_tool() {
+                session.call_tool(probe, Map::new()).await?;
             }
-            Err(f) => Err(f),
-        };
+            Ok::<_, Fault>(tools)
+        }
+        .await;
         session.close().await;
         result
     }
 
-    fn refused_token(&self) -> std::sync::MutexGuard<'_, Option<String>> {
-        self.inner.refused.lock().unwrap_or_else(|e| e.into_inner())
+    async fn open_session(&self, token: Secret) -> Result<Session, Fault> {
+        let clients = self.clients().map_err(|detail| Fault::Setup { detail })?;
+        let bearer = Bearer::new(clients.mcp.clone(), token);
+        Session::open(&self.inner.options.url, bearer, self.inner.options.timeout).await
     }
 
     async fn forget_session(&self) {
@@ -372,31 +351,31 @@ impl LoomiClient {
         }
     }
 
-    /// Remembers `token` as refused for good and drops the session opened
-    /// with it.
+    /// Remembers `token` as refused for good and drops the session opened with it.
     async fn forget(&self, token: &str) {
-        *self.refused_token() = Some(token.to_owned());
+        *locked(&self.inner.refused) = Some(token.to_owned());
         self.forget_session().await;
     }
 
-    /// The failure of a call that needs a login: starts one (or reuses the
-    /// one pending) and names its URL.
+    /// The failure of a call that needs a login: names the URL of the one pending.
     async fn login_required(&self, reason: LoginReason) -> BackendError {
+        let (authorization_url, problem) = self.pending_login().await;
+        BackendError::LoginRequired {
+            reason,
+            authorization_url,
+            problem,
+        }
+    }
+
+    /// The URL of the login pending (started here when none is), or why none could start.
+    async fn pending_login(&self) -> (Option<String>, Option<Box<LoginProblem>>) {
         let mut pending = self.inner.pending.lock().await;
         match pending.as_ref() {
             Some(Pending::Waiting { url, done }) if !done.load(Ordering::SeqCst) => {
-                return BackendError::LoginRequired {
-                    reason,
-                    authorization_url: Some(url.clone()),
-                    problem: None,
-                };
+                return (Some(url.clone()), None);
             }
             Some(Pending::Failed { at, problem }) if at.elapsed() < FAILED_LOGIN_KEPT => {
-                return BackendError::LoginRequired {
-                    reason,
-                    authorization_url: None,
-                    problem: Some(problem.clone()),
-                };
+                return (None, Some(problem.clone()));
             }
             _ => {}
         }
@@ -412,7 +391,7 @@ impl LoomiClient {
                 tokio::spawn(async move {
                     match prepared.finish(LOGIN_WAIT).await {
                         Ok(_) => {
-                            *client.refused_token() = None;
+                            *locked(&client.inner.refused) = None;
                             client.forget_session().await;
                             tracing::info!("logged in to Loomi Connect");
                         }
@@ -423,11 +402,7 @@ impl LoomiClient {
                     }
                     done.store(true, Ordering::SeqCst);
                 });
-                BackendError::LoginRequired {
-                    reason,
-                    authorization_url: Some(url),
-                    problem: None,
-                }
+                (Some(url), None)
             }
             Err(problem) => {
                 let problem = Box::new(problem);
@@ -435,22 +410,17 @@ impl LoomiClient {
                     at: std::time::Instant::now(),
                     problem: problem.clone(),
                 });
-                BackendError::LoginRequired {
-                    reason,
-                    authorization_url: None,
-                    problem: Some(problem),
-                }
+                (None, Some(problem))
             }
         }
     }
 
-    /// The login to use now: the stored one, refreshed when it expired or
-    /// its token was refused.
+    /// The login to use now: the stored one, refreshed when it expired or its token was refused.
     async fn login(&self, refused: Option<&str>) -> Result<StoredLogin, BackendError> {
         let clients = self
             .clients()
             .map_err(|detail| BackendError::ClientSetup { detail })?;
-        let remembered = self.refused_token().clone();
+        let remembered = locked(&self.inner.refused).clone();
         let refused = refused.map(str::to_owned).or(remembered);
         match clients.auth.login(refused.as_deref()).await {
             Ok(login) => Ok(login),
@@ -477,52 +447,41 @@ impl LoomiClient {
             opened.session.bearer.set(token);
             return Ok(Arc::clone(opened));
         }
-        let clients = self.clients().map_err(|detail| Fault::Setup { detail })?;
-        let bearer = Bearer::new(clients.mcp.clone(), token);
-        let session =
-            Session::open(&self.inner.options.url, bearer, self.inner.options.timeout).await?;
-        let listed = session.list_tools().await?;
-        let opened = Arc::new(Opened {
-            session,
-            tools: ToolSet::from_listed(&to_values(&listed)),
-        });
+        let session = self.open_session(token).await?;
+        let tools = tool_set(&session.list_tools().await?);
+        let opened = Arc::new(Opened { session, tools });
         *slot = Some(Arc::clone(&opened));
         Ok(opened)
     }
 
-    /// What Loomi said of itself when the session opened: the protocol
-    /// version, and its name and version where it gave them (for `doctor`).
+    /// What Loomi said of itself when the session opened: the protocol version, and its name and
+    /// version where it gave them (for `doctor`).
     pub async fn server_facts(&self) -> Result<ServerFacts, BackendError> {
         self.with_session(|opened| {
             let info = opened.session.service.peer_info();
+            let server = info.as_ref().and_then(|i| i.server_info.as_ref());
+            let short = |s: &str, n| crate::text::escape_controls(&crate::text::shorten(s, n));
             Ok(ServerFacts {
                 protocol: info
                     .as_ref()
                     .map(|i| i.protocol_version.to_string())
                     .unwrap_or_default(),
-                name: info
-                    .as_ref()
-                    .and_then(|i| i.server_info.as_ref())
-                    .map(|s| crate::text::escape_controls(&crate::text::shorten(&s.name, 100))),
-                version: info
-                    .as_ref()
-                    .and_then(|i| i.server_info.as_ref())
-                    .map(|s| crate::text::escape_controls(&crate::text::shorten(&s.version, 50))),
+                name: server.map(|s| short(&s.name, 100)),
+                version: server.map(|s| short(&s.version, 50)),
                 tools: opened.tools.clone(),
             })
         })
         .await
     }
 
-    /// What a session fault leads to: once a refresh after a 401, once a
-    /// new session after a lost one (`None`: try again), a login needed
-    /// after a second 401; any other fault is handed back.
+    /// What a session fault leads to: once a refresh after a 401, once a new session after a lost
+    /// one (`None`: try again), a login needed after a second 401; any other fault is handed back.
     async fn recover(
         &self,
         fault: Fault,
         token: &Secret,
         login: &mut StoredLogin,
-        (refreshed, reopened): (&mut bool, &mut bool),
+        (refreshed, reopened): &mut (bool, bool),
     ) -> Result<Option<Fault>, BackendError> {
         match fault {
             Fault::Unauthorized { .. } if !*refreshed => {
@@ -542,48 +501,40 @@ impl LoomiClient {
         Ok(None)
     }
 
-    /// Runs `then` on the open session, with one refresh after a 401 and
-    /// one new session after a lost one.
+    /// Runs `then` on the open session, with one refresh after a 401 and one new session after a
+    /// lost one.
     async fn with_session<T>(
         &self,
         then: impl Fn(&Opened) -> Result<T, BackendError>,
     ) -> Result<T, BackendError> {
         let mut login = self.login(None).await?;
-        let (mut refreshed, mut reopened) = (false, false);
+        let mut tries = (false, false);
         loop {
-            let token = login.bearer().unwrap_or_else(|| Secret::new(String::new()));
-            match self.opened(token.clone()).await {
+            let token = bearer(&login);
+            let fault = match self.opened(token.clone()).await {
                 Ok(opened) => return then(&opened),
-                Err(fault) => {
-                    let tries = (&mut refreshed, &mut reopened);
-                    if let Some(fault) = self.recover(fault, &token, &mut login, tries).await? {
-                        return Err(self.fault_error(fault, &Quoter::new(login.secrets()), 0));
-                    }
-                }
+                Err(fault) => fault,
+            };
+            if let Some(fault) = self.recover(fault, &token, &mut login, &mut tries).await? {
+                return Err(self.fault_error(fault, &Quoter::new(login.secrets()), 0));
             }
         }
     }
 
-    /// Calls Loomi's tool `name` with `arguments`; the seed envelope it
-    /// answered.
+    /// Calls the Loomi tool `pick` names, with its arguments; the seed envelope it answered.
     async fn call_tool(
         &self,
         pick: impl Fn(&ToolSet) -> Result<(String, Map<String, Value>), BackendError>,
         observer: RetryObserver<'_>,
     ) -> Result<Answered, BackendError> {
         let deadline = self.deadline();
-        match tokio::time::timeout(deadline, self.call_tool_once(pick, observer)).await {
-            Ok(answered) => answered,
-            Err(_) => Err(BackendError::Deadline {
-                host: self.inner.host.clone(),
-                deadline,
-            }),
-        }
+        let timed = tokio::time::timeout(deadline, self.call_tool_once(pick, observer)).await;
+        let host = self.inner.host.clone();
+        timed.unwrap_or(Err(BackendError::Deadline { host, deadline }))
     }
 
-    /// The longest a tool call may take in all (its turn, a refresh, a new
-    /// session, rate-limit waits and the exchange): four timeouts, and at
-    /// least two minutes.
+    /// The longest a tool call may take in all (its turn, a refresh, a new session, rate-limit
+    /// waits and the exchange): four timeouts, and at least two minutes.
     pub fn deadline(&self) -> Duration {
         (self.inner.options.timeout * 4).max(Duration::from_secs(120))
     }
@@ -595,9 +546,9 @@ impl LoomiClient {
     ) -> Result<Answered, BackendError> {
         let mut arrival = Some(self.inner.arrival.lock().await);
         let mut login = self.login(None).await?;
-        let (mut refreshed, mut reopened, mut retries) = (false, false, 0u32);
+        let (mut tries, mut retries) = ((false, false), 0u32);
         loop {
-            let token = login.bearer().unwrap_or_else(|| Secret::new(String::new()));
+            let token = bearer(&login);
             let quoter = Quoter::new(login.secrets());
             let answered = match self.opened(token.clone()).await {
                 Ok(opened) => {
@@ -609,46 +560,20 @@ impl LoomiClient {
             };
             let wait = match answered {
                 Ok(result) => match payload(result) {
-                    ToolAnswer::Envelope(value) => {
-                        if value.get("success") == Some(&Value::Bool(false)) {
-                            return Err(BackendError::Failed {
-                                service: Service::Loomi,
-                                message: quoter
-                                    .api_message(value.get("error"), value.get("errors"))
-                                    .unwrap_or_else(|| {
-                                        "Loomi Connect reported a failure and gave no reason"
-                                            .to_owned()
-                                    }),
-                            });
-                        }
-                        return Ok(Answered {
-                            envelope: value,
-                            quoter,
-                        });
-                    }
+                    ToolAnswer::Envelope(envelope) => return Answered { envelope, quoter }.ok(),
                     ToolAnswer::RateLimited { wait } => wait,
                     ToolAnswer::Failed { message } => {
-                        return Err(BackendError::Failed {
-                            service: Service::Loomi,
-                            message: quoter.quote(&message, 300),
-                        })
+                        return Err(fail(quoter.quote(&message, 300)))
                     }
                     ToolAnswer::Unreadable { problem, excerpt } => {
-                        return Err(BackendError::Unexpected {
-                            service: Service::Loomi,
-                            problem,
-                            excerpt: Some(quoter.quote(&excerpt, 200)),
-                        })
+                        return Err(unexpected(problem, Some(quoter.quote(&excerpt, 200))))
                     }
                 },
-                Err(fault) => {
-                    let tries = (&mut refreshed, &mut reopened);
-                    match self.recover(fault, &token, &mut login, tries).await? {
-                        None => continue,
-                        Some(Fault::RateLimited { retry_after }) => retry_after,
-                        Some(fault) => return Err(self.fault_error(fault, &quoter, retries)),
-                    }
-                }
+                Err(fault) => match self.recover(fault, &token, &mut login, &mut tries).await? {
+                    None => continue,
+                    Some(Fault::RateLimited { retry_after }) => retry_after,
+                    Some(fault) => return Err(self.fault_error(fault, &quoter, retries)),
+                },
             };
             // Rate limited: wait it out, within bounds.
             if let Some(w) = wait.filter(|w| *w > MAX_RETRY_WAIT) {
@@ -661,9 +586,8 @@ impl LoomiClient {
                 });
             }
             retries += 1;
-            let wait = wait
-                .unwrap_or(Duration::from_secs(1))
-                .max(Duration::from_millis(100));
+            let wait = wait.unwrap_or(Duration::from_secs(1));
+            let wait = wait.max(Duration::from_millis(100));
             observer(&RetryNotice {
                 retry: retries,
                 max_retries: MAX_RETRIES,
@@ -674,9 +598,9 @@ impl LoomiClient {
         }
     }
 
-    /// Waits for this call's turn under the rate limit (in arrival order:
-    /// `arrival`, the lock held since the call came, is let go once the
-    /// call is in the line), telling why when the wait is over a second.
+    /// Waits for this call's turn under the rate limit (in arrival order: `arrival`, the lock held
+    /// since the call came, is let go once the call is in the line), telling why when the wait is
+    /// over a second.
     async fn paced(
         &self,
         arrival: Option<tokio::sync::MutexGuard<'_, ()>>,
@@ -698,6 +622,7 @@ impl LoomiClient {
 
     fn fault_error(&self, fault: Fault, quoter: &Quoter, retries: u32) -> BackendError {
         let host = self.inner.host.clone();
+        let quoted = |excerpt: &str| quoter.quote_capped(excerpt, session::MAX_ERROR_BODY, 200);
         match fault {
             Fault::Timeout => BackendError::Timeout {
                 host,
@@ -705,35 +630,23 @@ impl LoomiClient {
             },
             Fault::Transport { failure, cause } => {
                 let cause = cause.map(|c| quoter.scrub(&c));
-                let proxy = self
-                    .inner
-                    .options
-                    .network
-                    .proxy_for(&self.inner.options.url);
+                let proxy = self.inner.options.network.proxy_for(self.url());
                 unreachable(proxy, host, failure, cause, retries)
             }
             Fault::Redirect { location } => BackendError::Redirect {
                 service: Service::Loomi,
-                host: host.clone(),
+                host,
                 location: quoter.quote(&location, 120),
             },
-            Fault::JsonRpc { code, message } => BackendError::Failed {
-                service: Service::Loomi,
-                message: quoter.quote(&format!("JSON-RPC error {code}: {message}"), 300),
-            },
-            Fault::Unreadable { detail, excerpt } => BackendError::Unexpected {
-                service: Service::Loomi,
-                problem: AnswerProblem::MissingField {
-                    detail: quoter.quote(&detail, 150),
-                },
-                excerpt: Some(quoter.quote_capped(&excerpt, session::MAX_ERROR_BODY, 200)),
-            },
-            Fault::Status { status, excerpt } => BackendError::Status {
-                service: Service::Loomi,
-                status,
-                excerpt: Some(quoter.quote_capped(&excerpt, session::MAX_ERROR_BODY, 200))
-                    .filter(|e| !e.is_empty()),
-            },
+            Fault::JsonRpc { code, message } => {
+                fail(quoter.quote(&format!("JSON-RPC error {code}: {message}"), 300))
+            }
+            Fault::Unreadable { detail, excerpt } => {
+                unexpected(missing_field(quoter, &detail), Some(quoted(&excerpt)))
+            }
+            Fault::Status { status, excerpt } => {
+                loomi_status(status, Some(quoted(&excerpt)).filter(|e| !e.is_empty()))
+            }
             Fault::Setup { detail } => BackendError::ClientSetup { detail },
             Fault::TooLarge => BackendError::BodyTooLarge {
                 limit: session::MAX_ANSWER_BYTES,
@@ -742,27 +655,16 @@ impl LoomiClient {
                 retries,
                 retry_after,
             },
-            Fault::SessionGone => BackendError::Status {
-                service: Service::Loomi,
-                status: 404,
-                excerpt: Some("the session was dropped again".to_owned()),
-            },
-            Fault::InsufficientScope { scope } => BackendError::Status {
-                service: Service::Loomi,
-                status: 403,
-                excerpt: Some(match scope {
-                    Some(s) => quoter.quote(
-                        &format!("insufficient_scope: the login lacks the scope {s}"),
-                        200,
-                    ),
-                    None => "insufficient_scope: the login lacks a scope".to_owned(),
-                }),
-            },
-            Fault::Unauthorized { .. } => BackendError::Status {
-                service: Service::Loomi,
-                status: 401,
-                excerpt: None,
-            },
+            Fault::SessionGone => loomi_status(404, Some("the session was dropped again".into())),
+            Fault::InsufficientScope { scope: Some(s) } => {
+                let lacks = format!("insufficient_scope: the login lacks the scope {s}");
+                loomi_status(403, Some(quoter.quote(&lacks, 200)))
+            }
+            Fault::InsufficientScope { scope: None } => loomi_status(
+                403,
+                Some("insufficient_scope: the login lacks a scope".into()),
+            ),
+            Fault::Unauthorized { .. } => loomi_status(401, None),
         }
     }
 
@@ -772,22 +674,11 @@ impl LoomiClient {
         let excerpt = |v: &Value| Some(quoter.quote(&v.to_string(), 200));
         let reply = Reply::<D>::deserialize(&envelope).map_err(|e| {
             let detail = e.to_string();
-            crate::backend::model::bound_error(&detail).unwrap_or_else(|| {
-                BackendError::Unexpected {
-                    service: Service::Loomi,
-                    problem: AnswerProblem::MissingField {
-                        detail: quoter.quote(&detail, 150),
-                    },
-                    excerpt: excerpt(&envelope),
-                }
-            })
+            crate::backend::model::bound_error(&detail)
+                .unwrap_or_else(|| unexpected(missing_field(&quoter, &detail), excerpt(&envelope)))
         })?;
         if reply.data.is_none() {
-            return Err(BackendError::Unexpected {
-                service: Service::Loomi,
-                problem: AnswerProblem::NoData,
-                excerpt: excerpt(&envelope),
-            });
+            return Err(unexpected(AnswerProblem::NoData, excerpt(&envelope)));
         }
         Ok(reply)
     }
@@ -799,22 +690,17 @@ impl LoomiClient {
         project_id: &Id,
         observer: RetryObserver<'_>,
     ) -> Result<Vec<PoolSummary>, BackendError> {
-        let Answered { envelope, quoter } = self.pool_records(project_id, None, observer).await?;
-        let envelope = Answered {
-            envelope: tools::with_ids(envelope),
-            quoter,
-        };
-        let reply: Reply<Bounded<PoolSummary, MAX_POOLS>> = self.decode(envelope)?;
+        let mut answered = self.pool_records(project_id, None, observer).await?;
+        answered.envelope = tools::with_ids(answered.envelope.take());
+        let reply: Reply<Bounded<PoolSummary, MAX_POOLS>> = self.decode(answered)?;
         Ok(reply.data.unwrap_or_default().0)
     }
 
-    /// Pool records of the project, as one envelope. With `one`, and a
-    /// pool tool that declares an id argument: that pool, asked by id.
-    /// Otherwise every pool: the pools tool called without an id, page
-    /// after page where it declares paging, until a page comes back short
-    /// or the records reach the count it gave; more than [`MAX_POOLS`] is a
-    /// failure that names the bound. What the tools declare is read inside
-    /// each call, so that calls keep their arrival order.
+    /// Pool records of the project, as one envelope. With `one`, and a pool tool that declares an
+    /// id argument: that pool, asked by id. Otherwise every pool: the pools tool called without an
+    /// id, page after page where it declares paging, until a page comes back short or the records
+    /// reach the count it gave; more than [`MAX_POOLS`] is a failure that names the bound. What the
+    /// tools declare is read inside each call, so that calls keep their arrival order.
     async fn pool_records(
         &self,
         project_id: &Id,
@@ -832,10 +718,7 @@ impl LoomiClient {
         let mut pages = 0usize;
         loop {
             let offset = records.len() as u64;
-            let Answered {
-                mut envelope,
-                quoter,
-            } = self
+            let mut answered = self
                 .call_tool(
                     |tools| {
                         let mut args = Map::new();
@@ -846,8 +729,7 @@ impl LoomiClient {
                                 tools.takes(&tool, "project_id")?;
                                 tools.requires_only(&tool, &["project_id", &pool_arg])?;
                                 args.insert(pool_arg, pool_id.as_str().into());
-                                *plan.lock().unwrap_or_else(|p| p.into_inner()) =
-                                    Some((true, None));
+                                *locked(&plan) = Some((true, None));
                                 return Ok((tool, args));
                             }
                         }
@@ -861,39 +743,29 @@ impl LoomiClient {
                             args.insert(p.count.clone(), p.size.into());
                         }
                         tools.requires_only(&tool, &known)?;
-                        *plan.lock().unwrap_or_else(|p| p.into_inner()) = Some((false, paging));
+                        *locked(&plan) = Some((false, paging));
                         Ok((tool, args))
                     },
                     observer,
                 )
                 .await?;
-            let (by_id, paging) = plan
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone()
-                .unwrap_or((true, None));
+            let (by_id, paging) = locked(&plan).clone().unwrap_or((true, None));
             if by_id {
-                return Ok(Answered { envelope, quoter });
+                return Ok(answered);
             }
-            let counted = ["matched", "total"]
-                .iter()
-                .find_map(|k| envelope.get(*k).and_then(Value::as_u64));
-            let page = match envelope.get_mut("data").map(Value::take) {
-                Some(Value::Array(page)) => page,
+            let envelope = &mut answered.envelope;
+            let counted = envelope["matched"].as_u64().or(envelope["total"].as_u64());
+            let page = match envelope.get_mut("data") {
+                Some(Value::Array(page)) => std::mem::take(page),
                 // Not a list: decoded (and refused) as it is.
-                other => {
-                    if let Some(other) = other {
-                        envelope["data"] = other;
-                    }
-                    return Ok(Answered { envelope, quoter });
-                }
+                _ => return Ok(answered),
             };
             let Some(paging) = paging else {
                 if page.len() > MAX_POOLS {
                     return Err(too_many);
                 }
                 envelope["data"] = Value::Array(page);
-                return Ok(Answered { envelope, quoter });
+                return Ok(answered);
             };
             repeats.page(offset, offset > 0, page.first().and_then(tools::record_id))?;
             let short = (page.len() as u64) < paging.size;
@@ -903,14 +775,13 @@ impl LoomiClient {
             if records.len() > MAX_POOLS {
                 return Err(too_many);
             }
-            // A short page is the end where Loomi gives no count, or the
-            // count is reached; where it counts more, the next page is
-            // asked (a server may answer fewer than asked), and an empty
-            // one is a failure, never part of the list as a success.
+            // A short page is the end where Loomi gives no count, or the count is reached; where it
+            // counts more, the next page is asked (a server may answer fewer than asked), and an
+            // empty one is a failure, never part of the list as a success.
             let reached = counted.is_some_and(|c| records.len() as u64 >= c);
             if reached || (short && counted.is_none()) {
                 envelope["data"] = Value::Array(records);
-                return Ok(Answered { envelope, quoter });
+                return Ok(answered);
             }
             if let (true, Some(matched)) = (empty, counted) {
                 return Err(BackendError::RanOut {
@@ -933,12 +804,11 @@ impl LoomiClient {
         pool: PoolRef<'_>,
         observer: RetryObserver<'_>,
     ) -> Result<Pool, BackendError> {
-        let answered = self
+        let Answered { envelope, quoter } = self
             .pool_records(pool.project_id, Some(pool.pool_id), observer)
             .await?;
         // `search_voucher_pools` may answer a list: the pool is the one
         // with the id asked for.
-        let Answered { envelope, quoter } = answered;
         let envelope = tools::one_pool(envelope, pool.pool_id.as_str()).ok_or_else(|| {
             BackendError::NotFound {
                 subject: super::Subject::Pool {
@@ -981,25 +851,23 @@ impl LoomiClient {
         Ok(CodesPage::from_reply(reply, query))
     }
 
-    /// The projects the login can see: Loomi's `list_projects`, once, or
-    /// for each organization of `list_cloud_organizations` in its order
-    /// where it requires one; each project once, the first seen kept.
+    /// The projects the login can see: Loomi's `list_projects`, once, or for each organization of
+    /// `list_cloud_organizations` in its order where it requires one; each project once, the first
+    /// seen kept.
     pub async fn list_projects(
         &self,
         observer: RetryObserver<'_>,
     ) -> Result<Vec<ProjectEntry>, BackendError> {
-        let decided: std::sync::Mutex<Option<tools::ProjectsPlan>> = Default::default();
+        let decided: std::sync::Mutex<Option<ProjectsPlan>> = Default::default();
         let first = self
             .call_tool(
                 |tools| {
                     let plan = tools.projects_plan()?;
                     let tool = match &plan {
-                        tools::ProjectsPlan::Direct { tool } => tool.clone(),
-                        tools::ProjectsPlan::ByOrganization { organizations, .. } => {
-                            organizations.clone()
-                        }
+                        ProjectsPlan::Direct { tool } => tool.clone(),
+                        ProjectsPlan::ByOrganization { organizations, .. } => organizations.clone(),
                     };
-                    *decided.lock().unwrap_or_else(|p| p.into_inner()) = Some(plan);
+                    *locked(&decided) = Some(plan);
                     Ok((tool, Map::new()))
                 },
                 observer,
@@ -1012,18 +880,14 @@ impl LoomiClient {
         let mut found: Vec<ProjectEntry> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut keep = |listed: &[Value], organization: Option<&str>| {
-            for entry in listed
-                .iter()
-                .filter_map(|r| tools::project_entry(r, organization))
-            {
-                if seen.insert(entry.id.clone()) {
-                    found.push(entry);
-                }
+            for record in listed {
+                let entry = tools::project_entry(record, organization);
+                found.extend(entry.filter(|e| seen.insert(e.id.clone())));
             }
         };
-        let plan = decided.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let plan = locked(&decided).take();
         match plan {
-            Some(tools::ProjectsPlan::ByOrganization {
+            Some(ProjectsPlan::ByOrganization {
                 projects, argument, ..
             }) => {
                 let organizations = records(first)?;
@@ -1051,33 +915,64 @@ impl LoomiClient {
 
     /// Whether Loomi's `list_voucher_codes` takes `status`.
     pub async fn filters_by_status(&self) -> Result<bool, BackendError> {
-        self.with_session(|opened| Ok(opened.tools.codes_take_status()))
-            .await
+        self.with_session(|o| Ok(o.tools.codes_take_status())).await
     }
 }
 
 fn store_error(problem: &StoreProblem) -> BackendError {
-    match problem {
+    let (path, detail) = match problem {
         StoreProblem::Io { path, detail } | StoreProblem::Unreadable { path, detail } => {
-            BackendError::CredentialsFile {
-                path: path.display().to_string(),
-                detail: detail.clone(),
-            }
+            (path, detail.clone())
         }
-        StoreProblem::Locked { path, waited } => BackendError::CredentialsFile {
-            path: path.display().to_string(),
-            detail: format!(
-                "another process held its lock for over {} s",
-                waited.as_secs()
-            ),
-        },
+        StoreProblem::Locked { path, waited } => {
+            let secs = waited.as_secs();
+            let detail = format!("another process held its lock for over {secs} s");
+            (path, detail)
+        }
+    };
+    let path = path.display().to_string();
+    BackendError::CredentialsFile { path, detail }
+}
+
+/// Loomi's tools, read from the JSON `tools/list` carried.
+fn tool_set(tools: &[rmcp::model::Tool]) -> ToolSet {
+    let listed: Vec<Value> = tools.iter().flat_map(serde_json::to_value).collect();
+    ToolSet::from_listed(&listed)
+}
+
+/// The login's access token; none is sent as an empty one.
+fn bearer(login: &StoredLogin) -> Secret {
+    login.bearer().unwrap_or_else(|| Secret::new(String::new()))
+}
+
+fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn fail(message: String) -> BackendError {
+    BackendError::Failed {
+        service: Service::Loomi,
+        message,
     }
 }
 
-/// rmcp's tools as the JSON `tools/list` carried.
-fn to_values(tools: &[rmcp::model::Tool]) -> Vec<Value> {
-    tools
-        .iter()
-        .filter_map(|t| serde_json::to_value(t).ok())
-        .collect()
+fn unexpected(problem: AnswerProblem, excerpt: Option<String>) -> BackendError {
+    BackendError::Unexpected {
+        service: Service::Loomi,
+        problem,
+        excerpt,
+    }
+}
+
+fn missing_field(quoter: &Quoter, detail: &str) -> AnswerProblem {
+    let detail = quoter.quote(detail, 150);
+    AnswerProblem::MissingField { detail }
+}
+
+fn loomi_status(status: u16, excerpt: Option<String>) -> BackendError {
+    BackendError::Status {
+        service: Service::Loomi,
+        status,
+        excerpt,
+    }
 }

@@ -1,7 +1,6 @@
-//! Client-side pacing of calls to Loomi Connect, whose limit (about one
-//! call a second and 60 a minute) counts every client of the same user:
-//! one start every 1.1 s, which keeps both. Calls take their turns in the
-//! order they come (a fair lock); a call cancelled while it waits gives its
+//! Client-side pacing of calls to Loomi Connect, whose limit (about one call a second and 60 a
+//! minute) counts every client of the same user: one start every 1.1 s, which keeps both. Calls
+//! take their turns in the order they come (a fair lock); a call cancelled while it waits gives its
 //! turn back, since a start is counted only when the call really starts.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +9,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// The limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// The least time between two starts.
@@ -33,7 +31,7 @@ pub struct Pacer {
     waiting: AtomicUsize,
 }
 
-/// A call's turn, held until it starts.
+/// A call's turn, held until it starts: its place in the line, its count in the line.
 pub struct Turn<'a> {
     pacer: &'a Pacer,
     _held: tokio::sync::MutexGuard<'a, ()>,
@@ -59,49 +57,46 @@ impl Pacer {
         }
     }
 
-    fn last(&self) -> Option<Instant> {
-        *self.last.lock().unwrap_or_else(|e| e.into_inner())
+    fn last(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// About how long a call that asks now waits for its start: one gap
-    /// after the last start for each call in the line, and its own.
+    /// About how long a call that asks now waits for its start: one gap after the last start for
+    /// each call in the line, and its own.
     pub fn expected_wait(&self) -> Duration {
         let ahead = self.waiting.load(Ordering::SeqCst) as u32;
-        match self.last() {
-            Some(last) => {
-                (last + self.limits.gap * (ahead + 1)).saturating_duration_since(Instant::now())
-            }
-            None => self.limits.gap * ahead,
-        }
+        let last = *self.last();
+        last.map_or_else(
+            || self.limits.gap * ahead,
+            |last| (last + self.limits.gap * (ahead + 1)).saturating_duration_since(Instant::now()),
+        )
     }
 
     /// Waits for this call's place in the line (in arrival order).
     pub async fn turn(&self) -> Turn<'_> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let in_line = InLine(&self.waiting);
-        let held = self.turns.lock().await;
         Turn {
             pacer: self,
-            _held: held,
+            _held: self.turns.lock().await,
             _in_line: in_line,
         }
     }
 }
 
 impl Turn<'_> {
-    /// Waits until the gap since the last start has passed, and counts
-    /// this start. Dropped before that (the call was cancelled), it counts
-    /// nothing.
+    /// Waits until the gap since the last start has passed, and counts this start. Dropped before
+    /// that (the call was cancelled), it counts nothing.
     pub async fn start(self) {
-        if let Some(last) = self.pacer.last() {
+        let last = *self.pacer.last();
+        if let Some(last) = last {
             let at = last + self.pacer.limits.gap;
-            // A turn already due is taken at once: a timer would round up
-            // to the next millisecond.
+            // A turn already due is taken at once: a timer would round up to the next millisecond.
             if at > Instant::now() {
                 tokio::time::sleep_until(at).await;
             }
         }
-        *self.pacer.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        *self.pacer.last() = Some(Instant::now());
     }
 }
 

@@ -1,13 +1,11 @@
-//! One MCP session with Loomi Connect, on rmcp's client and its Streamable
-//! HTTP transport: `server/discover` where Loomi speaks 2026-07-28, else
-//! `initialize`; JSON or event-stream answers; the session id; a session
-//! Loomi dropped (HTTP 404) opened anew; answers bounded in size.
+//! One MCP session with Loomi Connect, on rmcp's client and its Streamable HTTP transport:
+//! `server/discover` where Loomi speaks 2026-07-28, else `initialize`; JSON or event-stream
+//! answers; the session id; a session Loomi dropped (HTTP 404) opened anew; bounded answers.
 //!
-//! [`Bearer`] puts the current access token on every request to the Loomi
-//! URL (the backend swaps it after a refresh) and follows no redirect to
-//! another origin. What an exchange came to, when it is not a result,
-//! comes back as a [`Fault`] for the backend to act on: a 401 (refresh), a
-//! 429 (wait), a redirect (never followed), and so on.
+//! [`Bearer`] puts the current access token on every request to the Loomi URL (the backend swaps
+//! it after a refresh) and follows no redirect to another origin. What an exchange came to, when it
+//! is not a result, comes back as a [`Fault`] for the backend to act on: a 401 (refresh), a 429
+//! (wait), a redirect (never followed), and so on.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -17,8 +15,9 @@ use futures_util::stream::BoxStream;
 use http::{HeaderName, HeaderValue};
 use reqwest::Url;
 use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ClientConfig, ClientJsonRpcMessage, ClientRequest,
-    Implementation, PaginatedRequestParams, ProtocolVersion, ServerResult, Tool,
+    CallToolRequest, CallToolRequestParams, ClientCapabilities, ClientConfig, ClientJsonRpcMessage,
+    ClientRequest, Implementation, ListToolsRequest, PaginatedRequestParams, ProtocolVersion,
+    ServerResult, Tool,
 };
 use rmcp::service::{PeerRequestOptions, RunningService, ServiceError};
 use rmcp::transport::streamable_http_client::{
@@ -32,11 +31,10 @@ use serde_json::{Map, Value};
 
 use crate::backend::network::failure::transport_failure;
 use crate::backend::rest::parse_retry_after;
-use crate::backend::Secret;
-use crate::backend::TransportFailure;
+use crate::backend::{Secret, TransportFailure};
 
-/// The largest answer read from Loomi (a page of 1,000 codes is about
-/// 150 KB): bounds what one answer can cost in memory.
+/// The largest answer read from Loomi (a page of 1,000 codes is about 150 KB): bounds what one
+/// answer can cost in memory.
 pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 /// The most tools read from Loomi's `tools/list`, over all its pages.
 pub const MAX_TOOLS: usize = 500;
@@ -87,8 +85,7 @@ impl std::fmt::Display for OtherOrigin {
 
 impl std::error::Error for OtherOrigin {}
 
-/// A reqwest client for Loomi from `builder`: redirects followed within the
-/// Loomi origin only.
+/// A reqwest client for Loomi from `builder`: redirects followed within the Loomi origin only.
 pub fn http_client(
     builder: reqwest::ClientBuilder,
     origin: &Url,
@@ -127,13 +124,10 @@ impl Bearer {
 
     fn current(&self) -> Option<String> {
         let token = self.token.read().unwrap_or_else(|e| e.into_inner());
+        let token = token.expose();
         // A token that cannot be a header value is not sent at all.
-        let usable = !token.expose().is_empty()
-            && token
-                .expose()
-                .bytes()
-                .all(|b| b.is_ascii_graphic() || b == b' ');
-        usable.then(|| token.expose().to_owned())
+        let usable = !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+        usable.then(|| token.to_owned())
     }
 }
 
@@ -216,8 +210,7 @@ fn limits() -> StreamableHttpResponseLimits {
     limits
 }
 
-/// The most of an HTTP error body the MCP client reads (its words are
-/// quoted from it).
+/// The most of an HTTP error body the MCP client reads (its words are quoted from it).
 pub const MAX_ERROR_BODY: usize = 4096;
 
 /// An open session: the running client, its token, and what Loomi is.
@@ -228,8 +221,7 @@ pub struct Session {
 }
 
 impl Session {
-    /// Opens a session at `url` with `bearer`'s token: `server/discover`
-    /// where Loomi speaks 2026-07-28, `initialize` where it does not.
+    /// Opens a session at `url` with `bearer`'s token.
     pub async fn open(url: &Url, bearer: Bearer, timeout: Duration) -> Result<Self, Fault> {
         let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
         config.max_json_response_size = MAX_ANSWER_BYTES;
@@ -246,11 +238,10 @@ impl Session {
             legacy_version: Some(ProtocolVersion::V_2025_11_25),
         };
         let opening = info.serve_with_lifecycle(transport, lifecycle);
-        let service = match tokio::time::timeout(timeout, opening).await {
-            Err(_) => return Err(Fault::Timeout),
-            Ok(Err(e)) => return Err(init_fault(&e)),
-            Ok(Ok(service)) => service,
-        };
+        let service = tokio::time::timeout(timeout, opening)
+            .await
+            .map_err(|_| Fault::Timeout)?
+            .map_err(|e| init_fault(&e))?;
         Ok(Self {
             service,
             bearer,
@@ -277,16 +268,9 @@ impl Session {
         let mut cursor = None;
         for _ in 0..MAX_TOOL_PAGES {
             let params = PaginatedRequestParams::default().with_cursor(cursor);
-            let result = self
-                .request(ClientRequest::ListToolsRequest(
-                    rmcp::model::ListToolsRequest::with_param(params),
-                ))
-                .await?;
-            let ServerResult::ListToolsResult(page) = result else {
-                return Err(Fault::Unreadable {
-                    detail: "tools/list answered something else".to_owned(),
-                    excerpt: String::new(),
-                });
+            let request = ClientRequest::ListToolsRequest(ListToolsRequest::with_param(params));
+            let ServerResult::ListToolsResult(page) = self.request(request).await? else {
+                return Err(unreadable("tools/list answered something else"));
             };
             tools.extend(page.tools);
             tools.truncate(MAX_TOOLS);
@@ -298,29 +282,13 @@ impl Session {
         Ok(tools)
     }
 
-    /// Calls `name` with `arguments`; the result as JSON.
-    pub async fn call_tool(
-        &self,
-        name: &str,
-        arguments: Map<String, Value>,
-    ) -> Result<Value, Fault> {
-        let params = CallToolRequestParams::new(name.to_owned()).with_arguments(arguments);
-        let result = self
-            .request(ClientRequest::CallToolRequest(
-                rmcp::model::CallToolRequest::new(params),
-            ))
-            .await?;
-        match result {
-            ServerResult::CallToolResult(r) => {
-                serde_json::to_value(r).map_err(|e| Fault::Unreadable {
-                    detail: e.to_string(),
-                    excerpt: String::new(),
-                })
-            }
-            _ => Err(Fault::Unreadable {
-                detail: "tools/call answered something else".to_owned(),
-                excerpt: String::new(),
-            }),
+    /// Calls the tool `name` with `args`; the result as JSON.
+    pub async fn call_tool(&self, name: &str, args: Map<String, Value>) -> Result<Value, Fault> {
+        let params = CallToolRequestParams::new(name.to_owned()).with_arguments(args);
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        match self.request(request).await? {
+            ServerResult::CallToolResult(r) => serde_json::to_value(r).map_err(unreadable),
+            _ => Err(unreadable("tools/call answered something else")),
         }
     }
 
@@ -351,46 +319,46 @@ fn init_fault(error: &rmcp::service::ClientInitializeError) -> Fault {
     use rmcp::service::ClientInitializeError as E;
     match error {
         E::TransportError { error, .. } => transport_fault(error.error.as_ref()),
-        E::JsonRpcError(e) => Fault::JsonRpc {
-            code: i64::from(e.code.0),
-            message: e.message.to_string(),
-        },
-        other => Fault::Unreadable {
-            detail: other.to_string(),
-            excerpt: String::new(),
-        },
+        E::JsonRpcError(e) => json_rpc(e),
+        other => unreadable(other),
     }
 }
 
 /// What a failed request came to.
 pub fn fault(error: &ServiceError) -> Fault {
     match error {
-        ServiceError::McpError(e) => Fault::JsonRpc {
-            code: i64::from(e.code.0),
-            message: e.message.to_string(),
-        },
+        ServiceError::McpError(e) => json_rpc(e),
         ServiceError::Timeout { .. } => Fault::Timeout,
         ServiceError::TransportSend(e) => transport_fault(e.error.as_ref()),
         ServiceError::TransportClosed | ServiceError::Cancelled { .. } => Fault::SessionGone,
-        other => Fault::Unreadable {
-            detail: other.to_string(),
-            excerpt: String::new(),
-        },
+        other => unreadable(other),
     }
 }
 
-fn transport_fault(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Fault {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if let Some(f) = http_fault(e) {
-            return f;
-        }
-        source = e.source();
+fn json_rpc(e: &rmcp::ErrorData) -> Fault {
+    Fault::JsonRpc {
+        code: i64::from(e.code.0),
+        message: e.message.to_string(),
     }
+}
+
+fn unreadable(detail: impl ToString) -> Fault {
     Fault::Unreadable {
-        detail: error.to_string(),
+        detail: detail.to_string(),
         excerpt: String::new(),
     }
+}
+
+/// An error and its sources, outermost first.
+fn chain<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |e| e.source())
+}
+
+fn transport_fault(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Fault {
+    let found = chain(error).find_map(http_fault);
+    found.unwrap_or_else(|| unreadable(error))
 }
 
 fn http_fault(e: &(dyn std::error::Error + 'static)) -> Option<Fault> {
@@ -415,36 +383,26 @@ fn http_fault(e: &(dyn std::error::Error + 'static)) -> Option<Fault> {
     if let Some(e) = e.downcast_ref::<reqwest::Error>() {
         return Some(reqwest_fault(e));
     }
-    let e = e.downcast_ref::<HttpError>()?;
-    Some(match e {
-        StreamableHttpError::AuthRequired(a) => Fault::Unauthorized {
-            challenge: Some(a.www_authenticate_header.clone()),
-        },
-        StreamableHttpError::InsufficientScope(s) => Fault::InsufficientScope {
-            scope: s.required_scope.clone(),
-        },
-        StreamableHttpError::HttpStatus(s) => status_fault(s),
-        StreamableHttpError::Client(e) => reqwest_fault(e),
-        StreamableHttpError::ResponseBodyTooLarge { .. } => Fault::TooLarge,
+    // The errors the transport wraps are read as if met on their own.
+    match e.downcast_ref::<HttpError>()? {
+        StreamableHttpError::AuthRequired(a) => http_fault(a),
+        StreamableHttpError::InsufficientScope(s) => http_fault(s),
+        StreamableHttpError::HttpStatus(s) => http_fault(s),
+        StreamableHttpError::Client(e) => http_fault(e),
+        StreamableHttpError::ResponseBodyTooLarge { .. } => Some(Fault::TooLarge),
         StreamableHttpError::SessionExpired
         | StreamableHttpError::SessionRecoveryTimeout
-        | StreamableHttpError::TransportChannelClosed => Fault::SessionGone,
-        StreamableHttpError::UnexpectedServerResponse(text) => unexpected(text),
-        other => Fault::Unreadable {
-            detail: other.to_string(),
-            excerpt: String::new(),
-        },
-    })
+        | StreamableHttpError::TransportChannelClosed => Some(Fault::SessionGone),
+        StreamableHttpError::UnexpectedServerResponse(text) => Some(unexpected(text)),
+        other => Some(unreadable(other)),
+    }
 }
 
 fn status_fault(s: &HttpStatusError) -> Fault {
     if s.status == 429 {
-        return Fault::RateLimited {
-            retry_after: s
-                .retry_after
-                .as_deref()
-                .and_then(|v| parse_retry_after(v, std::time::SystemTime::now())),
-        };
+        let wait = s.retry_after.as_deref();
+        let retry_after = wait.and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+        return Fault::RateLimited { retry_after };
     }
     Fault::Status {
         status: s.status,
@@ -452,8 +410,7 @@ fn status_fault(s: &HttpStatusError) -> Fault {
     }
 }
 
-/// rmcp words a refused answer as `HTTP <status>: <body>`; the status is
-/// kept as a fact.
+/// rmcp words a refused answer as `HTTP <status>: <body>`; the status is kept as a fact.
 fn unexpected(text: &str) -> Fault {
     let rest = text.trim_start_matches("HTTP ");
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
@@ -470,14 +427,10 @@ fn unexpected(text: &str) -> Fault {
 }
 
 fn reqwest_fault(e: &reqwest::Error) -> Fault {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(inner) = source {
-        if let Some(r) = inner.downcast_ref::<OtherOrigin>() {
-            return Fault::Redirect {
-                location: r.0.clone(),
-            };
-        }
-        source = inner.source();
+    if let Some(r) = chain(e).find_map(|e| e.downcast_ref::<OtherOrigin>()) {
+        return Fault::Redirect {
+            location: r.0.clone(),
+        };
     }
     if e.is_timeout() {
         return Fault::Timeout;
