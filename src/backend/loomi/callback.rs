@@ -24,7 +24,6 @@ pub struct Granted {
 /// How long one connection to the callback may take to send its request.
 const PER_CONNECTION: Duration = Duration::from_secs(10);
 
-/// A bound listener.
 pub struct Callback {
     listener: TcpListener,
     pub redirect_uri: String,
@@ -93,10 +92,8 @@ impl Callback {
                 pasted = from_paste => pasted,
             }
         };
-        match tokio::time::timeout(wait, either).await {
-            Ok(result) => result,
-            Err(_) => Err(CallbackProblem::TimedOut),
-        }
+        let timed = tokio::time::timeout(wait, either).await;
+        timed.unwrap_or(Err(CallbackProblem::TimedOut))
     }
 
     async fn serve(&self, state: &str) -> Result<Granted, CallbackProblem> {
@@ -105,13 +102,12 @@ impl Callback {
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => {
-                    let (socket, _) = accepted.map_err(|e| CallbackProblem::Io {
+                    let (mut socket, _) = accepted.map_err(|e| CallbackProblem::Io {
                         detail: e.to_string(),
                     })?;
                     let tx = tx.clone();
                     let state = state.to_owned();
                     connections.spawn(async move {
-                        let mut socket = socket;
                         if let Ok(Some(outcome)) =
                             tokio::time::timeout(PER_CONNECTION, answer(&mut socket, &state)).await
                         {
@@ -162,13 +158,10 @@ pub fn judge(url: &Url, state: &str) -> Verdict {
             description: param("error_description").map(short),
         });
     }
-    match param("code") {
-        Some(code) if !code.is_empty() => Verdict::Granted(Granted {
-            code,
-            iss: param("iss"),
-        }),
-        _ => Verdict::NotCallback,
-    }
+    let (code, iss) = (param("code").filter(|c| !c.is_empty()), param("iss"));
+    code.map_or(Verdict::NotCallback, |code| {
+        Verdict::Granted(Granted { code, iss })
+    })
 }
 
 /// An address pasted by a person: the whole callback URL, or only its
@@ -195,38 +188,20 @@ async fn answer(
         let _ = respond(socket, 400, "This is not a login callback.").await;
         return None;
     };
-    match judge(&url, state) {
-        Verdict::NotCallback if url.path() != "/callback" => {
-            let _ = respond(socket, 404, "Not found.").await;
-            None
-        }
-        Verdict::NotCallback => {
-            let _ = respond(socket, 400, "The callback carries no code.").await;
-            None
-        }
-        Verdict::OtherLogin => {
-            let _ = respond(socket, 400, OTHER_LOGIN).await;
-            None
-        }
-        Verdict::Denied(problem) => {
-            let _ = respond(socket, 200, NOT_COMPLETED).await;
-            Some(Err(problem))
-        }
-        Verdict::Granted(granted) => {
-            let _ = respond(
-                socket,
-                200,
-                "Signed in to Loomi Connect. You can close this page and go back to your assistant.",
-            )
-            .await;
-            Some(Ok(granted))
-        }
-    }
+    let (status, page, outcome) = match judge(&url, state) {
+        Verdict::NotCallback if url.path() != "/callback" => (404, "Not found.", None),
+        Verdict::NotCallback => (400, "The callback carries no code.", None),
+        Verdict::OtherLogin => (400, OTHER_LOGIN, None),
+        Verdict::Denied(problem) => (200, NOT_COMPLETED, Some(Err(problem))),
+        Verdict::Granted(granted) => (200, SIGNED_IN, Some(Ok(granted))),
+    };
+    let _ = respond(socket, status, page).await;
+    outcome
 }
 
-/// The page for a callback of another login.
+const SIGNED_IN: &str =
+    "Signed in to Loomi Connect. You can close this page and go back to your assistant.";
 pub const OTHER_LOGIN: &str = "This login link does not belong to the login in progress (its state differs), so it was refused. Start the login again and use the newest link it prints.";
-/// The page after a sign-in that was not completed.
 pub const NOT_COMPLETED: &str = "The sign-in was not completed. Try again; if it is refused again, ask a Bloomreach administrator for access to Loomi Connect, and check that the Loomi URL is the one of your region. You can close this page.";
 
 /// The request target of the first request on `socket`, if it is a GET.

@@ -1,18 +1,18 @@
-//! The stored Loomi login: one JSON file (the MCP URL, the OAuth client, the
-//! authorization server's token endpoint, the tokens and their expiry),
-//! written atomically (a temporary file in the same folder, then a rename)
-//! with mode 0600 in a folder of mode 0700, and an advisory lock beside it
-//! that the processes sharing the file take around a refresh.
-//!
-//! The file is read when a call needs it, never at start; nothing in it is
-//! ever printed (`Debug` redacts every secret).
+//! The stored Loomi login: one JSON file written atomically (a temporary
+//! file in the same folder, then a rename) with mode 0600 in a folder of
+//! mode 0700, and an advisory lock beside it that the processes sharing the
+//! file take around a refresh. It is read when a call needs it, never at
+//! start; nothing in it is ever printed (`Debug` redacts every secret).
 
 use std::fmt;
-use std::fs::File;
+use std::fs::{File, TryLockError};
 use std::io::Write;
+#[cfg(unix)]
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use oauth2::TokenResponse;
 use rmcp::transport::auth::{
     AuthError, AuthorizationMetadata, CredentialRefreshGuard, CredentialStore, StoredCredentials,
 };
@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 pub use crate::backend::error::StoreProblem;
 use crate::backend::Secret;
 
-/// The version of the file's layout.
 pub const FORMAT: u32 = 2;
 
 /// A token is treated as expired this long before its expiry.
@@ -51,7 +50,6 @@ impl StoredLogin {
     }
 
     pub fn access_token(&self) -> Option<&str> {
-        use oauth2::TokenResponse;
         self.credentials
             .token_response
             .as_ref()
@@ -59,7 +57,6 @@ impl StoredLogin {
     }
 
     pub fn refresh_token(&self) -> Option<&str> {
-        use oauth2::TokenResponse;
         self.credentials
             .token_response
             .as_ref()
@@ -69,20 +66,14 @@ impl StoredLogin {
 
     /// Unix seconds when the access token expires; `None` without a lifetime.
     pub fn expires_at(&self) -> Option<u64> {
-        use oauth2::TokenResponse;
         let lifetime = self.credentials.token_response.as_ref()?.expires_in()?;
         Some(self.credentials.token_received_at? + lifetime.as_secs())
     }
 
     /// Whether the access token is missing, or expired (or about to be) at `now`.
     pub fn is_expired(&self, now: SystemTime) -> bool {
-        if self.access_token().is_none() {
-            return true;
-        }
-        match self.expires_at() {
-            Some(at) => unix(now) + EXPIRY_MARGIN.as_secs() >= at,
-            None => false,
-        }
+        let soon = unix(now) + EXPIRY_MARGIN.as_secs();
+        self.access_token().is_none() || self.expires_at().is_some_and(|at| soon >= at)
     }
 
     /// Whether this login can serve `url` at `now`: made for it, and not
@@ -106,21 +97,18 @@ impl StoredLogin {
 
 impl fmt::Debug for StoredLogin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = self.client_secret.as_ref().map(|_| Secret::REDACTED);
         f.debug_struct("StoredLogin")
             .field("mcp_url", &self.mcp_url)
             .field("issuer", &self.metadata.issuer)
             .field("client_id", &self.credentials.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| Secret::REDACTED),
-            )
+            .field("client_secret", &secret)
             .field("credentials", &self.credentials)
             .field("expires_at", &self.expires_at())
             .finish_non_exhaustive()
     }
 }
 
-/// Seconds since the Unix epoch.
 pub fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -142,7 +130,7 @@ impl CredentialsFile {
         &self.path
     }
 
-    fn io(&self, e: impl fmt::Display) -> StoreProblem {
+    pub(super) fn io(&self, e: impl fmt::Display) -> StoreProblem {
         StoreProblem::Io {
             path: self.path.clone(),
             detail: e.to_string(),
@@ -157,30 +145,28 @@ impl CredentialsFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io(e)),
         };
-        let unreadable = |detail: String| StoreProblem::Unreadable {
-            path: self.path.clone(),
-            detail,
-        };
         #[derive(Deserialize)]
         struct Layout {
             format: u32,
         }
-        let layout: Layout =
-            serde_json::from_slice(&bytes).map_err(|e| unreadable(e.to_string()))?;
-        match layout.format {
+        match self.parse::<Layout>(&bytes)?.format {
             // A login of an earlier version (its own OAuth client) is not
             // used: the next login replaces it.
-            1 => return Ok(None),
-            FORMAT => {}
-            other => {
-                return Err(unreadable(format!(
-                    "format {other} (this version reads {FORMAT})"
-                )))
-            }
+            1 => Ok(None),
+            FORMAT => self.parse(&bytes).map(Some),
+            other => Err(self.unreadable(format!("format {other} (this version reads {FORMAT})"))),
         }
-        let login: StoredLogin =
-            serde_json::from_slice(&bytes).map_err(|e| unreadable(e.to_string()))?;
-        Ok(Some(login))
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, StoreProblem> {
+        serde_json::from_slice(bytes).map_err(|e| self.unreadable(e))
+    }
+
+    fn unreadable(&self, e: impl fmt::Display) -> StoreProblem {
+        StoreProblem::Unreadable {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        }
     }
 
     /// Writes `login` atomically: a temporary file of mode 0600 in the same
@@ -213,45 +199,33 @@ impl CredentialsFile {
     }
 
     /// Takes the exclusive advisory lock beside the file, waiting at most
-    /// `wait` for another process that holds it; released when the guard
+    /// `waited` for another process that holds it; released when the guard
     /// drops. The lock file is never followed through a symbolic link.
-    pub fn lock(&self, wait: Duration) -> Result<FileLock, StoreProblem> {
+    pub fn lock(&self, waited: Duration) -> Result<FileLock, StoreProblem> {
         let folder = self.folder();
         self.make_folder(&folder)?;
         let path = self.lock_path();
         let mut options = std::fs::OpenOptions::new();
         options.create(true).truncate(false).write(true);
         #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.custom_flags(libc::O_NOFOLLOW);
-        }
+        options.custom_flags(libc::O_NOFOLLOW);
         let file = options.open(&path).map_err(|e| self.io(e))?;
         set_private(&file, 0o600).map_err(|e| self.io(e))?;
-        let deadline = Instant::now() + wait;
+        let deadline = Instant::now() + waited;
         loop {
             match file.try_lock() {
                 Ok(()) => return Ok(FileLock { _file: file }),
-                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(25));
                 }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(StoreProblem::Locked {
-                        path: path.clone(),
-                        waited: wait,
-                    })
-                }
-                Err(std::fs::TryLockError::Error(e)) => return Err(self.io(e)),
+                Err(TryLockError::WouldBlock) => return Err(StoreProblem::Locked { path, waited }),
+                Err(TryLockError::Error(e)) => return Err(self.io(e)),
             }
         }
     }
 
     fn lock_path(&self) -> PathBuf {
-        let mut name = self
-            .path
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_default();
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
         name.push(".lock");
         self.path.with_file_name(name)
     }
@@ -266,8 +240,18 @@ impl CredentialsFile {
     /// Creates the folder (mode 0700) where it is missing; the default
     /// folder, which is ours, is made 0700 also when it exists.
     fn make_folder(&self, folder: &Path) -> Result<(), StoreProblem> {
-        let made = self.make_folder_only(folder);
-        made.and_then(|()| self.check_private())
+        if !folder.exists() {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            builder.mode(0o700);
+            builder.create(folder).map_err(|e| self.io(e))?;
+        } else if self.own_folder {
+            #[cfg(unix)]
+            std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| self.io(e))?;
+        }
+        self.check_private()
     }
 
     /// A login where anyone can write is no login of ours: a folder open to
@@ -276,56 +260,25 @@ impl CredentialsFile {
     fn check_private(&self) -> Result<(), StoreProblem> {
         #[cfg(unix)]
         {
-            use std::os::unix::fs::MetadataExt;
-            let refuse = |detail: String| StoreProblem::Io {
-                path: self.path.clone(),
-                detail,
-            };
             let folder = self.folder();
             if let Ok(meta) = std::fs::metadata(&folder) {
                 let mode = meta.mode() & 0o7777;
                 if mode & 0o002 != 0 && self.own_folder {
                     // Ours: made private again rather than refused.
-                    use std::os::unix::fs::PermissionsExt;
                     std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700))
                         .map_err(|e| self.io(e))?;
                 } else if mode & 0o002 != 0 {
-                    return Err(refuse(format!(
+                    return Err(self.io(format!(
                         "its folder {} can be written by other users (mode {:o}); keep the login in a folder only you can write to (chmod 700 it, or choose another place)",
                         folder.display(),
                         mode
                     )));
                 }
             }
-            if let Ok(meta) = std::fs::metadata(&self.path) {
-                // SAFETY: geteuid has no preconditions and cannot fail.
-                let me = unsafe { libc::geteuid() };
-                if meta.uid() != me {
-                    return Err(refuse(
-                        "it belongs to another user; remove it and log in again".to_owned(),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn make_folder_only(&self, folder: &Path) -> Result<(), StoreProblem> {
-        if !folder.exists() {
-            let mut builder = std::fs::DirBuilder::new();
-            builder.recursive(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::DirBuilderExt;
-                builder.mode(0o700);
-            }
-            builder.create(folder).map_err(|e| self.io(e))?;
-        } else if self.own_folder {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
-                    .map_err(|e| self.io(e))?;
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let me = unsafe { libc::geteuid() };
+            if std::fs::metadata(&self.path).is_ok_and(|meta| meta.uid() != me) {
+                return Err(self.io("it belongs to another user; remove it and log in again"));
             }
         }
         Ok(())
@@ -339,7 +292,6 @@ pub struct FileLock {
 
 #[cfg(unix)]
 fn set_private(file: &File, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     file.set_permissions(std::fs::Permissions::from_mode(mode))
 }
 
@@ -369,32 +321,35 @@ impl FileStore {
 
     /// The secret of the client the login is made with.
     pub fn set_client_secret(&self, secret: Option<String>) {
-        self.template
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .client_secret = secret;
+        self.template().client_secret = secret;
     }
 
-    fn template(&self) -> StoredLogin {
-        self.template
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    fn template(&self) -> std::sync::MutexGuard<'_, StoredLogin> {
+        self.template.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The login as stored now, if it is for this store's URL.
     pub fn current(&self) -> Result<Option<StoredLogin>, StoreProblem> {
-        let url = self.template().mcp_url;
+        let url = self.template().mcp_url.clone();
         Ok(self.file.load()?.filter(|l| l.mcp_url == url))
     }
 
-    fn failed(p: StoreProblem) -> AuthError {
-        AuthError::CredentialStoreError(match p {
-            StoreProblem::Io { detail, .. } | StoreProblem::Unreadable { detail, .. } => detail,
-            StoreProblem::Locked { waited, .. } => {
-                format!("the login's lock was held for over {} s", waited.as_secs())
-            }
-        })
+    async fn off_thread<T: Send + 'static>(
+        work: impl FnOnce() -> Result<T, StoreProblem> + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let done = tokio::task::spawn_blocking(work).await;
+        let done = done.map_err(|e| AuthError::CredentialStoreError(e.to_string()))?;
+        done.map_err(|p| AuthError::CredentialStoreError(store_detail(p, "the login's")))
+    }
+}
+
+/// A store problem in a few words, its lock named as `lock`.
+pub fn store_detail(p: StoreProblem, lock: &str) -> String {
+    match p {
+        StoreProblem::Io { detail, .. } | StoreProblem::Unreadable { detail, .. } => detail,
+        StoreProblem::Locked { waited, .. } => {
+            format!("{lock} lock was held for over {} s", waited.as_secs())
+        }
     }
 }
 
@@ -402,34 +357,23 @@ impl FileStore {
 impl CredentialStore for FileStore {
     async fn load(&self) -> Result<Option<StoredCredentials>, AuthError> {
         let store = self.clone();
-        let login = tokio::task::spawn_blocking(move || store.current())
-            .await
-            .map_err(|e| AuthError::CredentialStoreError(e.to_string()))?
-            .map_err(Self::failed)?;
+        let login = Self::off_thread(move || store.current()).await?;
         Ok(login.map(|l| l.credentials))
     }
 
     async fn save(&self, credentials: StoredCredentials) -> Result<(), AuthError> {
-        let mut login = self.template();
-        login.credentials = credentials;
-        *self.template.lock().unwrap_or_else(|e| e.into_inner()) = login.clone();
-        let file = self.file.clone();
-        tokio::task::spawn_blocking(move || file.save(&login))
-            .await
-            .map_err(|e| AuthError::CredentialStoreError(e.to_string()))?
-            .map_err(Self::failed)
+        self.template().credentials = credentials;
+        let (login, file) = (self.template().clone(), self.file.clone());
+        Self::off_thread(move || file.save(&login)).await
     }
 
     async fn clear(&self) -> Result<(), AuthError> {
-        let file = self.file.clone();
-        let url = self.template().mcp_url;
-        tokio::task::spawn_blocking(move || match file.load() {
+        let (file, url) = (self.file.clone(), self.template().mcp_url.clone());
+        Self::off_thread(move || match file.load() {
             Ok(Some(l)) if l.mcp_url == url => file.delete().map(|_| ()),
             _ => Ok(()),
         })
         .await
-        .map_err(|e| AuthError::CredentialStoreError(e.to_string()))?
-        .map_err(Self::failed)
     }
 
     /// No guard here: the backend holds the file's lock around every

@@ -1,82 +1,54 @@
-//! The authorization of the MCP specification, as a client, on rmcp's
-//! `AuthorizationManager`: discovery (RFC 9728 protected resource metadata
-//! with its `resource` checked against the MCP URL, RFC 8414 or OpenID
-//! metadata with its `issuer` checked, the 2025-03-26 fallbacks), the client
-//! (a preset one, a client ID metadata document, or dynamic registration),
-//! the authorization code flow with PKCE S256, `state`, `resource` as
-//! published and the RFC 9207 `iss` check, and the refresh grant. That
-//! security code is the MCP project's own, tested against the official
-//! conformance suite; this module wraps it:
-//!
-//! - [`OAuthHttp`] carries every OAuth request: the network settings (CA
-//!   file, proxies), a timeout, a bounded body, and `https://` only
-//!   (`http://` to a loopback host excepted), so no code, verifier, secret
-//!   or token crosses the network in clear;
-//! - [`authorize`] and [`Authorization::finish`]: one sign-in;
-//! - [`Auth`]: the token a serving process sends, refreshed under the
-//!   credentials file's lock after re-reading the file.
+//! The MCP authorization, as a client, on rmcp's `AuthorizationManager`,
+//! whose code (discovery with the `resource` and `issuer` checks, the
+//! client, PKCE S256, `state`, the RFC 9207 `iss` check, the grants) is the
+//! MCP project's own, tested against the official conformance suite. Ours:
+//! [`OAuthHttp`] carries every OAuth request `https://` only (loopback
+//! `http://` excepted), so no code, verifier, secret or token crosses the
+//! network in clear; [`authorize`] and [`Authorization::finish`] are one
+//! sign-in; [`Auth`] refreshes under the credentials file's lock after
+//! re-reading the file.
 
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use oauth2::HttpResponse;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, WWW_AUTHENTICATE};
 use reqwest::Url;
 use rmcp::transport::auth::{
-    AuthError, AuthorizationManager, AuthorizationMetadata, OAuthClientConfig, OAuthHttpClient,
-    OAuthHttpClientError, OAuthHttpRedirectPolicy, OAuthHttpRequest, StoredCredentials,
+    AuthError, AuthorizationManager, OAuthClientConfig, OAuthHttpClient, OAuthHttpClientError,
+    OAuthHttpRedirectPolicy, OAuthHttpRequest, StoredCredentials,
 };
 
 pub use crate::backend::error::{OAuthProblem, Step};
 
-use super::credentials::{CredentialsFile, FileStore, StoreProblem, StoredLogin, FORMAT};
+use super::credentials::FORMAT;
+use super::credentials::{store_detail, CredentialsFile, FileStore, StoreProblem, StoredLogin};
 use crate::backend::quote::Quoter;
 use crate::backend::Secret;
 
-/// The client name sent at registration.
 pub const CLIENT_NAME: &str = "bloomreach-vouchers-mcp";
-/// The longest body read from an authorization server.
 const MAX_BODY: usize = 256 * 1024;
-/// The most redirects an OAuth request follows.
 const MAX_REDIRECTS: usize = 5;
 
 impl OAuthProblem {
-    /// The problem with every quoted text scrubbed of `quoter`'s secrets
-    /// and cut short.
-    pub fn scrubbed(self, quoter: &Quoter) -> Self {
-        let quote = |t: String| quoter.quote(&t, 200);
-        match self {
+    /// The problem with every quote scrubbed of `quoter`'s secrets and cut short.
+    pub fn scrubbed(mut self, quoter: &Quoter) -> Self {
+        let quote = |t: &mut String| *t = quoter.quote(t, 200);
+        match &mut self {
             Self::Refused {
-                step,
-                status,
-                error,
-                description,
-            } => Self::Refused {
-                step,
-                status,
-                error: error.map(quote),
-                description: description.map(quote),
-            },
-            Self::Exchange { step, detail } => Self::Exchange {
-                step,
-                detail: quote(detail),
-            },
-            Self::Discovery { detail } => Self::Discovery {
-                detail: quote(detail),
-            },
-            Self::Insecure { url } => Self::Insecure { url: quote(url) },
-            Self::Issuer { expected, received } => Self::Issuer {
-                expected: quote(expected),
-                received: received.map(quote),
-            },
-            Self::StepUp { scope, tries } => Self::StepUp {
-                scope: quote(scope),
-                tries,
-            },
-            Self::NoPkce => Self::NoPkce,
+                error, description, ..
+            } => error.iter_mut().chain(description).for_each(quote),
+            Self::Exchange { detail, .. } | Self::Discovery { detail } => quote(detail),
+            Self::Insecure { url } | Self::StepUp { scope: url, .. } => quote(url),
+            Self::Issuer { expected, received } => {
+                quote(expected);
+                received.iter_mut().for_each(quote);
+            }
+            Self::NoPkce => {}
         }
+        self
     }
 
     /// The facts of an rmcp error met at `step`.
@@ -107,9 +79,7 @@ impl OAuthProblem {
                 step,
                 detail: e.to_string(),
             },
-            other => Self::Discovery {
-                detail: other.to_string(),
-            },
+            other => discovery(other),
         }
     }
 }
@@ -117,22 +87,15 @@ impl OAuthProblem {
 /// Whether `url` may carry OAuth traffic: `https://`, or `http://` to a
 /// loopback host (a local fake, a local gateway).
 pub fn secure_enough(url: &Url) -> bool {
-    match url.scheme() {
-        "https" => url.host_str().is_some(),
-        "http" => is_loopback(url),
-        _ => false,
-    }
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => {
+    match (url.scheme(), url.host()) {
+        ("https", host) => host.is_some(),
+        ("http", Some(url::Host::Domain(d))) => {
             let d = d.trim_end_matches('.').to_ascii_lowercase();
             d == "localhost" || d.ends_with(".localhost")
         }
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        _ => false,
     }
 }
 
@@ -145,17 +108,9 @@ fn check_secure(url: &str) -> Result<(), OAuthProblem> {
     }
 }
 
-/// Every endpoint the metadata names must be secure enough before any is
-/// reached, opened or printed.
-fn check_metadata(metadata: &AuthorizationMetadata) -> Result<(), OAuthProblem> {
-    check_secure(&metadata.authorization_endpoint)?;
-    check_secure(&metadata.token_endpoint)?;
-    if let Some(r) = &metadata.registration_endpoint {
-        check_secure(r)?;
-    }
-    match &metadata.code_challenge_methods_supported {
-        Some(methods) if !methods.iter().any(|m| m == "S256") => Err(OAuthProblem::NoPkce),
-        _ => Ok(()),
+fn discovery(e: impl ToString) -> OAuthProblem {
+    OAuthProblem::Discovery {
+        detail: e.to_string(),
     }
 }
 
@@ -171,7 +126,6 @@ impl std::fmt::Display for InsecureUrl {
 
 impl std::error::Error for InsecureUrl {}
 
-/// The HTTP client of every OAuth request (see the module's doc).
 #[derive(Clone)]
 pub struct OAuthHttp {
     follow: reqwest::Client,
@@ -186,8 +140,12 @@ impl OAuthHttp {
         builder: impl Fn() -> reqwest::ClientBuilder,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let follow = builder()
-            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+        let build = |policy| {
+            let client = builder().redirect(policy).connect_timeout(timeout).build();
+            client.map_err(|e| crate::backend::network::failure::innermost(&e))
+        };
+        Ok(Self {
+            follow: build(reqwest::redirect::Policy::custom(|attempt| {
                 if attempt.previous().len() >= MAX_REDIRECTS {
                     attempt.error("too many redirects")
                 } else if secure_enough(attempt.url()) {
@@ -196,20 +154,14 @@ impl OAuthHttp {
                     let url = attempt.url().to_string();
                     attempt.error(InsecureUrl(url))
                 }
-            }))
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| crate::backend::network::failure::innermost(&e))?;
-        let stop = builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|e| crate::backend::network::failure::innermost(&e))?;
-        Ok(Self {
-            follow,
-            stop,
+            }))?,
+            stop: build(reqwest::redirect::Policy::none())?,
             timeout,
         })
+    }
+
+    async fn manager(&self, url: &Url) -> Result<AuthorizationManager, AuthError> {
+        AuthorizationManager::new_with_oauth_http_client(url.as_str(), Arc::new(self.clone())).await
     }
 
     async fn send(&self, request: OAuthHttpRequest) -> Result<HttpResponse, OAuthHttpClientError> {
@@ -217,10 +169,8 @@ impl OAuthHttp {
         if !secure_enough(&url) {
             return Err(Box::new(InsecureUrl(url.to_string())));
         }
-        let client = match request.redirect_policy {
-            OAuthHttpRedirectPolicy::Stop => &self.stop,
-            _ => &self.follow,
-        };
+        let stop = matches!(request.redirect_policy, OAuthHttpRedirectPolicy::Stop);
+        let client = if stop { &self.stop } else { &self.follow };
         let request = reqwest::Request::try_from(request.request)?;
         let exchange = async {
             let mut response = client.execute(request).await?;
@@ -244,9 +194,7 @@ impl OAuthHttp {
             Err(_) => Err(format!("no answer within {} s", self.timeout.as_secs()).into()),
         }
     }
-}
 
-impl OAuthHttp {
     /// The `WWW-Authenticate` challenge the MCP endpoint answers a request
     /// without a token with (a `tools/list`, which every protected server
     /// refuses): where its resource metadata is and which scopes it wants.
@@ -255,24 +203,16 @@ impl OAuthHttp {
         let request = self
             .stop
             .post(url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(
-                reqwest::header::ACCEPT,
-                "application/json, text/event-stream",
-            )
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json, text/event-stream")
             .body(body);
-        let response = tokio::time::timeout(self.timeout, request.send())
-            .await
-            .ok()?
-            .ok()?;
+        let sent = tokio::time::timeout(self.timeout, request.send()).await;
+        let response = sent.ok()?.ok()?;
         if !matches!(response.status().as_u16(), 401 | 403) {
             return None;
         }
-        response
-            .headers()
-            .get(reqwest::header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+        let value = response.headers().get(WWW_AUTHENTICATE)?;
+        value.to_str().ok().map(str::to_owned)
     }
 }
 
@@ -336,31 +276,30 @@ pub async fn authorize(
     scopes: &[String],
     known: Option<&KnownClient>,
 ) -> Result<Authorization, OAuthProblem> {
-    let discovery = |e: AuthError| OAuthProblem::Discovery {
-        detail: e.to_string(),
-    };
-    let mut manager = AuthorizationManager::new_with_oauth_http_client(
-        setup.url.as_str(),
-        Arc::new(setup.http.clone()),
-    )
-    .await
-    .map_err(discovery)?;
+    let registration = |e: AuthError| OAuthProblem::from_auth(Step::Registration, e);
+    let mut manager = setup.http.manager(&setup.url).await.map_err(discovery)?;
     let probed = match challenge {
-        Some(_) => None,
         None if secure_enough(&setup.url) => setup.http.challenge(&setup.url).await,
-        None => None,
+        _ => None,
     };
     let resolution = manager
         .resolve_metadata_from_challenge(challenge.or(probed.as_deref()))
         .await
-        .map_err(|e| OAuthProblem::from_auth(Step::Registration, e))?;
+        .map_err(registration)?;
     let metadata = resolution.metadata;
-    check_metadata(&metadata)?;
+    // Every endpoint the metadata names must be secure enough before any is
+    // reached, opened or printed.
+    let endpoints = [&metadata.authorization_endpoint, &metadata.token_endpoint];
+    for url in endpoints.into_iter().chain(&metadata.registration_endpoint) {
+        check_secure(url)?;
+    }
     // Published metadata must say it offers S256 (PKCE); only the
     // endpoints a 2025-03-26 server implies, with no metadata, are taken
     // on trust.
-    if resolution.source.is_discovered() && metadata.code_challenge_methods_supported.is_none() {
-        return Err(OAuthProblem::NoPkce);
+    match &metadata.code_challenge_methods_supported {
+        Some(methods) if methods.iter().any(|m| m == "S256") => {}
+        None if !resolution.source.is_discovered() => {}
+        _ => return Err(OAuthProblem::NoPkce),
     }
     manager.set_metadata(metadata.clone());
     let store = FileStore::new(
@@ -377,51 +316,38 @@ pub async fn authorize(
     manager.set_credential_store(store.clone());
     // The scopes the resource's challenge or metadata asks for, else those
     // the authorization server lists; none where nobody names any.
-    let mut scopes = if scopes.is_empty() {
-        let initial = manager.select_initial_scopes(&[]).await;
-        if initial.is_empty() {
-            manager.select_scopes(None, &[])
-        } else {
-            initial
+    let mut scopes = scopes.to_vec();
+    if scopes.is_empty() {
+        scopes = manager.select_initial_scopes(&[]).await;
+        if scopes.is_empty() {
+            scopes = manager.select_scopes(None, &[]);
         }
-    } else {
-        scopes.to_vec()
-    };
+    }
+    let offline = |s: &[String]| s.iter().any(|s| s == "offline_access");
     if !scopes.is_empty()
-        && !scopes.iter().any(|s| s == "offline_access")
-        && metadata
-            .scopes_supported
-            .as_ref()
-            .is_some_and(|s| s.iter().any(|s| s == "offline_access"))
+        && !offline(&scopes)
+        && metadata.scopes_supported.as_deref().is_some_and(offline)
     {
         scopes.push("offline_access".to_owned());
     }
     let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
     let cimd = metadata
         .additional_fields
-        .get("client_id_metadata_document_supported")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+        .get("client_id_metadata_document_supported");
+    let cimd = cimd.and_then(serde_json::Value::as_bool).unwrap_or(false);
     let identity = &setup.identity;
     let config = if let Some(id) = &identity.client_id {
-        let mut config = OAuthClientConfig::new(id.clone(), redirect_uri);
-        if let Some(secret) = &identity.client_secret {
-            config = config.with_client_secret(secret.expose());
-        }
-        config
+        let secret = identity.client_secret.as_ref().map(Secret::expose);
+        client_config(id, secret, redirect_uri)
     } else if let Some(k) = known.filter(|k| k.issuer == metadata.issuer) {
-        let mut config = OAuthClientConfig::new(k.client_id.clone(), redirect_uri);
-        if let Some(secret) = &k.client_secret {
-            config = config.with_client_secret(secret.clone());
-        }
-        config
+        client_config(&k.client_id, k.client_secret.as_deref(), redirect_uri)
     } else if let Some(url) = identity.client_metadata_url.as_ref().filter(|_| cimd) {
         OAuthClientConfig::new(url.clone(), redirect_uri)
     } else {
         manager
             .register_client(CLIENT_NAME, redirect_uri, &scope_refs)
             .await
-            .map_err(|e| OAuthProblem::from_auth(Step::Registration, e))?
+            .map_err(registration)?
     };
     let config = config.with_scopes(scopes.clone());
     let client = KnownClient {
@@ -430,17 +356,13 @@ pub async fn authorize(
         client_secret: config.client_secret.clone(),
     };
     store.set_client_secret(client.client_secret.clone());
-    manager
-        .configure_client(config)
-        .map_err(|e| OAuthProblem::from_auth(Step::Registration, e))?;
+    manager.configure_client(config).map_err(registration)?;
     let url = manager
         .get_authorization_url(&scope_refs)
         .await
-        .map_err(|e| OAuthProblem::from_auth(Step::Registration, e))?;
+        .map_err(registration)?;
     check_secure(&url)?;
-    let url = Url::parse(&url).map_err(|e| OAuthProblem::Discovery {
-        detail: e.to_string(),
-    })?;
+    let url = Url::parse(&url).map_err(discovery)?;
     let state = url
         .query_pairs()
         .find(|(k, _)| k == "state")
@@ -475,29 +397,26 @@ impl Authorization {
             .exchange_code_for_token_with_issuer(code, &self.state, iss)
             .await
             .map_err(fail)?;
-        match self.store.current() {
-            Ok(Some(login)) => Ok(login),
-            Ok(None) => Err(fail(AuthError::CredentialStoreError(
-                "the login was not found after it was stored".to_owned(),
-            ))),
-            Err(p) => Err(fail(AuthError::CredentialStoreError(store_detail(&p)))),
-        }
+        let detail = match self.store.current() {
+            Ok(Some(login)) => return Ok(login),
+            Ok(None) => "the login was not found after it was stored".to_owned(),
+            Err(p) => store_detail(p, "its"),
+        };
+        Err(fail(AuthError::CredentialStoreError(detail)))
     }
 }
 
-fn store_detail(p: &StoreProblem) -> String {
-    match p {
-        StoreProblem::Io { detail, .. } | StoreProblem::Unreadable { detail, .. } => detail.clone(),
-        StoreProblem::Locked { waited, .. } => {
-            format!("its lock was held for over {} s", waited.as_secs())
-        }
+fn client_config(id: &str, secret: Option<&str>, redirect_uri: &str) -> OAuthClientConfig {
+    let config = OAuthClientConfig::new(id, redirect_uri);
+    match secret {
+        Some(secret) => config.with_client_secret(secret),
+        None => config,
     }
 }
 
 /// Why no token can be sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TokenProblem {
-    /// No login for this URL is stored.
     NoLogin,
     /// The stored login is for another URL.
     OtherUrl,
@@ -505,14 +424,12 @@ pub enum TokenProblem {
     Refused,
     /// The renewal failed for another reason (worth trying again).
     Refresh(OAuthProblem),
-    /// The credentials file could not be used.
     Store(StoreProblem),
 }
 
 /// The tokens of a serving process: read from the file when needed, and
 /// refreshed with rmcp's refresh grant, one refresh at a time across the
-/// processes sharing the file (its lock is held, and the file read again,
-/// before refreshing).
+/// processes sharing the file (its lock held, the file read again first).
 pub struct Auth {
     pub url: Url,
     pub file: CredentialsFile,
@@ -541,12 +458,7 @@ impl Auth {
         let file = self.file.clone();
         tokio::task::spawn_blocking(move || work(file))
             .await
-            .map_err(|e| {
-                TokenProblem::Store(StoreProblem::Io {
-                    path: self.file.path().to_owned(),
-                    detail: e.to_string(),
-                })
-            })?
+            .map_err(|e| TokenProblem::Store(self.file.io(e)))?
             .map_err(TokenProblem::Store)
     }
 
@@ -581,22 +493,13 @@ impl Auth {
         if stored.refresh_token().is_none() {
             return Err(TokenProblem::Refused);
         }
-        let store = FileStore::new(self.file.clone(), stored.clone());
-        let mut manager = AuthorizationManager::new_with_oauth_http_client(
-            self.url.as_str(),
-            Arc::new(self.http.clone()),
-        )
-        .await
-        .map_err(|e| TokenProblem::Refresh(OAuthProblem::from_auth(Step::Refresh, e)))?;
-        manager.set_credential_store(store.clone());
+        let fail = |e: AuthError| TokenProblem::Refresh(OAuthProblem::from_auth(Step::Refresh, e));
+        let mut manager = self.http.manager(&self.url).await.map_err(fail)?;
+        manager.set_credential_store(FileStore::new(self.file.clone(), stored.clone()));
         manager.set_metadata(stored.metadata.clone());
-        let mut config = OAuthClientConfig::new(stored.client_id(), stored.redirect_uri.clone());
-        if let Some(secret) = &stored.client_secret {
-            config = config.with_client_secret(secret.clone());
-        }
-        manager
-            .configure_client(config)
-            .map_err(|e| TokenProblem::Refresh(OAuthProblem::from_auth(Step::Refresh, e)))?;
+        let secret = stored.client_secret.as_deref();
+        let config = client_config(stored.client_id(), secret, &stored.redirect_uri);
+        manager.configure_client(config).map_err(fail)?;
         match manager.refresh_token().await {
             Ok(_) => match self.read().await? {
                 Some(l) if l.mcp_url == self.url.as_str() && l.access_token().is_some() => {

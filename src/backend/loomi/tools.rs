@@ -16,6 +16,7 @@ const GET_POOL: &str = "get_voucher_pool";
 const LIST_CODES: &str = "list_voucher_codes";
 const SEARCH_POOLS: &str = "search_voucher_pools";
 const LIST_PROJECTS: &str = "list_projects";
+const LIST_ORGANIZATIONS: &str = "list_cloud_organizations";
 
 /// Loomi's tools, with what each declares of its arguments.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -30,8 +31,8 @@ pub struct ToolSet {
 /// What a tool's `inputSchema` declares.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Declared {
-    /// Its properties, with the `maximum` each declares, if any.
-    properties: BTreeMap<String, Option<u64>>,
+    /// Its properties (arguments), with the `maximum` each declares, if any.
+    args: BTreeMap<String, Option<u64>>,
     required: Vec<String>,
 }
 
@@ -58,8 +59,6 @@ pub enum ProjectsPlan {
     },
 }
 
-const LIST_ORGANIZATIONS: &str = "list_cloud_organizations";
-
 impl ToolSet {
     /// From the `tools` of `tools/list` answers.
     pub fn from_listed(listed: &[Value]) -> Self {
@@ -69,59 +68,27 @@ impl ToolSet {
             let Some(name) = tool.get("name").and_then(Value::as_str) else {
                 continue;
             };
-            let required: Vec<String> = tool
-                .pointer("/inputSchema/required")
-                .and_then(Value::as_array)
-                .map(|r| {
-                    r.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let flag = |name: &str| {
-                tool.pointer(&format!("/annotations/{name}"))
-                    .and_then(Value::as_bool)
-            };
+            let schema = &tool["inputSchema"];
+            let names = schema["required"].as_array().into_iter().flatten();
+            let required: Vec<String> =
+                names.filter_map(Value::as_str).map(str::to_owned).collect();
+            let flag = |name: &str| tool["annotations"][name].as_bool();
             if required.is_empty()
                 && flag("readOnlyHint") != Some(false)
                 && flag("destructiveHint") != Some(true)
             {
                 harmless.push(name.to_owned());
             }
-            let properties = tool
-                .pointer("/inputSchema/properties")
-                .and_then(Value::as_object)
-                .map(|p| {
-                    p.iter()
-                        .map(|(k, v)| {
-                            let max = v
-                                .get("maximum")
-                                .and_then(Value::as_f64)
-                                .filter(|m| m.is_finite() && *m >= 1.0)
-                                .map(|m| m.min(1e9) as u64);
-                            (k.clone(), max)
-                        })
-                        .collect()
+            let args = schema["properties"].as_object().into_iter().flatten();
+            let args = args
+                .map(|(k, v)| {
+                    let max = v["maximum"].as_f64().filter(|m| m.is_finite() && *m >= 1.0);
+                    (k.clone(), max.map(|m| m.min(1e9) as u64))
                 })
-                .unwrap_or_default();
-            tools.insert(
-                name.to_owned(),
-                Declared {
-                    properties,
-                    required,
-                },
-            );
+                .collect();
+            tools.insert(name.to_owned(), Declared { args, required });
         }
         Self { tools, harmless }
-    }
-
-    /// The argument names `tool` declares, and which of them it requires
-    /// (for `doctor`).
-    pub fn arguments(&self, tool: &str) -> Option<(Vec<String>, Vec<String>)> {
-        self.tools
-            .get(tool)
-            .map(|d| (d.properties.keys().cloned().collect(), d.required.clone()))
     }
 
     /// The tool `login` calls to check that the new login reads data:
@@ -143,25 +110,17 @@ impl ToolSet {
         self.names().filter(|n| n.contains("voucher")).collect()
     }
 
-    fn has(&self, name: &str) -> bool {
-        self.tools.contains_key(name)
-    }
-
-    fn missing(tool: &str) -> BackendError {
-        BackendError::LoomiToolMissing {
-            tool: tool.to_owned(),
-        }
+    /// The first of `names` that Loomi has; else the failure naming the first.
+    fn first_of(&self, names: &[&'static str]) -> Result<&'static str, BackendError> {
+        let tool = names[0].to_owned();
+        let found = names.iter().copied().find(|n| self.tools.contains_key(*n));
+        found.ok_or(BackendError::LoomiToolMissing { tool })
     }
 
     /// The tool that lists pools.
     pub fn pools_tool(&self) -> Result<String, BackendError> {
-        if self.has(LIST_POOLS) {
-            Ok(LIST_POOLS.to_owned())
-        } else if self.has(SEARCH_POOLS) {
-            Ok(SEARCH_POOLS.to_owned())
-        } else {
-            Err(Self::missing(LIST_POOLS))
-        }
+        self.first_of(&[LIST_POOLS, SEARCH_POOLS])
+            .map(str::to_owned)
     }
 
     /// The tool that gives one pool, and the name of its pool argument as
@@ -169,13 +128,7 @@ impl ToolSet {
     /// `None` for the argument where it declares none of them (the pool is
     /// then picked out of the list).
     pub fn pool_tool(&self) -> Result<(String, Option<String>), BackendError> {
-        let name = if self.has(GET_POOL) {
-            GET_POOL
-        } else if self.has(SEARCH_POOLS) {
-            SEARCH_POOLS
-        } else {
-            return Err(Self::missing(GET_POOL));
-        };
+        let name = self.first_of(&[GET_POOL, SEARCH_POOLS])?;
         let arg = self.declared(name, &["pool_id", "voucher_pool_id", "id"]);
         if name == GET_POOL && arg.is_none() {
             return Err(Self::cannot_take(name, "pool_id"));
@@ -186,9 +139,7 @@ impl ToolSet {
     /// The tool that lists codes, and the name of its pool argument
     /// (`pool_id`, else `voucher_pool_id`).
     pub fn codes_tool(&self) -> Result<(String, String), BackendError> {
-        if !self.has(LIST_CODES) {
-            return Err(Self::missing(LIST_CODES));
-        }
+        self.first_of(&[LIST_CODES])?;
         let arg = self
             .declared(LIST_CODES, &["pool_id", "voucher_pool_id"])
             .ok_or_else(|| Self::cannot_take(LIST_CODES, "pool_id"))?;
@@ -200,45 +151,31 @@ impl ToolSet {
 
     /// The first of `names` that `tool` declares.
     fn declared(&self, tool: &str, names: &[&str]) -> Option<String> {
-        let args = &self.tools.get(tool)?.properties;
-        names
-            .iter()
-            .find(|n| args.contains_key(**n))
-            .map(|n| (*n).to_owned())
+        let args = &self.tools.get(tool)?.args;
+        let found = names.iter().find(|n| args.contains_key(**n))?;
+        Some((*found).to_owned())
     }
 
     /// How `tool` pages, where it declares `skip` and `count`, or `offset`
     /// and `limit`: the page asked for is the largest its schema allows
     /// (at most 1000), else 100.
     pub fn paging(&self, tool: &str) -> Option<Paging> {
-        let declared = self.tools.get(tool)?;
-        [("skip", "count"), ("offset", "limit")]
+        let args = &self.tools.get(tool)?.args;
+        let (skip, count) = [("skip", "count"), ("offset", "limit")]
             .into_iter()
-            .find(|(s, c)| {
-                declared.properties.contains_key(*s) && declared.properties.contains_key(*c)
-            })
-            .map(|(skip, count)| Paging {
-                skip: skip.to_owned(),
-                count: count.to_owned(),
-                size: declared
-                    .properties
-                    .get(count)
-                    .copied()
-                    .flatten()
-                    .unwrap_or(100)
-                    .min(1000),
-            })
+            .find(|(s, c)| args.contains_key(*s) && args.contains_key(*c))?;
+        Some(Paging {
+            skip: skip.to_owned(),
+            count: count.to_owned(),
+            size: args[count].unwrap_or(100).min(1000),
+        })
     }
 
-    /// A required argument of `tool` that is not among `known`: one this
-    /// server has no value for.
-    fn unknown_required(&self, tool: &str, known: &[&str]) -> Option<String> {
+    fn required(&self, tool: &str) -> &[String] {
         self.tools
-            .get(tool)?
-            .required
-            .iter()
-            .find(|r| !known.contains(&r.as_str()))
-            .cloned()
+            .get(tool)
+            .map(|d| d.required.as_slice())
+            .unwrap_or_default()
     }
 
     /// `Ok` when `tool` declares `argument`; else the failure that names both.
@@ -265,27 +202,18 @@ impl ToolSet {
     /// requires no argument; through the organizations where it requires
     /// one that names an organization (`cloud_organization_id`).
     pub fn projects_plan(&self) -> Result<ProjectsPlan, BackendError> {
-        if !self.has(LIST_PROJECTS) {
-            return Err(Self::missing(LIST_PROJECTS));
-        }
-        let required = &self.tools[LIST_PROJECTS].required;
-        let Some(argument) = required.iter().find(|r| r.contains("organization")) else {
-            return match required.first() {
-                Some(other) => Err(Self::cannot_take(LIST_PROJECTS, other)),
-                None => Ok(ProjectsPlan::Direct {
-                    tool: LIST_PROJECTS.to_owned(),
-                }),
-            };
-        };
-        if let Some(other) = required.iter().find(|r| *r != argument) {
+        self.first_of(&[LIST_PROJECTS])?;
+        let required = self.required(LIST_PROJECTS);
+        let argument = required.iter().find(|r| r.contains("organization"));
+        if let Some(other) = required.iter().find(|r| Some(*r) != argument) {
             return Err(Self::cannot_take(LIST_PROJECTS, other));
         }
-        if !self.has(LIST_ORGANIZATIONS) {
-            return Err(Self::missing(LIST_ORGANIZATIONS));
-        }
-        if let Some(other) = self.unknown_required(LIST_ORGANIZATIONS, &[]) {
-            return Err(Self::cannot_take(LIST_ORGANIZATIONS, &other));
-        }
+        let Some(argument) = argument else {
+            let tool = LIST_PROJECTS.to_owned();
+            return Ok(ProjectsPlan::Direct { tool });
+        };
+        self.first_of(&[LIST_ORGANIZATIONS])?;
+        self.requires_only(LIST_ORGANIZATIONS, &[])?;
         Ok(ProjectsPlan::ByOrganization {
             organizations: LIST_ORGANIZATIONS.to_owned(),
             projects: LIST_PROJECTS.to_owned(),
@@ -296,8 +224,9 @@ impl ToolSet {
     /// A required argument of `tool` beyond `known`, as the failure that
     /// names it: this server would have to guess its value.
     pub fn requires_only(&self, tool: &str, known: &[&str]) -> Result<(), BackendError> {
-        match self.unknown_required(tool, known) {
-            Some(other) => Err(Self::cannot_take(tool, &other)),
+        let required = self.required(tool);
+        match required.iter().find(|r| !known.contains(&r.as_str())) {
+            Some(other) => Err(Self::cannot_take(tool, other)),
             None => Ok(()),
         }
     }
@@ -321,34 +250,26 @@ pub struct Choice {
 impl ToolSet {
     /// How each need is met, as the calls will be made.
     pub fn choices(&self) -> Vec<Choice> {
-        let required = |tool: &str| {
-            self.tools
-                .get(tool)
-                .map(|d| d.required.clone())
-                .unwrap_or_default()
-        };
-        let choice = |need, found: Result<(Vec<String>, Vec<String>), BackendError>| match found {
-            Ok((tools, arguments)) => Choice {
+        let choice = |need, found: Result<(Vec<String>, Vec<String>), BackendError>| {
+            let ((tools, arguments), problem) = match found {
+                Ok(found) => (found, None),
+                Err(problem) => (Default::default(), Some(problem)),
+            };
+            let required = tools.last().map(|t| self.required(t).to_vec());
+            Choice {
                 need,
-                required: tools.last().map(|t| required(t)).unwrap_or_default(),
+                required: required.unwrap_or_default(),
                 tools,
                 arguments,
-                problem: None,
-            },
-            Err(problem) => Choice {
-                need,
-                tools: Vec::new(),
-                arguments: Vec::new(),
-                required: Vec::new(),
-                problem: Some(problem),
-            },
+                problem,
+            }
         };
-        let listing = |tool: &str| {
+        let listing = |tool: String| {
             let mut arguments = vec!["project_id".to_owned()];
-            if let Some(p) = self.paging(tool) {
+            if let Some(p) = self.paging(&tool) {
                 arguments.extend([p.skip, p.count]);
             }
-            arguments
+            (vec![tool], arguments)
         };
         let projects = self.projects_plan().map(|plan| match plan {
             ProjectsPlan::Direct { tool } => (vec![tool], Vec::new()),
@@ -360,14 +281,11 @@ impl ToolSet {
         });
         let pools = self.pools_tool().and_then(|tool| {
             self.takes(&tool, "project_id")?;
-            Ok((vec![tool.clone()], listing(&tool)))
+            Ok(listing(tool))
         });
         let pool = self.pool_tool().map(|(tool, arg)| match arg {
             Some(arg) => (vec![tool], vec!["project_id".to_owned(), arg]),
-            None => {
-                let arguments = listing(&tool);
-                (vec![tool], arguments)
-            }
+            None => listing(tool),
         });
         let codes = self.codes_tool().map(|(tool, pool_arg)| {
             let mut arguments = vec![
@@ -412,66 +330,41 @@ pub fn payload(mut result: Value) -> ToolAnswer {
         .get_mut("structuredContent")
         .filter(|v| v.is_object())
         .map(Value::take);
-    let text = result
-        .get("content")
-        .and_then(Value::as_array)
-        .and_then(|blocks| {
-            blocks
-                .iter()
-                .find(|b| b.get("type").and_then(Value::as_str) == Some("text"))
-        })
-        .and_then(|b| b.get("text"))
-        .and_then(Value::as_str);
-    if result.get("isError") == Some(&Value::Bool(true)) {
-        let message = text
-            .map(str::to_owned)
-            .or_else(|| {
-                structured
-                    .as_ref()
-                    .and_then(|s| s.get("error"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            })
-            .unwrap_or_else(|| "Loomi Connect reported an error and gave no text".to_owned());
-        if let Some(wait) = rate_limit_wait(&message) {
-            return ToolAnswer::RateLimited { wait };
-        }
-        return ToolAnswer::Failed { message };
+    let mut blocks = result["content"].as_array().into_iter().flatten();
+    let text = blocks.find(|b| b["type"] == "text");
+    let text = text.and_then(|b| b["text"].as_str());
+    if result["isError"] == true {
+        let error = structured.as_ref().and_then(|s| s["error"].as_str());
+        let message = match text.or(error) {
+            Some(message) => message.to_owned(),
+            None => "Loomi Connect reported an error and gave no text".to_owned(),
+        };
+        return limited(&message).unwrap_or(ToolAnswer::Failed { message });
     }
-    let envelope = match structured {
-        Some(s) => s,
-        None => match text.map(serde_json::from_str::<Value>) {
-            Some(Ok(v)) if v.is_object() => v,
-            Some(_) => {
-                let text = text.unwrap_or("");
-                if let Some(wait) = rate_limit_wait(text) {
-                    return ToolAnswer::RateLimited { wait };
-                }
-                // Kept long (128 KiB is past all that a quote scrubs and
-                // shows): it is scrubbed, then folded and cut, where quoted.
-                return ToolAnswer::Unreadable {
-                    problem: AnswerProblem::NotJson,
-                    excerpt: crate::text::shorten(text, 128 * 1024),
-                };
-            }
-            None => {
-                return ToolAnswer::Unreadable {
-                    problem: AnswerProblem::NoData,
-                    excerpt: crate::text::shorten(&result.to_string(), 128 * 1024),
-                }
-            }
+    // Kept long (128 KiB is past all that a quote scrubs and shows): it is
+    // scrubbed, then folded and cut, where quoted.
+    let unreadable = |problem, text: &str| ToolAnswer::Unreadable {
+        problem,
+        excerpt: crate::text::shorten(text, 128 * 1024),
+    };
+    let envelope = match (structured, text) {
+        (Some(s), _) => s,
+        (None, None) => return unreadable(AnswerProblem::NoData, &result.to_string()),
+        (None, Some(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(v) if v.is_object() => v,
+            _ => return limited(text).unwrap_or_else(|| unreadable(AnswerProblem::NotJson, text)),
         },
     };
-    if envelope.get("success") == Some(&Value::Bool(false)) {
-        if let Some(wait) = envelope
-            .get("error")
-            .and_then(Value::as_str)
-            .and_then(rate_limit_wait)
-        {
-            return ToolAnswer::RateLimited { wait };
+    if envelope["success"] == false {
+        if let Some(answer) = envelope["error"].as_str().and_then(limited) {
+            return answer;
         }
     }
     ToolAnswer::Envelope(envelope)
+}
+
+fn limited(text: &str) -> Option<ToolAnswer> {
+    rate_limit_wait(text).map(|wait| ToolAnswer::RateLimited { wait })
 }
 
 /// `Some(wait)` when `text` is Loomi's rate-limit notice ("Too many
@@ -485,19 +378,11 @@ pub fn rate_limit_wait(text: &str) -> Option<Option<Duration>> {
     let Some(at) = lower.find("retry after") else {
         return Some(window(&lower));
     };
-    let rest = &lower[at + "retry after".len()..];
-    let digits: String = rest
-        .trim_start_matches([' ', '~', '≈'])
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    Some(
-        digits
-            .parse::<f64>()
-            .ok()
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| Duration::from_secs_f64(s.min(1e6))),
-    )
+    let rest = lower[at + "retry after".len()..].trim_start_matches([' ', '~', '≈']);
+    let digits = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.');
+    let seconds: Option<f64> = digits.collect::<String>().parse().ok();
+    let seconds = seconds.filter(|s| s.is_finite() && *s >= 0.0);
+    Some(seconds.map(|s| Duration::from_secs_f64(s.min(1e6))))
 }
 
 /// The length of a window worded `(N per M second)` (or `seconds`).
@@ -509,36 +394,45 @@ fn window(lower: &str) -> Option<Duration> {
     if !unit.starts_with("second") {
         return None;
     }
-    digits
-        .parse::<u64>()
-        .ok()
-        .map(|s| Duration::from_secs(s.min(1_000_000)))
+    let seconds: u64 = digits.parse().ok()?;
+    Some(Duration::from_secs(seconds.min(1_000_000)))
+}
+
+/// A value that is text or a number, as text.
+fn as_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn text_of(record: &Value, key: &str) -> Option<String> {
+    as_text(record.get(key)?)
 }
 
 /// A record's id: `id`, else `_id`, else `pool_id`, as text.
 pub fn record_id(record: &Value) -> Option<String> {
-    ["id", "_id", "pool_id"]
-        .iter()
-        .find_map(|k| record.get(*k))
-        .and_then(|v| match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
+    let keys = ["id", "_id", "pool_id"];
+    as_text(keys.iter().find_map(|k| record.get(*k))?)
+}
+
+/// Gives an object without `id` the one [`record_id`] reads; `None` where
+/// it reads none.
+fn add_id(record: &mut Value) -> Option<()> {
+    if record.is_object() && record.get("id").is_none() {
+        let id = record_id(record)?;
+        record["id"] = Value::String(id);
+    }
+    Some(())
 }
 
 /// The envelope of a list whose records name their id `_id` or `pool_id`:
 /// each record gains `id`.
 pub fn with_ids(mut envelope: Value) -> Value {
     if let Some(Value::Array(records)) = envelope.get_mut("data") {
-        for record in records.iter_mut() {
-            let id = match record.get("id") {
-                Some(_) => continue,
-                None => record_id(record),
-            };
-            if let (Some(id), Some(r)) = (id, record.as_object_mut()) {
-                r.insert("id".to_owned(), Value::String(id));
-            }
+        for record in records {
+            add_id(record);
         }
     }
     envelope
@@ -557,22 +451,16 @@ pub fn one_pool(mut envelope: Value, pool_id: &str) -> Option<Value> {
             .cloned()?;
         *data = found;
     }
-    if let Some(record) = data.as_object_mut() {
-        if !record.contains_key("id") {
-            let id = record_id(&Value::Object(record.clone()))?;
-            record.insert("id".to_owned(), Value::String(id));
-        }
-    }
+    add_id(data)?;
     Some(envelope)
 }
 
-/// A record's text field, where it is text or a number.
-fn text_of(record: &Value, key: &str) -> Option<String> {
-    match record.get(key)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
+/// A record's id (the first of `keys` that is text or a number) and its
+/// name (else the id).
+fn id_and_name(record: &Value, keys: [&str; 3]) -> Option<(String, String)> {
+    let id = keys.into_iter().find_map(|k| text_of(record, k))?;
+    let name = text_of(record, "name").unwrap_or_else(|| id.clone());
+    Some((id, name))
 }
 
 /// A project of Loomi's `list_projects`: its id (`id`, else `project_id`,
@@ -581,10 +469,7 @@ pub fn project_entry(
     record: &Value,
     organization: Option<&str>,
 ) -> Option<crate::backend::ProjectEntry> {
-    let id = ["id", "project_id", "_id"]
-        .iter()
-        .find_map(|k| text_of(record, k))?;
-    let name = text_of(record, "name").unwrap_or_else(|| id.clone());
+    let (id, name) = id_and_name(record, ["id", "project_id", "_id"])?;
     Some(crate::backend::ProjectEntry {
         id,
         name,
@@ -595,11 +480,7 @@ pub fn project_entry(
 
 /// An organization of `list_cloud_organizations`: its id and name.
 pub fn organization(record: &Value) -> Option<(String, String)> {
-    let id = ["id", "cloud_organization_id", "_id"]
-        .iter()
-        .find_map(|k| text_of(record, k))?;
-    let name = text_of(record, "name").unwrap_or_else(|| id.clone());
-    Some((id, name))
+    id_and_name(record, ["id", "cloud_organization_id", "_id"])
 }
 
 #[cfg(test)]
