@@ -1,36 +1,29 @@
-//! Settings, read once at start from flags and environment variables (the
-//! grammar is in [`crate::cli`]) and checked here into a [`Config`] before
-//! the server serves anything.
-//!
-//! Every setting is both a flag and an environment variable; the flag wins.
-//! A setting that cannot work (a malformed URL, plain HTTP to a remote host,
-//! a zero timeout) is a [`ConfigError`], which `main` reports as one line on
-//! stderr before exiting with status 2. Missing credentials are *not* an
-//! error here: the server still starts, so that an assistant can show the
-//! user which settings to add.
+//! Settings, read once at start from flags and environment variables (the flag wins), checked
+//! into a [`Config`]. A setting that cannot work is a [`ConfigError`], which `main` reports on
+//! stderr before exiting with status 2. Missing credentials are *not* an error: the server still
+//! starts, so that an assistant can show the user which settings to add.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use clap::Args;
 use reqwest::Url;
 
+use crate::backend::loomi::pacing::Limits;
+use crate::backend::loomi::{ClientIdentity, CredentialsFile, LoomiClient, LoomiOptions};
 use crate::backend::network::{CaFileProblem, ExtraRoots, Network, Proxies};
 use crate::backend::rest::Endpoint;
-use crate::backend::Id;
-use clap::Args;
+use crate::backend::{Backend, ClientOptions, Id, RestClient};
+pub use crate::backend::{Credentials, ProjectEntry, Secret};
 
-/// Where the Bloomreach Engagement API lives unless told otherwise.
 pub const DEFAULT_BASE_URL: &str = "https://api.exponea.com";
-/// Seconds allowed for one HTTP attempt unless told otherwise.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
-/// The timeout when serving through Loomi Connect and none is set.
+/// Loomi's tools call dashboard APIs that can take tens of seconds.
 pub const DEFAULT_LOOMI_TIMEOUT_SECS: u64 = 60;
-/// The log filter unless told otherwise: this server at info (one line per
-/// tool call), the MCP library at warn.
+/// This server at info (one line per tool call), the MCP library at warn.
 pub const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
-/// The longest timeout accepted, in seconds.
 pub const MAX_TIMEOUT_SECS: u64 = 600;
 
 /// The environment variable names, shared by the flags and by messages that
@@ -59,11 +52,6 @@ pub mod env {
             no: ["no_proxy", "NO_PROXY"],
         };
 }
-
-use crate::backend::loomi::pacing::Limits;
-use crate::backend::loomi::{CredentialsFile, LoomiClient, LoomiOptions};
-use crate::backend::{Backend, ClientOptions, RestClient};
-pub use crate::backend::{Credentials, ProjectEntry, Secret};
 
 /// Every setting, as read from flags and the environment.
 #[derive(Clone, Args)]
@@ -130,23 +118,18 @@ pub struct Settings {
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hidden = |s: &Option<String>| s.as_ref().map(|_| Secret::REDACTED);
         f.debug_struct("Settings")
             .field("api_base_url", &self.api_base_url)
             .field("api_key_id", &self.api_key_id)
-            .field(
-                "api_secret",
-                &self.api_secret.as_ref().map(|_| Secret::REDACTED),
-            )
+            .field("api_secret", &hidden(&self.api_secret))
             .field("timeout_secs", &self.timeout_secs)
             .field("project_token", &self.project_token)
             .field("log_filter", &self.log_filter)
             .field("ca_file", &self.ca_file)
             .field("loomi_url", &self.loomi_url)
             .field("loomi_client_id", &self.loomi_client_id)
-            .field(
-                "loomi_client_secret",
-                &self.loomi_client_secret.as_ref().map(|_| "[redacted]"),
-            )
+            .field("loomi_client_secret", &hidden(&self.loomi_client_secret))
             .field("loomi_client_metadata_url", &self.loomi_client_metadata_url)
             .field("credentials_file", &self.credentials_file)
             .field("demo", &self.demo)
@@ -158,14 +141,12 @@ impl fmt::Debug for Settings {
 pub const CREDENTIALS_FOLDER: &str = "bloomreach-vouchers-mcp";
 pub const CREDENTIALS_FILE_NAME: &str = "loomi-credentials.json";
 
-/// Where Loomi Connect is and how to log in to it.
+/// Where Loomi Connect is: its MCP endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoomiSettings {
-    /// The MCP endpoint.
     pub url: Url,
 }
 
-/// Where the login is kept, and whether that is the default place.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CredentialsPath {
     pub path: std::path::PathBuf,
@@ -182,16 +163,13 @@ pub struct Config {
     pub credentials: Option<Credentials>,
     pub projects: Vec<ProjectEntry>,
     pub demo: bool,
-    /// Extra trusted roots and the proxies, for every backend.
     pub network: Network,
-    /// The log filter for stderr.
     pub log_filter: String,
-    /// Loomi Connect, when its URL is set (which selects that backend).
+    /// Set when the Loomi URL is, which selects that backend.
     pub loomi: Option<LoomiSettings>,
-    /// Who the OAuth client is (a preset client, its secret, a client ID
-    /// metadata document), whether or not a URL is set.
-    pub loomi_identity: crate::backend::loomi::ClientIdentity,
-    /// Where the Loomi login is kept; `None` when no config folder is known.
+    /// Who the OAuth client is, whether or not a URL is set.
+    pub loomi_identity: ClientIdentity,
+    /// `None` when no config folder is known.
     pub credentials_file: Option<CredentialsPath>,
 }
 
@@ -224,6 +202,21 @@ impl ConfigError {
             flag: Some(flag),
             problem: problem.into(),
         }
+    }
+
+    /// The error for a person who may have only the bundle's form: the
+    /// variable, the form's field, what is wrong and what to do.
+    pub fn for_person(&self) -> String {
+        let field = form_label(self.variable)
+            .map(|label| {
+                format!(" (the \"{label}\" field of the extension's settings in Claude Desktop)")
+            })
+            .unwrap_or_default();
+        format!(
+            "The server's setup is incomplete: {}{field} {}. Change the setting where the server is configured (in Claude Desktop: Settings, Extensions, Bloomreach Vouchers, Configure; elsewhere the server's environment in the assistant's MCP settings), then restart the server",
+            self.variable,
+            crate::text::shorten(&crate::text::one_line(&self.problem), 600).trim_end_matches('.')
+        )
     }
 }
 
@@ -268,24 +261,6 @@ pub fn form_label(variable: &str) -> Option<&'static str> {
     })
 }
 
-impl ConfigError {
-    /// The error for a person who may have only the bundle's form: the
-    /// variable, the form's field, what is wrong and what to do.
-    pub fn for_person(&self) -> String {
-        let field = match form_label(self.variable) {
-            Some(label) => {
-                format!(" (the \"{label}\" field of the extension's settings in Claude Desktop)")
-            }
-            None => String::new(),
-        };
-        format!(
-            "The server's setup is incomplete: {}{field} {}. Change the setting where the server is configured (in Claude Desktop: Settings, Extensions, Bloomreach Vouchers, Configure; elsewhere the server's environment in the assistant's MCP settings), then restart the server",
-            self.variable,
-            crate::text::shorten(&crate::text::one_line(&self.problem), 600).trim_end_matches('.')
-        )
-    }
-}
-
 /// The value of a setting, or `None` when it is not set: absent, blank, or
 /// a template placeholder left unfilled (an MCP Bundle's optional field
 /// left empty arrives as `${user_config.NAME}` in some hosts).
@@ -296,55 +271,49 @@ pub fn given(value: Option<&str>) -> Option<&str> {
 }
 
 impl Config {
-    /// Checks the settings and turns them into a [`Config`].
-    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
-        let demo = parse_demo(settings.demo.as_deref())?;
-        let base_url =
-            parse_base_url(given(Some(&settings.api_base_url)).unwrap_or(DEFAULT_BASE_URL))?;
-        let loomi_given = given(settings.loomi_url.as_deref()).is_some() && !demo;
-        let timeout = match given(settings.timeout_secs.as_deref()) {
+    pub fn from_settings(s: &Settings) -> Result<Self, ConfigError> {
+        let demo = parse_demo(s.demo.as_deref())?;
+        let base_url = parse_base_url(given(Some(&s.api_base_url)).unwrap_or(DEFAULT_BASE_URL))?;
+        let loomi_given = given(s.loomi_url.as_deref()).is_some() && !demo;
+        let timeout = match given(s.timeout_secs.as_deref()) {
             Some(raw) => parse_timeout(raw)?,
             None if loomi_given => Duration::from_secs(DEFAULT_LOOMI_TIMEOUT_SECS),
             None => Duration::from_secs(DEFAULT_TIMEOUT_SECS),
         };
-        let credentials = match (
-            given(settings.api_key_id.as_deref()),
-            given(settings.api_secret.as_deref()),
-        ) {
+        let key_id = given(s.api_key_id.as_deref());
+        let secret = given(s.api_secret.as_deref());
+        let half_missing = |variable, flag, other: &str, add: &str, clear: &str| {
+            let problem = format!(
+                "is not set, but {other} is: an API key needs both halves, so add the {add} (or clear the {clear} to use Loomi Connect instead)"
+            );
+            Err(ConfigError::new(variable, flag, problem))
+        };
+        let credentials = match (key_id, secret) {
             (Some(key_id), Some(secret)) => Some(Credentials {
                 key_id: key_id.to_owned(),
                 secret: Secret::new(secret),
             }),
             (Some(_), None) if !demo => {
-                return Err(ConfigError::new(
+                return half_missing(
                     env::SECRET,
                     "api-secret",
-                    format!(
-                        "is not set, but {} is: an API key needs both halves, so add the key's secret (or clear the key ID to use Loomi Connect instead)",
-                        env::KEY_ID
-                    ),
-                ))
+                    env::KEY_ID,
+                    "key's secret",
+                    "key ID",
+                )
             }
             (None, Some(_)) if !demo => {
-                return Err(ConfigError::new(
-                    env::KEY_ID,
-                    "api-key-id",
-                    format!(
-                        "is not set, but {} is: an API key needs both halves, so add the key ID (or clear the secret to use Loomi Connect instead)",
-                        env::SECRET
-                    ),
-                ))
+                return half_missing(env::KEY_ID, "api-key-id", env::SECRET, "key ID", "secret")
             }
             _ => None,
         };
-        let projects = parse_projects(given(settings.project_token.as_deref()).unwrap_or(""))?;
-        let loomi_identity = crate::backend::loomi::ClientIdentity {
-            client_id: given(settings.loomi_client_id.as_deref()).map(str::to_owned),
-            client_secret: given(settings.loomi_client_secret.as_deref()).map(Secret::new),
-            client_metadata_url: match given(settings.loomi_client_metadata_url.as_deref()) {
-                Some(raw) => Some(parse_client_metadata_url(raw)?),
-                None => None,
-            },
+        let projects = parse_projects(given(s.project_token.as_deref()).unwrap_or(""))?;
+        let loomi_identity = ClientIdentity {
+            client_id: given(s.loomi_client_id.as_deref()).map(str::to_owned),
+            client_secret: given(s.loomi_client_secret.as_deref()).map(Secret::new),
+            client_metadata_url: given(s.loomi_client_metadata_url.as_deref())
+                .map(parse_client_metadata_url)
+                .transpose()?,
         };
         if loomi_identity.client_secret.is_some() && loomi_identity.client_id.is_none() {
             return Err(ConfigError::new(
@@ -356,27 +325,22 @@ impl Config {
                 ),
             ));
         }
-        let loomi = match given(settings.loomi_url.as_deref()) {
-            Some(raw) => Some(LoomiSettings {
-                url: parse_loomi_url(raw)?,
-            }),
-            None => None,
-        };
-        let key_given = given(settings.api_key_id.as_deref()).is_some()
-            || given(settings.api_secret.as_deref()).is_some();
-        if loomi.is_some() && key_given && !demo {
-            return Err(ConfigError {
-                variable: env::LOOMI_URL,
-                flag: Some("loomi-url"),
-                problem: format!(
+        let loomi = given(s.loomi_url.as_deref())
+            .map(|raw| parse_loomi_url(raw).map(|url| LoomiSettings { url }))
+            .transpose()?;
+        if loomi.is_some() && (key_id.is_some() || secret.is_some()) && !demo {
+            return Err(ConfigError::new(
+                env::LOOMI_URL,
+                "loomi-url",
+                format!(
                     "and an API key ({} / {}) are both set; they are two ways to the data, so keep one: unset {} to use the API key, or the key settings to use Loomi Connect",
                     env::KEY_ID,
                     env::SECRET,
                     env::LOOMI_URL
                 ),
-            });
+            ));
         }
-        let credentials_file = match given(settings.credentials_file.as_deref()) {
+        let credentials_file = match given(s.credentials_file.as_deref()) {
             Some(path) => Some(CredentialsPath {
                 path: path.into(),
                 default: false,
@@ -394,10 +358,10 @@ impl Config {
             ));
         }
         let network = Network {
-            extra_roots: match given(settings.ca_file.as_deref()) {
-                Some(path) => read_ca_file(Path::new(path))?,
-                None => ExtraRoots::default(),
-            },
+            extra_roots: given(s.ca_file.as_deref())
+                .map(|path| read_ca_file(Path::new(path)))
+                .transpose()?
+                .unwrap_or_default(),
             proxies: Proxies::from_lookup(&env::PROXIES, |name| std::env::var(name).ok()).map_err(
                 |p| ConfigError {
                     variable: p.variable,
@@ -413,7 +377,7 @@ impl Config {
             projects,
             demo,
             network,
-            log_filter: given(Some(&settings.log_filter))
+            log_filter: given(Some(&s.log_filter))
                 .unwrap_or(DEFAULT_LOG_FILTER)
                 .to_owned(),
             loomi,
@@ -421,9 +385,7 @@ impl Config {
             credentials_file,
         })
     }
-}
 
-impl Config {
     /// The backend these settings ask for. Makes no request and reads no
     /// file: the first call does.
     pub fn backend(&self) -> Backend {
@@ -440,15 +402,13 @@ impl Config {
                 limits: Limits::LOOMI,
             }));
         }
-        match &self.credentials {
-            Some(credentials) => {
-                let mut options =
-                    ClientOptions::new(self.base_url.clone(), credentials.clone(), self.timeout);
-                options.network = self.network.clone();
-                Backend::Rest(RestClient::new(options))
-            }
-            None => Backend::Unconfigured,
-        }
+        let Some(credentials) = &self.credentials else {
+            return Backend::Unconfigured;
+        };
+        let mut options =
+            ClientOptions::new(self.base_url.clone(), credentials.clone(), self.timeout);
+        options.network = self.network.clone();
+        Backend::Rest(RestClient::new(options))
     }
 }
 
@@ -463,7 +423,6 @@ fn user_config_folder() -> Option<std::path::PathBuf> {
     dirs::config_dir()
 }
 
-/// Reads the certificates of the CA file setting.
 pub fn read_ca_file(path: &Path) -> Result<ExtraRoots, ConfigError> {
     let err = |problem: String| ConfigError::new(env::CA_FILE, "ca-file", problem);
     let shown = path.display();
@@ -478,8 +437,6 @@ pub fn read_ca_file(path: &Path) -> Result<ExtraRoots, ConfigError> {
     })
 }
 
-/// An endpoint URL: absolute, with a host, and `https` (or `http` to a
-/// loopback host). The problem, in words, names what is wrong.
 /// The longest endpoint URL taken: real ones are far shorter, and a longer
 /// one would fail every call rather than the start.
 pub const MAX_URL_CHARS: usize = 2048;
@@ -497,6 +454,8 @@ pub fn shown_url(raw: &str) -> String {
     }
 }
 
+/// An endpoint URL: absolute, with a host, and `https` (or `http` to a
+/// loopback host). The problem, in words, names what is wrong.
 fn endpoint_url(raw: &str) -> Result<Url, String> {
     let trimmed = raw.trim();
     if trimmed.chars().count() > MAX_URL_CHARS {
@@ -513,9 +472,8 @@ fn endpoint_url(raw: &str) -> Result<Url, String> {
     }
     let url = Url::parse(trimmed)
         .map_err(|e| format!("is not a valid URL ({e}): {:?}", shown_url(trimmed)))?;
-    let host = match url.host_str() {
-        Some(h) if !h.is_empty() => h.to_owned(),
-        _ => return Err(format!("has no host: {:?}", shown_url(trimmed))),
+    let Some(host) = url.host_str().filter(|h| !h.is_empty()).map(str::to_owned) else {
+        return Err(format!("has no host: {:?}", shown_url(trimmed)));
     };
     match url.scheme() {
         "https" => Ok(url),
@@ -529,79 +487,61 @@ fn endpoint_url(raw: &str) -> Result<Url, String> {
     }
 }
 
-/// Parses and checks the base URL: absolute, `https`, or `http` to a
-/// loopback host; no credentials, query or fragment of its own.
-pub fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
-    let err = |problem: String| ConfigError::new(env::BASE_URL, "api-base-url", problem);
-    let trimmed = raw.trim();
-    let url = endpoint_url(raw).map_err(err)?;
+/// An [`endpoint_url`] without credentials (`instead` says what to use), a
+/// fragment, or (with `no_query`) a query.
+fn plain_endpoint_url(raw: &str, instead: &str, no_query: bool) -> Result<Url, String> {
+    let url = endpoint_url(raw)?;
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(err(
-            "must not carry credentials; set BLOOMREACH_API_KEY_ID and BLOOMREACH_API_SECRET instead"
-                .to_owned(),
+        return Err(format!("must not carry credentials; {instead} instead"));
+    }
+    if url.fragment().is_some() || (no_query && url.query().is_some()) {
+        let what = if no_query { "a query or " } else { "a " };
+        return Err(format!(
+            "must not carry {what}fragment: {:?}",
+            shown_url(raw)
         ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(err(format!(
-            "must not carry a query or fragment: {:?}",
-            shown_url(trimmed)
-        )));
-    }
-    // Every request URL is made from this one: one that cannot be made
-    // now would fail every call later.
-    let probe = Id::new("probe").expect("a valid id");
-    if let Err(e) = (Endpoint::Pools { project_id: &probe }).url(url.as_str().trim_end_matches('/'))
-    {
-        return Err(err(format!(
-            "cannot be the start of a request URL ({e}): {:?}",
-            shown_url(trimmed)
-        )));
     }
     Ok(url)
 }
 
-/// Checks a client ID metadata document URL: `https://`, with a path.
-fn parse_client_metadata_url(raw: &str) -> Result<String, ConfigError> {
-    let err = |problem: &str| {
-        ConfigError::new(
-            env::LOOMI_CLIENT_METADATA_URL,
-            "loomi-client-metadata-url",
-            problem,
-        )
-    };
-    match Url::parse(raw.trim()) {
-        Ok(u) if u.scheme() == "https" && u.host_str().is_some() && u.path() != "/" => {
-            Ok(raw.trim().to_owned())
-        }
-        Ok(_) => Err(err(
-            "must be an https:// URL with a path, e.g. https://example.com/client-metadata.json",
-        )),
-        Err(_) => Err(err(
-            "is not a URL; give an https:// URL, e.g. https://example.com/client-metadata.json",
-        )),
+/// Parses and checks the base URL: no credentials, query or fragment of its own.
+pub fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
+    let err = |problem: String| ConfigError::new(env::BASE_URL, "api-base-url", problem);
+    let instead = "set BLOOMREACH_API_KEY_ID and BLOOMREACH_API_SECRET";
+    let url = plain_endpoint_url(raw, instead, true).map_err(err)?;
+    // A request URL that cannot be made now would fail every call later.
+    let probe = Id::new("probe").expect("a valid id");
+    match (Endpoint::Pools { project_id: &probe }).url(url.as_str().trim_end_matches('/')) {
+        Ok(_) => Ok(url),
+        Err(e) => Err(err(format!(
+            "cannot be the start of a request URL ({e}): {:?}",
+            shown_url(raw)
+        ))),
     }
 }
 
-/// Parses and checks the Loomi Connect MCP URL: absolute, `https`, or
-/// `http` to a loopback host; no credentials or fragment.
+/// Checks a client ID metadata document URL: `https://`, with a path.
+fn parse_client_metadata_url(raw: &str) -> Result<String, ConfigError> {
+    let problem = match Url::parse(raw.trim()) {
+        Ok(u) if u.scheme() == "https" && u.host_str().is_some() && u.path() != "/" => {
+            return Ok(raw.trim().to_owned())
+        }
+        Ok(_) => "must be an https:// URL with a path",
+        Err(_) => "is not a URL; give an https:// URL",
+    };
+    Err(ConfigError::new(
+        env::LOOMI_CLIENT_METADATA_URL,
+        "loomi-client-metadata-url",
+        format!("{problem}, e.g. https://example.com/client-metadata.json"),
+    ))
+}
+
+/// Parses and checks the Loomi Connect MCP URL: no credentials or fragment.
 pub fn parse_loomi_url(raw: &str) -> Result<Url, ConfigError> {
     let err = |problem: String| ConfigError::new(env::LOOMI_URL, "loomi-url", problem);
-    let trimmed = raw.trim();
-    let url = endpoint_url(raw).map_err(err)?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(err(
-            "must not carry credentials; log in with `bloomreach-vouchers-mcp login` instead"
-                .to_owned(),
-        ));
-    }
-    if url.fragment().is_some() {
-        return Err(err(format!(
-            "must not carry a fragment: {:?}",
-            shown_url(trimmed)
-        )));
-    }
+    let instead = "log in with `bloomreach-vouchers-mcp login`";
+    let mut url = plain_endpoint_url(raw, instead, false).map_err(err)?;
     // `https://eu.connect.loomi.ai/mcp/` is the same endpoint as `.../mcp`.
-    let mut url = url;
     if url.path().len() > 1 && url.path().ends_with('/') {
         let path = url.path().trim_end_matches('/').to_owned();
         url.set_path(if path.is_empty() { "/" } else { &path });
@@ -619,53 +559,38 @@ fn is_loopback(host: &str) -> bool {
 
 /// Parses the per-attempt timeout: whole seconds, 1 to [`MAX_TIMEOUT_SECS`].
 pub fn parse_timeout(raw: &str) -> Result<Duration, ConfigError> {
-    let err = |problem: String| ConfigError::new(env::TIMEOUT, "timeout-secs", problem);
+    let err = |problem: String| Err(ConfigError::new(env::TIMEOUT, "timeout-secs", problem));
     let trimmed = raw.trim();
-    let secs: u64 = trimmed.parse().map_err(|_| {
-        err(format!(
-            "must be a whole number of seconds (got {trimmed:?})"
-        ))
-    })?;
-    if secs == 0 || secs > MAX_TIMEOUT_SECS {
-        return Err(err(format!(
+    match trimmed.parse::<u64>() {
+        Ok(secs @ 1..=MAX_TIMEOUT_SECS) => Ok(Duration::from_secs(secs)),
+        Ok(secs) => err(format!(
             "must be between 1 and {MAX_TIMEOUT_SECS} seconds (got {secs})"
-        )));
+        )),
+        Err(_) => err(format!(
+            "must be a whole number of seconds (got {trimmed:?})"
+        )),
     }
-    Ok(Duration::from_secs(secs))
 }
 
 /// Parses `token[=Display name]` entries, comma-separated. Blank entries are
 /// skipped; a token given twice is listed once.
 pub fn parse_projects(raw: &str) -> Result<Vec<ProjectEntry>, ConfigError> {
+    let err = |problem: String| ConfigError::new(env::PROJECT_TOKEN, "project-token", problem);
     let mut projects: Vec<ProjectEntry> = Vec::new();
-    for entry in raw.split(',') {
-        let entry = entry.trim();
-        if entry.is_empty() {
-            continue;
-        }
-        let (id, name) = match entry.split_once('=') {
-            Some((id, name)) => (id.trim(), name.trim()),
-            None => (entry, ""),
-        };
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, name) = entry
+            .split_once('=')
+            .map_or((entry, ""), |(i, n)| (i.trim(), n.trim()));
         if id.is_empty() {
-            return Err(ConfigError::new(
-                env::PROJECT_TOKEN,
-                "project-token",
-                format!("has an entry without a token: {entry:?}"),
-            ));
+            return Err(err(format!("has an entry without a token: {entry:?}")));
         }
         if id.contains('/') || Id::new(id).is_err() {
-            return Err(ConfigError::new(
-                env::PROJECT_TOKEN,
-                "project-token",
-                format!("has a token that is not a project id: {id:?}"),
-            ));
-        }
-        if projects.iter().any(|p| p.id == id) {
-            continue;
+            return Err(err(format!("has a token that is not a project id: {id:?}")));
         }
         let name = if name.is_empty() { id } else { name };
-        projects.push(ProjectEntry::named(id, name));
+        if !projects.iter().any(|p| p.id == id) {
+            projects.push(ProjectEntry::named(id, name));
+        }
     }
     Ok(projects)
 }

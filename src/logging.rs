@@ -4,9 +4,8 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the stderr logger with an `EnvFilter` directive string such as
-/// `info` or `bloomreach_vouchers_mcp=debug`. An unreadable filter is an
-/// error naming the setting.
+/// Installs the stderr logger with an `EnvFilter` directive string such as `info`; an unreadable
+/// filter is an error naming the setting.
 pub fn init(filter: &str) -> Result<(), String> {
     let filter = EnvFilter::builder()
         .parse(filter)

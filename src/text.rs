@@ -22,12 +22,9 @@ pub fn one_line(text: &str) -> String {
 /// `\u{..}` escapes, so stored or remote text cannot drive a terminal.
 pub fn escape_controls(text: &str) -> String {
     text.chars()
-        .map(|c| {
-            if c.is_control() {
-                format!("\\u{{{:x}}}", c as u32)
-            } else {
-                c.to_string()
-            }
+        .map(|c| match c {
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
         })
         .collect()
 }

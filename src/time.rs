@@ -1,11 +1,7 @@
 //! Unix timestamps as RFC 3339 text, for the readable `*_at` fields.
 
-/// Formats seconds since the Unix epoch as an RFC 3339 UTC timestamp,
-/// e.g. `1718000000.5` as `2024-06-10T06:13:20.5Z`.
-///
-/// The fraction is kept to the microsecond, without trailing zeros.
-/// Returns `None` for values that are not finite or fall outside the years
-/// 0000 to 9999.
+/// Seconds since the Unix epoch as RFC 3339 UTC, e.g. `1718000000.5` as `2024-06-10T06:13:20.5Z`:
+/// the fraction to the microsecond, without trailing zeros; `None` outside the years 0000 to 9999.
 pub fn rfc3339_utc(epoch_seconds: f64) -> Option<String> {
     use time::format_description::well_known::Rfc3339;
     let micros = (epoch_seconds * 1_000_000.0).round();
@@ -13,8 +9,7 @@ pub fn rfc3339_utc(epoch_seconds: f64) -> Option<String> {
     if !micros.is_finite() || micros.abs() > 1.0e18 {
         return None;
     }
-    let nanos = micros as i128 * 1000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+    time::OffsetDateTime::from_unix_timestamp_nanos(micros as i128 * 1000)
         .ok()?
         .format(&Rfc3339)
         .ok()

@@ -11,7 +11,6 @@ use super::CallArgs;
 use crate::backend::RetryNotice;
 use crate::tools::{shown_name, tool_names, words, VoucherServer};
 
-/// Runs the tool `call` names and prints its envelope on stdout.
 pub async fn run_call(server: VoucherServer, call: CallArgs) -> ExitCode {
     let args = match call_arguments(call.json.as_deref(), &call.pairs) {
         Ok(args) => args,
@@ -44,17 +43,15 @@ pub async fn run_call(server: VoucherServer, call: CallArgs) -> ExitCode {
 /// Builds a tool's arguments from `--json` and `key=value` pairs (pairs win).
 /// Values from pairs are strings; the tools read `count=5` as the integer 5.
 pub fn call_arguments(json: Option<&str>, pairs: &[String]) -> Result<Map<String, Value>, String> {
-    let mut args = match json {
+    let mut args = match json.map(serde_json::from_str::<Value>) {
         None => Map::new(),
-        Some(text) => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(map)) => map,
-            Ok(_) => {
-                return Err(
-                    "--json must be a JSON object, e.g. '{\"project_id\": \"demo\"}'".to_owned(),
-                )
-            }
-            Err(e) => return Err(format!("--json is not valid JSON: {e}")),
-        },
+        Some(Ok(Value::Object(map))) => map,
+        Some(Ok(_)) => {
+            return Err(
+                "--json must be a JSON object, e.g. '{\"project_id\": \"demo\"}'".to_owned(),
+            )
+        }
+        Some(Err(e)) => return Err(format!("--json is not valid JSON: {e}")),
     };
     for pair in pairs {
         let (key, value) = pair

@@ -1,9 +1,8 @@
-//! `doctor`: the setup checked end to end, one line per step (or one JSON
-//! report with `--json`), stopping at the first step that fails. What it
-//! prints holds no token, secret, voucher code or customer data: counts,
-//! names of projects and pools, tool and argument names, times.
+//! `doctor`: the setup checked end to end, one line per step (or one JSON report with `--json`),
+//! stopping at the first step that fails. What it prints holds no token, secret, voucher code or
+//! customer data: counts, names of projects and pools, tool and argument names, times.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
@@ -11,14 +10,16 @@ use std::time::{Instant, SystemTime};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::backend::loomi::{Choice, CredentialsFile, LoomiClient, StoreProblem};
+use crate::backend::loomi::{CredentialsFile, LoomiClient, StoreProblem};
 use crate::backend::{
     AnswerProblem, Backend, BackendError, CodesQuery, Id, RetryNotice, RetryReason,
 };
-use crate::config::{env, given, Config, Settings};
+use crate::config::{env, given, Config, Settings, DEFAULT_BASE_URL};
 use crate::tools::{words, VoucherServer};
 
-/// One step's outcome.
+/// A step's detail: what was found, or what to fix.
+type Outcome = Result<String, String>;
+
 #[derive(Clone, Debug, Serialize)]
 struct Step {
     name: &'static str,
@@ -45,17 +46,10 @@ struct Report {
 
 impl Report {
     /// Records a step; `false` when it failed (the run stops there).
-    fn step(
-        &mut self,
-        name: &'static str,
-        started: Instant,
-        outcome: Result<String, String>,
-    ) -> bool {
+    fn step(&mut self, name: &'static str, started: Instant, outcome: Outcome) -> bool {
         let ms = started.elapsed().as_millis() as u64;
-        let (ok, detail) = match outcome {
-            Ok(d) => (true, d),
-            Err(d) => (false, d),
-        };
+        let ok = outcome.is_ok();
+        let (Ok(detail) | Err(detail)) = outcome;
         let detail = crate::text::escape_controls(&detail);
         if self.lines {
             let mark = if ok { "[ok]  " } else { "[FAIL]" };
@@ -74,46 +68,26 @@ impl Report {
 /// The settings that are set, by variable; secrets and paths only as
 /// "set", URLs and numbers as given.
 fn settings_set(settings: &Settings) -> Vec<String> {
-    let shown = |variable: &str, raw: Option<&str>, show: bool| {
-        given(raw).map(|v| {
-            if show {
-                format!("{variable}={}", bare_url(v))
-            } else {
-                format!("{variable} (set)")
-            }
-        })
+    let s = settings;
+    let base_url =
+        Some(s.api_base_url.clone()).filter(|u| given(Some(u)) != Some(DEFAULT_BASE_URL));
+    let value = |v: &str, raw: &Option<String>| {
+        given(raw.as_deref()).map(|u| format!("{v}={}", bare_url(u)))
     };
-    let base_url = Some(settings.api_base_url.as_str())
-        .filter(|u| given(Some(u)).is_some_and(|u| u != crate::config::DEFAULT_BASE_URL));
+    let set = |v: &str, raw: &Option<String>| given(raw.as_deref()).map(|_| format!("{v} (set)"));
     [
-        shown(env::LOOMI_URL, settings.loomi_url.as_deref(), true),
-        shown(env::BASE_URL, base_url, true),
-        shown(env::KEY_ID, settings.api_key_id.as_deref(), false),
-        shown(env::SECRET, settings.api_secret.as_deref(), false),
-        shown(env::TIMEOUT, settings.timeout_secs.as_deref(), true),
-        shown(env::PROJECT_TOKEN, settings.project_token.as_deref(), false),
-        shown(env::CA_FILE, settings.ca_file.as_deref(), false),
-        shown(
-            env::LOOMI_CLIENT_ID,
-            settings.loomi_client_id.as_deref(),
-            false,
-        ),
-        shown(
-            env::LOOMI_CLIENT_SECRET,
-            settings.loomi_client_secret.as_deref(),
-            false,
-        ),
-        shown(
-            env::LOOMI_CLIENT_METADATA_URL,
-            settings.loomi_client_metadata_url.as_deref(),
-            true,
-        ),
-        shown(
-            env::CREDENTIALS_FILE,
-            settings.credentials_file.as_deref(),
-            false,
-        ),
-        shown(env::DEMO, settings.demo.as_deref(), true),
+        value(env::LOOMI_URL, &s.loomi_url),
+        value(env::BASE_URL, &base_url),
+        set(env::KEY_ID, &s.api_key_id),
+        set(env::SECRET, &s.api_secret),
+        value(env::TIMEOUT, &s.timeout_secs),
+        set(env::PROJECT_TOKEN, &s.project_token),
+        set(env::CA_FILE, &s.ca_file),
+        set(env::LOOMI_CLIENT_ID, &s.loomi_client_id),
+        set(env::LOOMI_CLIENT_SECRET, &s.loomi_client_secret),
+        value(env::LOOMI_CLIENT_METADATA_URL, &s.loomi_client_metadata_url),
+        set(env::CREDENTIALS_FILE, &s.credentials_file),
+        value(env::DEMO, &s.demo),
     ]
     .into_iter()
     .flatten()
@@ -162,32 +136,18 @@ pub async fn run_doctor(settings: &Settings, config: &Config, as_json: bool) -> 
 }
 
 async fn check(report: &mut Report, settings: &Settings, config: &Config, backend: &Backend) {
-    // Settings.
     let started = Instant::now();
-    let mut detail = match backend {
-        Backend::Loomi(client) => {
-            format!(
-                "backend Loomi Connect at {}",
-                bare_url(client.url().as_str())
-            )
-        }
-        Backend::Rest(_) => format!(
-            "backend Bloomreach API at {}",
-            bare_url(config.base_url.as_str())
-        ),
-        Backend::Demo(_) => "backend demo data".to_owned(),
-        Backend::Unconfigured | Backend::Broken(_) => "no backend".to_owned(),
+    let (name, target) = match backend {
+        Backend::Loomi(client) => ("backend Loomi Connect at ", Some(client.url().clone())),
+        Backend::Rest(_) => ("backend Bloomreach API at ", Some(config.base_url.clone())),
+        Backend::Demo(_) => ("backend demo data", None),
+        Backend::Unconfigured | Backend::Broken(_) => ("no backend", None),
     };
-    let set = settings_set(settings);
-    detail.push_str(&format!(
-        "; timeout {} s; set: {}",
-        config.timeout.as_secs(),
-        if set.is_empty() {
-            "nothing".to_owned()
-        } else {
-            set.join(", ")
-        }
-    ));
+    let url: String = target.iter().map(|url| bare_url(url.as_str())).collect();
+    let set = settings_set(settings).join(", ");
+    let set = if set.is_empty() { "nothing" } else { &set };
+    let secs = config.timeout.as_secs();
+    let detail = format!("{name}{url}; timeout {secs} s; set: {set}");
     let outcome = match backend.unusable() {
         Some(e) => Err(format!("{detail}. {}", words::backend_error(&e))),
         None => Ok(detail),
@@ -196,13 +156,7 @@ async fn check(report: &mut Report, settings: &Settings, config: &Config, backen
         return;
     }
 
-    // The network path.
     let started = Instant::now();
-    let target = match backend {
-        Backend::Loomi(client) => Some(client.url().clone()),
-        Backend::Rest(_) => Some(config.base_url.clone()),
-        _ => None,
-    };
     if let Some(url) = &target {
         let proxy = match config.network.proxy_for(url) {
             Some(p) => format!("through the proxy {} (from {})", p.shown(), p.variable()),
@@ -217,12 +171,9 @@ async fn check(report: &mut Report, settings: &Settings, config: &Config, backen
         };
         let host = url.host_str().unwrap_or_default();
         let detail = format!("{host} is reached {proxy}, trusting {roots}");
-        if !report.step("network", started, Ok(detail)) {
-            return;
-        }
+        report.step("network", started, Ok(detail));
     }
 
-    // Loomi: the login, the session, the tools.
     if let Backend::Loomi(client) = backend {
         if !loomi_steps(report, client).await {
             return;
@@ -250,55 +201,33 @@ async fn loomi_steps(report: &mut Report, client: &LoomiClient) -> bool {
         )),
         Err(e) => Err(words::backend_error(e)),
     };
-    if !report.step("session", started, outcome) {
-        return false;
-    }
+    report.step("session", started, outcome);
     let Ok(facts) = facts else { return false };
     let started = Instant::now();
-    let choices = facts.tools.choices();
-    let ours = |need: &str| -> &'static [&'static str] {
-        match need {
-            "projects" => &["list_projects"],
-            "pools" => &["list_voucher_pools"],
-            "pool" => &["get_voucher_pool"],
-            _ => &[
-                "list_voucher_codes",
-                "get_voucher_pool_stats",
-                "find_voucher_codes",
-            ],
-        }
+    // Our tools that a need serves, joined by '/'.
+    let ours = |need: &str| match need {
+        "projects" => "list_projects",
+        "pools" => "list_voucher_pools",
+        "pool" => "get_voucher_pool",
+        _ => "list_voucher_codes/get_voucher_pool_stats/find_voucher_codes",
     };
     let mut mapped = BTreeMap::new();
     let mut lines = Vec::new();
     let mut problem = None;
-    for Choice {
-        need,
-        tools,
-        arguments,
-        required,
-        problem: p,
-    } in choices
-    {
-        if let Some(p) = p {
+    for choice in facts.tools.choices() {
+        if let Some(p) = choice.problem {
             problem.get_or_insert(words::backend_error(&p));
             continue;
         }
-        lines.push(format!(
-            "{} <- {}({})",
-            ours(need).join("/"),
-            tools.join(" then "),
-            arguments.join(", ")
-        ));
-        for our in ours(need) {
-            mapped.insert(
-                *our,
-                Mapped {
-                    tool: tools.join(" then "),
-                    arguments: arguments.clone(),
-                    required: required.clone(),
-                },
-            );
-        }
+        let (our, tool) = (ours(choice.need), choice.tools.join(" then "));
+        let args = choice.arguments.join(", ");
+        lines.push(format!("{our} <- {tool}({args})"));
+        let entry = Mapped {
+            tool,
+            arguments: choice.arguments,
+            required: choice.required,
+        };
+        mapped.extend(our.split('/').map(|name| (name, entry.clone())));
     }
     let status = if facts.tools.codes_take_status() {
         "list_voucher_codes declares status"
@@ -306,36 +235,25 @@ async fn loomi_steps(report: &mut Report, client: &LoomiClient) -> bool {
         "list_voucher_codes declares no status: counts and status filters are made by reading the pages"
     };
     report.loomi_tools = Some(mapped);
-    let outcome = match problem {
-        Some(p) => Err(p),
-        None => Ok(format!("{}; {status}", lines.join("; "))),
-    };
+    let outcome = problem.map_or(Ok(format!("{}; {status}", lines.join("; "))), Err);
     report.step("tools", started, outcome)
 }
 
 /// The stored login: present, for this URL, usable.
-fn stored_login(file: &CredentialsFile, url: &str) -> Result<String, String> {
-    let login = match file.load() {
-        Ok(Some(login)) => login,
-        Ok(None) => {
-            return Err(
-                "no login is stored: run `bloomreach-vouchers-mcp login` (or ask the assistant anything: the answer gives a sign-in link)"
-                    .to_owned(),
-            )
-        }
-        // Worded without the file's path, which names the user.
-        Err(problem) => {
-            return Err(match problem {
-                StoreProblem::Io { detail, .. } | StoreProblem::Unreadable { detail, .. } => {
-                    format!("the stored login could not be read ({detail})")
-                }
-                StoreProblem::Locked { waited, .. } => format!(
-                    "another process held the stored login's lock for over {} s",
-                    waited.as_secs()
-                ),
-            })
-        }
-    };
+fn stored_login(file: &CredentialsFile, url: &str) -> Outcome {
+    // Worded without the file's path, which names the user.
+    let login = file
+        .load()
+        .map_err(|problem| match problem {
+            StoreProblem::Io { detail, .. } | StoreProblem::Unreadable { detail, .. } => {
+                format!("the stored login could not be read ({detail})")
+            }
+            StoreProblem::Locked { waited, .. } => format!(
+                "another process held the stored login's lock for over {} s",
+                waited.as_secs()
+            ),
+        })?
+        .ok_or("no login is stored: run `bloomreach-vouchers-mcp login` (or ask the assistant anything: the answer gives a sign-in link)")?;
     if login.mcp_url != url {
         return Err(format!(
             "the stored login is for {}, not for the configured {}: run `bloomreach-vouchers-mcp login`",
@@ -343,27 +261,21 @@ fn stored_login(file: &CredentialsFile, url: &str) -> Result<String, String> {
             bare_url(url)
         ));
     }
-    let now = SystemTime::now();
-    let renewable = login.refresh_token().is_some();
+    let renews = match login.refresh_token() {
+        Some(_) => "renews itself",
+        None => "does not renew itself",
+    };
     let expiry = login
         .expires_at()
         .and_then(|at| crate::time::rfc3339_utc(at as f64))
         .map(|at| format!("access token until {at}"))
         .unwrap_or_else(|| "no stated expiry".to_owned());
-    if !login.serves(url, now) {
+    if !login.serves(url, SystemTime::now()) {
         return Err(format!(
             "the stored login has expired and cannot be renewed ({expiry}): run `bloomreach-vouchers-mcp login`"
         ));
     }
-    Ok(format!(
-        "for {}; {expiry}; {}",
-        bare_url(url),
-        if renewable {
-            "renews itself"
-        } else {
-            "does not renew itself"
-        }
-    ))
+    Ok(format!("for {}; {expiry}; {renews}", bare_url(url)))
 }
 
 /// An observer that keeps why each wait happened, for the pacing step.
@@ -382,20 +294,18 @@ async fn call(
     args: Value,
     notices: &Mutex<Vec<RetryReason>>,
 ) -> Result<Value, String> {
-    let on_retry = heard(notices);
     let outcome = server
-        .call(name, args.as_object().cloned(), &on_retry)
+        .call(name, args.as_object().cloned(), &heard(notices))
         .await
         .ok_or_else(|| format!("no tool {name}"))?;
     let envelope: Value = serde_json::from_str(&outcome.text).map_err(|e| e.to_string())?;
     if envelope["success"] == true {
-        Ok(envelope)
-    } else {
-        Err(envelope["error"]
-            .as_str()
-            .unwrap_or("failed without a reason")
-            .to_owned())
+        return Ok(envelope);
     }
+    let error = envelope["error"]
+        .as_str()
+        .unwrap_or("failed without a reason");
+    Err(error.to_owned())
 }
 
 async fn data_steps(report: &mut Report, backend: &Backend, config: &Config) {
@@ -404,18 +314,16 @@ async fn data_steps(report: &mut Report, backend: &Backend, config: &Config) {
 
     let started = Instant::now();
     let projects = call(&server, "list_projects", json!({}), &notices).await;
-    let first_project = projects
-        .as_ref()
-        .ok()
-        .and_then(|e| e["data"][0]["id"].as_str().map(str::to_owned));
+    let project = match &projects {
+        Ok(e) => e["data"][0]["id"].as_str().unwrap_or_default().to_owned(),
+        Err(_) => String::new(),
+    };
     let outcome = projects.and_then(|e| {
         let list = e["data"].as_array().cloned().unwrap_or_default();
-        let mut organizations: Vec<&str> = list
+        let organizations: BTreeSet<&str> = list
             .iter()
             .filter_map(|p| p["organization"].as_str())
             .collect();
-        organizations.sort_unstable();
-        organizations.dedup();
         match list.first() {
             None => Err(format!(
                 "no project is listed: set {} (the \"Projects\" field) to your project token",
@@ -432,43 +340,25 @@ async fn data_steps(report: &mut Report, backend: &Backend, config: &Config) {
     if !report.step("projects", started, outcome) {
         return;
     }
-    let project = first_project.unwrap_or_default();
 
     let started = Instant::now();
-    let pools = call(
-        &server,
-        "list_voucher_pools",
-        json!({"project_id": project}),
-        &notices,
-    )
-    .await;
+    let args = json!({"project_id": project});
+    let pools = call(&server, "list_voucher_pools", args, &notices).await;
     let pools_done = Instant::now();
     let first_pool = pools.as_ref().ok().and_then(|e| {
         let list = e["data"].as_array()?;
-        list.iter()
-            .find(|p| p["total"].as_u64().unwrap_or(0) > 0)
-            .map(|p| {
-                (
-                    p["id"].as_str().unwrap_or_default().to_owned(),
-                    p["name"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
+        let pool = list.iter().find(|p| p["total"].as_u64().unwrap_or(0) > 0)?;
+        let text = |key: &str| pool[key].as_str().unwrap_or_default().to_owned();
+        Some((text("id"), text("name")))
     });
-    let outcome = pools.map(|e| {
-        format!(
-            "{} pool(s) in the first project",
-            e["data"].as_array().map_or(0, Vec::len)
-        )
-    });
+    let outcome = pools.map(|e| e["data"].as_array().map_or(0, Vec::len));
+    let outcome = outcome.map(|n| format!("{n} pool(s) in the first project"));
     if !report.step("pools", started, outcome) {
         return;
     }
     let Some((pool, pool_name)) = first_pool else {
-        report.step(
-            "codes",
-            Instant::now(),
-            Ok("no pool of the first project holds codes; nothing more to read".to_owned()),
-        );
+        let done = "no pool of the first project holds codes; nothing more to read".to_owned();
+        report.step("codes", Instant::now(), Ok(done));
         return;
     };
 
@@ -477,13 +367,12 @@ async fn data_steps(report: &mut Report, backend: &Backend, config: &Config) {
     // of codes is the one thing this report must never show.
     let started = Instant::now();
     let on_retry = heard(&notices);
-    let ids = (Id::new(project.as_str()), Id::new(pool.as_str()));
-    let codes = match &ids {
+    let codes = match (Id::new(project.as_str()), Id::new(pool.as_str())) {
         (Ok(project_id), Ok(pool_id)) => backend
             .list_codes(
                 &CodesQuery {
-                    project_id,
-                    pool_id,
+                    project_id: &project_id,
+                    pool_id: &pool_id,
                     skip: 0,
                     count: 5,
                     status: None,
@@ -499,16 +388,14 @@ async fn data_steps(report: &mut Report, backend: &Backend, config: &Config) {
         let mut statuses: Vec<&str> = page.codes.iter().map(|c| c.status.as_ref()).collect();
         statuses.sort_unstable();
         statuses.dedup();
+        if statuses.is_empty() {
+            statuses.push("none");
+        }
+        let matched = page.matched.map_or("an unknown number".to_owned(), |m| m.to_string());
         format!(
-            "{} code(s) of pool {pool_name:?} read (statuses: {}); the pool counts {} in all",
+            "{} code(s) of pool {pool_name:?} read (statuses: {}); the pool counts {matched} in all",
             page.codes.len(),
-            if statuses.is_empty() {
-                "none".to_owned()
-            } else {
-                statuses.join(", ")
-            },
-            page.matched
-                .map_or("an unknown number".to_owned(), |m| m.to_string())
+            statuses.join(", ")
         )
     });
     if !report.step("codes", started, outcome) {
@@ -516,57 +403,34 @@ async fn data_steps(report: &mut Report, backend: &Backend, config: &Config) {
     }
 
     if let Backend::Loomi(_) = backend {
-        let seen = notices.lock().map(|n| n.clone()).unwrap_or_default();
-        let limited = seen
-            .iter()
-            .filter(|r| matches!(r, RetryReason::RateLimited))
-            .count();
-        let gap = codes_done.duration_since(pools_done);
-        report.step(
-            "pacing",
-            Instant::now(),
-            Ok(format!(
-                "{} ms between the last two calls' answers (one call starts every 1.1 s); {limited} rate-limit answer(s) seen",
-                gap.as_millis()
-            )),
+        let mut seen = notices.lock().map(|n| n.clone()).unwrap_or_default();
+        seen.retain(|r| matches!(r, RetryReason::RateLimited));
+        let limited = seen.len();
+        let gap = codes_done.duration_since(pools_done).as_millis();
+        let detail = format!(
+            "{gap} ms between the last two calls' answers (one call starts every 1.1 s); {limited} rate-limit answer(s) seen"
         );
+        report.step("pacing", Instant::now(), Ok(detail));
     }
 }
 
 /// `e` without the excerpts of the answer it quotes, and without the
 /// values a decoder's message may quote (`invalid type: string "..."`).
-fn without_excerpt(e: BackendError) -> BackendError {
-    let plain = |problem: AnswerProblem| match problem {
-        AnswerProblem::MissingField { detail } => AnswerProblem::MissingField {
-            detail: match detail.find(['`', '"']) {
-                Some(at) => format!("{}…", detail[..at].trim_end()),
-                None => detail,
-            },
-        },
-        other => other,
-    };
-    match e {
-        BackendError::Unexpected {
-            service, problem, ..
-        } => BackendError::Unexpected {
-            service,
-            problem: plain(problem),
-            excerpt: None,
-        },
-        BackendError::Status {
-            service, status, ..
-        } => BackendError::Status {
-            service,
-            status,
-            excerpt: None,
-        },
-        BackendError::Server {
-            status, retries, ..
-        } => BackendError::Server {
-            status,
-            retries,
-            excerpt: None,
-        },
-        other => other,
+fn without_excerpt(mut e: BackendError) -> BackendError {
+    if let BackendError::Unexpected {
+        problem: AnswerProblem::MissingField { detail },
+        ..
+    } = &mut e
+    {
+        if let Some(at) = detail.find(['`', '"']) {
+            *detail = format!("{}…", detail[..at].trim_end());
+        }
     }
+    if let BackendError::Unexpected { excerpt, .. }
+    | BackendError::Status { excerpt, .. }
+    | BackendError::Server { excerpt, .. } = &mut e
+    {
+        *excerpt = None;
+    }
+    e
 }

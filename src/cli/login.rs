@@ -1,9 +1,8 @@
-//! `login`, `login --status` and `logout`: the Loomi Connect login of a
-//! person at a terminal. `login` prints the authorization URL on stderr,
-//! alone on its line, opens it in a browser (unless `--no-browser`, or
-//! when none can be started), waits up to 5 minutes for the callback,
-//! stores the credentials and checks them by listing Loomi's tools. Every
-//! failure is one sentence on stderr and exit status 1.
+//! `login`, `login --status` and `logout`: the Loomi Connect login of a person at a terminal.
+//! `login` prints the authorization URL on stderr, alone on its line, opens it in a browser (unless
+//! `--no-browser`, or when none can be started), waits up to 5 minutes for the callback, stores the
+//! credentials and checks them by listing Loomi's tools. Every failure is one sentence on stderr
+//! and exit status 1.
 
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -11,30 +10,37 @@ use std::time::SystemTime;
 use crate::backend::loomi::callback::LOGIN_WAIT;
 use crate::backend::loomi::credentials::unix;
 use crate::backend::loomi::pacing::Limits;
-use crate::backend::loomi::{CredentialsFile, LoginProblem, LoomiClient, LoomiOptions};
+use crate::backend::loomi::{
+    CredentialsFile, LoginProblem, LoomiClient, LoomiOptions, StoreProblem,
+};
 use crate::config::{env, Config};
 use crate::tools::words;
 
 use super::LoginArgs;
 
-fn credentials_file(config: &Config) -> Result<CredentialsFile, ExitCode> {
-    match &config.credentials_file {
-        Some(c) => Ok(CredentialsFile::new(c.path.clone(), c.default)),
-        None => {
-            eprintln!(
-                "error: no config folder is known for this user; set {} to where the login should be kept",
-                env::CREDENTIALS_FILE
-            );
-            Err(ExitCode::from(2))
-        }
-    }
+/// The login file; `None` (after saying so) when there is nowhere to keep it.
+fn credentials_file(config: &Config) -> Option<CredentialsFile> {
+    let Some(c) = &config.credentials_file else {
+        eprintln!(
+            "error: no config folder is known for this user; set {} to where the login should be kept",
+            env::CREDENTIALS_FILE
+        );
+        return None;
+    };
+    Some(CredentialsFile::new(c.path.clone(), c.default))
+}
+
+/// A stored login that could not be read, written or removed.
+fn store_failed(problem: StoreProblem) -> ExitCode {
+    let problem = words::login_problem(&LoginProblem::Store(problem));
+    eprintln!("error: {problem}");
+    ExitCode::FAILURE
 }
 
 /// `login` and `login --status`.
 pub async fn run_login(config: &Config, args: &LoginArgs) -> ExitCode {
-    let file = match credentials_file(config) {
-        Ok(f) => f,
-        Err(code) => return code,
+    let Some(file) = credentials_file(config) else {
+        return ExitCode::from(2);
     };
     if args.status {
         return status(&file, config.loomi.as_ref().map(|l| &l.url));
@@ -66,10 +72,8 @@ pub async fn run_login(config: &Config, args: &LoginArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(problem) => {
-            eprintln!(
-                "error: the login failed: {}",
-                words::login_problem(&problem)
-            );
+            let problem = words::login_problem(&problem);
+            eprintln!("error: the login failed: {problem}");
             ExitCode::FAILURE
         }
     }
@@ -87,10 +91,8 @@ async fn login(client: &LoomiClient, args: &LoginArgs) -> Result<String, LoginPr
         if !no_browser && web && webbrowser::open(url).is_err() {
             eprintln!("(No browser could be started here; open the address above yourself.)");
         }
-        eprintln!(
-            "Waiting for the sign-in to finish (up to {} minutes)...",
-            LOGIN_WAIT.as_secs() / 60
-        );
+        let minutes = LOGIN_WAIT.as_secs() / 60;
+        eprintln!("Waiting for the sign-in to finish (up to {minutes} minutes)...");
         if no_browser {
             eprintln!(
                 "If the browser is on another machine, it ends on a page that does not load (http://127.0.0.1:.../callback?code=...): copy that whole address from its address bar and paste it here, then press Enter."
@@ -133,93 +135,60 @@ async fn login(client: &LoomiClient, args: &LoginArgs) -> Result<String, LoginPr
 /// configured Loomi URL (made for it, and not expired or renewable).
 fn status(file: &CredentialsFile, configured: Option<&reqwest::Url>) -> ExitCode {
     let shown = |t: &str| crate::text::escape_controls(t);
-    match file.load() {
-        Ok(Some(login)) => {
-            let now = SystemTime::now();
-            let renewable = login.refresh_token().is_some();
-            let expiry = match login.expires_at() {
-                Some(at) => {
-                    let when =
-                        crate::time::rfc3339_utc(at as f64).unwrap_or_else(|| at.to_string());
-                    if at > unix(now) {
-                        format!("its access token expires at {when}")
-                    } else if renewable {
-                        format!(
-                            "its access token expired at {when} and is renewed at the next call"
-                        )
-                    } else {
-                        format!("its access token expired at {when}; log in again")
-                    }
-                }
-                None => "its access token has no stated expiry".to_owned(),
-            };
-            println!(
-                "Logged in to Loomi Connect at {} ({}); {expiry}. Kept in {}.",
-                shown(&login.mcp_url),
-                if renewable {
-                    "renewable"
-                } else {
-                    "not renewable"
-                },
-                file.path().display()
-            );
-            let url = configured
-                .map(|u| u.as_str())
-                .unwrap_or(login.mcp_url.as_str());
-            if login.mcp_url != url {
-                println!(
-                    "This login cannot serve the configured Loomi URL {}: log in again for it.",
-                    shown(url)
-                );
-                return ExitCode::FAILURE;
-            }
-            if !login.serves(url, now) {
-                println!("This login can no longer serve: log in again.");
-                return ExitCode::FAILURE;
-            }
-            ExitCode::SUCCESS
-        }
+    let path = file.path().display();
+    let login = match file.load() {
+        Ok(Some(login)) => login,
         Ok(None) => {
-            println!(
-                "Not logged in to Loomi Connect (no login in {}).",
-                file.path().display()
-            );
-            ExitCode::FAILURE
+            println!("Not logged in to Loomi Connect (no login in {path}).");
+            return ExitCode::FAILURE;
         }
-        Err(problem) => {
-            eprintln!(
-                "error: {}",
-                words::login_problem(&LoginProblem::Store(problem))
-            );
-            ExitCode::FAILURE
+        Err(problem) => return store_failed(problem),
+    };
+    let now = SystemTime::now();
+    let renewable = login.refresh_token().is_some();
+    let not = if renewable { "" } else { "not " };
+    let expiry = match login.expires_at() {
+        Some(at) => {
+            let when = crate::time::rfc3339_utc(at as f64).unwrap_or_else(|| at.to_string());
+            if at > unix(now) {
+                format!("its access token expires at {when}")
+            } else if renewable {
+                format!("its access token expired at {when} and is renewed at the next call")
+            } else {
+                format!("its access token expired at {when}; log in again")
+            }
         }
+        None => "its access token has no stated expiry".to_owned(),
+    };
+    println!(
+        "Logged in to Loomi Connect at {} ({not}renewable); {expiry}. Kept in {path}.",
+        shown(&login.mcp_url)
+    );
+    let url = configured.map_or(login.mcp_url.as_str(), |u| u.as_str());
+    if login.mcp_url != url {
+        println!(
+            "This login cannot serve the configured Loomi URL {}: log in again for it.",
+            shown(url)
+        );
+        return ExitCode::FAILURE;
     }
+    if !login.serves(url, now) {
+        println!("This login can no longer serve: log in again.");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 /// `logout`: deletes the stored login; exit 0 also when there was none.
 pub fn run_logout(config: &Config) -> ExitCode {
-    let file = match credentials_file(config) {
-        Ok(f) => f,
-        Err(code) => return code,
+    let Some(file) = credentials_file(config) else {
+        return ExitCode::from(2);
     };
+    let path = file.path().display();
     match file.delete() {
-        Ok(true) => {
-            println!("Logged out: removed {}.", file.path().display());
-            ExitCode::SUCCESS
-        }
-        Ok(false) => {
-            println!(
-                "Not logged in: there was no login in {}.",
-                file.path().display()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(problem) => {
-            eprintln!(
-                "error: {}",
-                words::login_problem(&LoginProblem::Store(problem))
-            );
-            ExitCode::FAILURE
-        }
+        Ok(true) => println!("Logged out: removed {path}."),
+        Ok(false) => println!("Not logged in: there was no login in {path}."),
+        Err(problem) => return store_failed(problem),
     }
+    ExitCode::SUCCESS
 }

@@ -1,7 +1,5 @@
-//! The command line: its grammar (every setting as a flag with an
-//! environment variable, and the subcommands), and the commands for people:
-//! `tools` lists the tools, `call` runs one and prints its envelope. Both go
-//! through the same server code as MCP.
+//! The command line: its grammar (the subcommands; the settings come from config) and the commands
+//! for people. `tools` and `call` go through the same server code as MCP.
 
 mod call;
 mod doctor;
