@@ -2,41 +2,35 @@
 //!
 //! The library decides some lines badly for a client: a notification or a
 //! response before `initialize` ends the session; a request whose line is
-//! not valid JSON (a number like `1e400`, a lone surrogate, a broken byte
-//! in its params) or whose shape it cannot read (params that are not an
-//! object, an id beyond 64 bits, a batch) gets no answer, or one without
-//! its id; a second request with the id of one in flight loses an answer.
-//! So each line is classified here first ([`classify`]): lines the library
-//! serves well pass; a request it would fail gets its error answer here,
-//! with its id; lines that would end the session before it starts are
-//! dropped. And the pump stops reading stdin while [`MAX_CALLS_IN_FLIGHT`]
-//! requests wait for their answers to be written, so a client that writes
-//! without reading cannot grow the server without bound.
+//! not valid JSON (`1e400`, a lone surrogate, a broken byte) or whose shape
+//! it cannot read (params not an object, an id beyond 64 bits, a batch) gets
+//! no answer, or one without its id; a second request with the id of one in
+//! flight loses an answer. So each line is classified here first
+//! ([`classify`]), and stdin is not read while [`MAX_CALLS_IN_FLIGHT`]
+//! requests wait for their answers, so a client that writes without reading
+//! cannot grow the server without bound.
 
+use serde_json::error::Category;
 use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+pub use super::outbound::IdKey;
 use super::outbound::{error_line, Ledger, Outbound};
 use super::raw_id::raw_id;
 
-/// The most requests waiting for an answer at once; stdin is not read
-/// while this many are.
+/// The most requests waiting for an answer at once; stdin is not read while this many are.
 pub const MAX_CALLS_IN_FLIGHT: usize = 64;
 /// The longest line read; a longer one is answered as a parse error.
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
-/// JSON-RPC error codes.
 const PARSE_ERROR: i32 = -32700;
 const INVALID_REQUEST: i32 = -32600;
 const INVALID_PARAMS: i32 = -32602;
 const METHOD_NOT_FOUND: i32 = -32601;
 /// The longest method name passed on (the longest MCP method is under 40).
 const MAX_METHOD_BYTES: usize = 128;
-
-/// A request id as text: its JSON form (`7`, `"a"`), as compared between
-/// a request and its answer.
-pub use super::outbound::IdKey;
+const NO_BATCHES: &str = "Invalid Request: batches are not supported; send one message per line";
 
 /// What to do with one line.
 #[derive(Debug, PartialEq, Eq)]
@@ -65,36 +59,37 @@ pub enum Passed {
     Other,
 }
 
+/// The raw text of a line's id, as it was written.
+fn shown_id(line: &[u8]) -> Option<String> {
+    raw_id(line).map(|raw| String::from_utf8_lossy(raw).into_owned())
+}
+
 /// Classifies one line (without its line end).
 pub fn classify(line: &[u8], started: bool) -> Verdict {
-    let value: Value = match serde_json::from_slice(line) {
-        Ok(value) => value,
-        Err(e) => {
-            return match raw_id(line) {
-                Some(id) => Verdict::Answer(error_line(
-                    Some(&String::from_utf8_lossy(id)),
-                    PARSE_ERROR,
-                    &format!(
-                        "Parse error: the line is not valid JSON ({})",
-                        e.classify_word()
-                    ),
-                )),
-                None => Verdict::Answer(error_line(
-                    None,
-                    PARSE_ERROR,
-                    "Parse error: the line is not valid JSON",
-                )),
-            };
-        }
-    };
-    match value {
-        Value::Array(items) => batch(&items),
-        Value::Object(message) => message_verdict(line, &message, started),
-        _ => Verdict::Answer(error_line(
+    match serde_json::from_slice::<Value>(line) {
+        Ok(Value::Array(items)) => batch(&items),
+        Ok(Value::Object(message)) => message_verdict(line, &message, started),
+        Ok(_) => Verdict::Answer(error_line(
             None,
             INVALID_REQUEST,
             "Invalid Request: a message is a JSON object",
         )),
+        Err(e) => {
+            let id = shown_id(line);
+            let message = match id {
+                Some(_) => format!(
+                    "Parse error: the line is not valid JSON ({})",
+                    match e.classify() {
+                        Category::Eof => "it ends too early",
+                        Category::Syntax => "a syntax error",
+                        Category::Data => "a value cannot be read",
+                        Category::Io => "it could not be read",
+                    }
+                ),
+                None => "Parse error: the line is not valid JSON".into(),
+            };
+            Verdict::Answer(error_line(id.as_deref(), PARSE_ERROR, &message))
+        }
     }
 }
 
@@ -103,23 +98,13 @@ fn batch(items: &[Value]) -> Verdict {
         .iter()
         .filter_map(|item| item.get("id").filter(|_| item.get("method").is_some()))
         .filter(|id| id.is_string() || id.is_number())
-        .map(|id| {
-            error_line(
-                Some(&id.to_string()),
-                INVALID_REQUEST,
-                "Invalid Request: batches are not supported; send one message per line",
-            )
-        })
+        .map(|id| error_line(Some(&id.to_string()), INVALID_REQUEST, NO_BATCHES))
         .collect();
-    if answers.is_empty() {
-        Verdict::Answer(error_line(
-            None,
-            INVALID_REQUEST,
-            "Invalid Request: batches are not supported; send one message per line",
-        ))
+    Verdict::Answer(if answers.is_empty() {
+        error_line(None, INVALID_REQUEST, NO_BATCHES)
     } else {
-        Verdict::Answer(format!("[{}]", answers.join(",")))
-    }
+        format!("[{}]", answers.join(","))
+    })
 }
 
 fn message_verdict(
@@ -128,11 +113,9 @@ fn message_verdict(
     started: bool,
 ) -> Verdict {
     let id = message.get("id");
-    // The id as it was written, for answers: exact even where a number does
-    // not survive a round trip through f64.
-    let shown_id = || raw_id(line).map(|raw| String::from_utf8_lossy(raw).into_owned());
+    // The id as written, for answers: exact even where a number would not survive f64.
     let invalid = |code: i32, why: &str| match id {
-        Some(_) => Verdict::Answer(error_line(shown_id().as_deref(), code, why)),
+        Some(_) => Verdict::Answer(error_line(shown_id(line).as_deref(), code, why)),
         None => Verdict::Drop("an unusable notification"),
     };
     if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
@@ -140,8 +123,7 @@ fn message_verdict(
     }
     let key = match id {
         None => None,
-        Some(Value::String(s)) => Some(Value::String(s.clone()).to_string()),
-        Some(Value::Number(n)) if n.is_i64() => Some(n.to_string()),
+        Some(id) if id.is_string() || id.is_i64() => Some(id.to_string()),
         Some(_) => {
             return invalid(
                 INVALID_REQUEST,
@@ -168,77 +150,43 @@ fn message_verdict(
     if method.len() > MAX_METHOD_BYTES {
         return invalid(METHOD_NOT_FOUND, "Method not found");
     }
-    match message.get("params") {
-        None | Some(Value::Object(_)) => {}
-        Some(_) => return invalid(INVALID_PARAMS, "Invalid params: params must be an object"),
+    let params = message.get("params");
+    if params.is_some_and(|p| !p.is_object()) {
+        return invalid(INVALID_PARAMS, "Invalid params: params must be an object");
     }
-    let meta = message.get("params").and_then(|p| p.get("_meta"));
+    let meta = params.and_then(|p| p.get("_meta"));
     if meta.is_some_and(|m| !m.is_object()) {
         return invalid(INVALID_PARAMS, "Invalid params: _meta must be an object");
     }
-    match key {
-        Some(key) if method == "initialize" && !started => {
-            let _ = key;
-            Verdict::Pass(Passed::Initialize)
-        }
-        Some(id) if !started => Verdict::Pass(Passed::EarlyRequest {
+    Verdict::Pass(match key {
+        Some(_) if method == "initialize" && !started => Passed::Initialize,
+        Some(id) if !started => Passed::EarlyRequest {
             starts: !matches!(method, "ping" | "server/discover" | "initialize"),
             id,
-        }),
-        Some(id) => Verdict::Pass(Passed::Request(id)),
-        None if !started => Verdict::Drop("a notification before the session started"),
-        None if method == "notifications/cancelled" => {
-            match message
-                .get("params")
-                .and_then(|p| p.get("requestId"))
-                .filter(|id| id.is_string() || id.is_i64())
-            {
-                Some(id) => Verdict::Pass(Passed::Cancel(id.to_string())),
-                None => Verdict::Pass(Passed::Other),
-            }
-        }
-        None => Verdict::Pass(Passed::Other),
-    }
+        },
+        Some(id) => Passed::Request(id),
+        None if !started => return Verdict::Drop("a notification before the session started"),
+        None if method == "notifications/cancelled" => params
+            .and_then(|p| p.get("requestId"))
+            .filter(|id| id.is_string() || id.is_i64())
+            .map_or(Passed::Other, |id| Passed::Cancel(id.to_string())),
+        None => Passed::Other,
+    })
 }
 
-/// One word for a JSON error, for the parse error's message.
-trait ClassifyWord {
-    fn classify_word(&self) -> &'static str;
-}
-
-impl ClassifyWord for serde_json::Error {
-    fn classify_word(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Eof => "it ends too early",
-            serde_json::error::Category::Syntax => "a syntax error",
-            serde_json::error::Category::Data => "a value cannot be read",
-            serde_json::error::Category::Io => "it could not be read",
-        }
-    }
-}
-
-/// A line as read: whole, or longer than the most read.
-enum Line {
-    Whole(Vec<u8>),
-    TooLong(Vec<u8>),
-    End,
-}
-
-/// Reads one line of at most `max` bytes; the rest of a longer line is
-/// read and thrown away, keeping the first 64 KiB to find its id.
-async fn read_line(reader: &mut (impl AsyncBufRead + Unpin), max: usize) -> std::io::Result<Line> {
+/// Reads one line of at most `max` bytes: `None` at the end of input, else
+/// the line and whether it was longer than `max` (then only its first
+/// 64 KiB are kept, to find its id; the rest is read and thrown away).
+async fn read_line(
+    reader: &mut (impl AsyncBufRead + Unpin),
+    max: usize,
+) -> std::io::Result<Option<(Vec<u8>, bool)>> {
     let mut line = Vec::new();
     let mut too_long = false;
     loop {
         let chunk = reader.fill_buf().await?;
         if chunk.is_empty() {
-            return Ok(if line.is_empty() && !too_long {
-                Line::End
-            } else if too_long {
-                Line::TooLong(line)
-            } else {
-                Line::Whole(line)
-            });
+            return Ok((!line.is_empty() || too_long).then_some((line, too_long)));
         }
         let (take, done) = match memchr::memchr(b'\n', chunk) {
             Some(i) => (i + 1, true),
@@ -256,11 +204,7 @@ async fn read_line(reader: &mut (impl AsyncBufRead + Unpin), max: usize) -> std:
         line.extend_from_slice(&chunk[..keep]);
         reader.consume(take);
         if done {
-            return Ok(if too_long {
-                Line::TooLong(line)
-            } else {
-                Line::Whole(line)
-            });
+            return Ok(Some((line, too_long)));
         }
     }
 }
@@ -268,24 +212,22 @@ async fn read_line(reader: &mut (impl AsyncBufRead + Unpin), max: usize) -> std:
 /// Reads stdin until it ends or `stop` fires, handing the lines that pass
 /// to `to_library` and answering the others through `out`.
 pub async fn pump(
-    stdin: impl AsyncBufRead + Unpin,
+    mut stdin: impl AsyncBufRead + Unpin,
     mut to_library: impl AsyncWrite + Unpin,
     ledger: &Ledger,
     out: &Outbound,
     stop: &CancellationToken,
 ) {
-    let mut stdin = stdin;
     loop {
         let line = tokio::select! {
             line = read_line(&mut stdin, MAX_LINE_BYTES) => line,
             () = stop.cancelled() => break,
         };
         let mut line = match line {
-            Ok(Line::Whole(line)) => line,
-            Ok(Line::TooLong(prefix)) => {
-                let id = raw_id(&prefix).map(|id| String::from_utf8_lossy(id).into_owned());
+            Ok(Some((line, false))) => line,
+            Ok(Some((prefix, true))) => {
                 out.send_line(error_line(
-                    id.as_deref(),
+                    shown_id(&prefix).as_deref(),
                     PARSE_ERROR,
                     &format!(
                         "Parse error: the line is longer than {} MiB",
@@ -294,7 +236,7 @@ pub async fn pump(
                 ));
                 continue;
             }
-            Ok(Line::End) | Err(_) => break,
+            Ok(None) | Err(_) => break,
         };
         while matches!(line.last(), Some(b'\n' | b'\r')) {
             line.pop();
@@ -302,36 +244,41 @@ pub async fn pump(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match classify(&line, ledger.started()) {
-            Verdict::Answer(answer) => out.send_line(answer),
-            Verdict::Drop(why) => tracing::debug!(why, "dropped an incoming line"),
-            Verdict::Pass(passed) => {
-                match passed {
-                    Passed::Request(id) => {
-                        if ledger.is_in_flight(&id) {
-                            out.send_line(error_line(
-                                Some(&id),
-                                INVALID_REQUEST,
-                                "Invalid Request: a request with this id is still in progress; use a new id",
-                            ));
-                            continue;
-                        }
-                        let permit = tokio::select! {
-                            permit = ledger.permit() => permit,
-                            () = stop.cancelled() => break,
-                        };
-                        ledger.track(id, permit);
-                    }
-                    Passed::EarlyRequest { id, starts } => ledger.track_early(id, starts),
-                    Passed::Initialize => ledger.start(),
-                    Passed::Cancel(id) => ledger.release(&id),
-                    Passed::Other => {}
-                }
-                line.push(b'\n');
-                if to_library.write_all(&line).await.is_err() {
-                    break;
-                }
+        let passed = match classify(&line, ledger.started()) {
+            Verdict::Answer(answer) => {
+                out.send_line(answer);
+                continue;
             }
+            Verdict::Drop(why) => {
+                tracing::debug!(why, "dropped an incoming line");
+                continue;
+            }
+            Verdict::Pass(passed) => passed,
+        };
+        match passed {
+            Passed::Request(id) => {
+                if ledger.is_in_flight(&id) {
+                    out.send_line(error_line(
+                        Some(&id),
+                        INVALID_REQUEST,
+                        "Invalid Request: a request with this id is still in progress; use a new id",
+                    ));
+                    continue;
+                }
+                let permit = tokio::select! {
+                    permit = ledger.permit() => permit,
+                    () = stop.cancelled() => break,
+                };
+                ledger.track(id, permit);
+            }
+            Passed::EarlyRequest { id, starts } => ledger.track_early(id, starts),
+            Passed::Initialize => ledger.start(),
+            Passed::Cancel(id) => ledger.release(&id),
+            Passed::Other => {}
+        }
+        line.push(b'\n');
+        if to_library.write_all(&line).await.is_err() {
+            break;
         }
     }
     let _ = to_library.shutdown().await;

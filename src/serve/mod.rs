@@ -1,11 +1,7 @@
 //! Serving MCP on stdio: the session from the first line to the last, a
 //! clean stop on SIGTERM, SIGINT or SIGHUP (also during the handshake), a
-//! hint for a person who starts the server on a terminal.
-//!
-//! Between stdio and the MCP library stand [`inbound`] (each line checked,
-//! the hostile ones answered here, stdin read only while there is room for
-//! another call) and [`outbound`] (one writer for stdout, which stops the
-//! session when the client closes it).
+//! hint for a person who starts the server on a terminal. Between stdio and
+//! the MCP library stand [`inbound`] and [`outbound`].
 //!
 //! When the client closes stdin the session is over, but the MCP library
 //! waits several seconds for calls still in flight before it lets go. The
@@ -29,8 +25,7 @@ use crate::tools::VoucherServer;
 
 /// Serves MCP on stdin/stdout until stdin closes or a signal arrives.
 pub async fn serve(backend: Backend, projects: Vec<ProjectEntry>) {
-    // Listen for signals before anything else, so that one arriving during
-    // the handshake also ends the process cleanly.
+    // Signals are listened for first, so one during the handshake also ends the process cleanly.
     let signal = shutdown_signal();
     tokio::pin!(signal);
     if std::io::stdin().is_terminal() {
@@ -55,8 +50,7 @@ pub async fn serve(backend: Backend, projects: Vec<ProjectEntry>) {
         );
     }
     let (stdin, stdout) = rmcp::transport::stdio_pipes();
-    // Cancelled a short grace after stdin closes: calls still in flight
-    // then end (see `GRACE_AFTER_EOF`).
+    // Cancelled `GRACE_AFTER_EOF` after stdin closes: calls in flight end.
     let ending = CancellationToken::new();
     let ledger = outbound::Ledger::new(inbound::MAX_CALLS_IN_FLIGHT);
     let stop = CancellationToken::new();
@@ -112,16 +106,15 @@ pub async fn serve(backend: Backend, projects: Vec<ProjectEntry>) {
         () = &mut writer => true,
     };
     if !writer_ended {
-        // Whatever was answered last still goes out: lines are begun for a
-        // second more, and a line begun is finished (within a bound, for a
-        // client that stopped reading).
+        // Whatever was answered last still goes out: lines are begun for a second more, and a
+        // line begun is finished (within a bound, for a client that stopped reading).
         drop(out);
         let last_lines = async {
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
             done.cancel();
             std::future::pending::<()>().await;
         };
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(4), async {
+        let _ = tokio::time::timeout(Duration::from_secs(4), async {
             tokio::select! {
                 () = &mut writer => {}
                 () = last_lines => {}
@@ -131,8 +124,7 @@ pub async fn serve(backend: Backend, projects: Vec<ProjectEntry>) {
     }
 }
 
-/// Waits for SIGTERM, SIGHUP (the terminal or the parent went away) or
-/// SIGINT (Ctrl-C).
+/// Waits for SIGTERM, SIGHUP (the terminal or the parent went away) or SIGINT (Ctrl-C).
 async fn shutdown_signal() -> &'static str {
     #[cfg(unix)]
     {
@@ -157,6 +149,5 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-/// How long calls in flight may still finish after stdin closes. Answers
-/// to requests that were already read usually need far less.
+/// How long calls in flight may finish after stdin closes (answers already read need far less).
 pub const GRACE_AFTER_EOF: Duration = Duration::from_millis(300);

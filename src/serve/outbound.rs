@@ -1,9 +1,8 @@
-//! What goes out on stdout: every line, the MCP library's and the error
-//! answers of [`super::inbound`], through one writer task, so lines never
-//! interleave. The [`Ledger`] keeps the requests in flight: a request's
-//! permit is given back only once its answer has been written, so calls in
-//! flight and answers not yet written are bounded together. A write that
-//! fails (the client closed stdout) stops the session.
+//! What goes out on stdout, through one writer task, so lines never
+//! interleave. The [`Ledger`] keeps the requests in flight: a request's permit
+//! is given back only once its answer has been written, so calls in flight
+//! and answers not yet written are bounded together. A write that fails (the
+//! client closed stdout) stops the session.
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
@@ -15,7 +14,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-/// The key of a request id in the ledger: the id as its JSON text.
+/// A request id as its JSON text (`7`, `"a"`), as compared between a request and its answer.
 pub type IdKey = String;
 
 /// An error answer: `id` is the request's id as JSON text, or none.
@@ -54,7 +53,6 @@ impl Ledger {
         self.started.store(true, Ordering::Release);
     }
 
-    /// Waits for room for one more request.
     pub async fn permit(&self) -> Option<OwnedSemaphorePermit> {
         Arc::clone(&self.permits).acquire_owned().await.ok()
     }
@@ -80,7 +78,6 @@ impl Ledger {
         lock(&self.in_flight).remove(id);
     }
 
-    /// The answer to `id` has been written.
     fn answered(&self, id: &IdKey, success: bool) {
         lock(&self.in_flight).remove(id);
         if lock(&self.early).remove(id) && success {
@@ -90,18 +87,15 @@ impl Ledger {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Where lines for stdout are sent. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbound {
     lines: mpsc::UnboundedSender<Vec<u8>>,
-    /// Buffers of lines already written, for the next lines to reuse: an
-    /// answer line can be hundreds of kilobytes, and allocating and freeing
-    /// one per answer costs more than copying it.
+    /// Buffers of lines already written, for reuse: an answer line can be hundreds of kilobytes,
+    /// and allocating and freeing one per answer costs more than copying it.
     spare: Arc<Spare>,
 }
 
@@ -112,12 +106,10 @@ struct Spare(Mutex<Vec<Vec<u8>>>);
 impl Spare {
     const KEPT: usize = 4;
 
-    /// An empty buffer, reused where one is spare.
     fn take(&self) -> Vec<u8> {
         lock(&self.0).pop().unwrap_or_default()
     }
 
-    /// Keeps a written line's buffer for reuse.
     fn give(&self, mut line: Vec<u8>) {
         line.clear();
         let mut spare = lock(&self.0);
@@ -136,7 +128,6 @@ impl Outbound {
     }
 }
 
-/// The channel into the writer task, and its receiving end.
 pub fn channel() -> (Outbound, Lines) {
     let (lines, receiver) = mpsc::unbounded_channel();
     let spare = Arc::new(Spare::default());
@@ -149,7 +140,6 @@ pub fn channel() -> (Outbound, Lines) {
     )
 }
 
-/// The receiving end of the writer's channel.
 pub struct Lines {
     receiver: mpsc::UnboundedReceiver<Vec<u8>>,
     spare: Arc<Spare>,
@@ -177,8 +167,7 @@ impl AsyncWrite for LineSink {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let mut rest = buf;
-        // An answer line can be megabytes long: find its end with memchr's
-        // vectorized search, not byte by byte.
+        // An answer line can be megabytes long: memchr's vectorized search finds its end.
         while let Some(i) = memchr::memchr(b'\n', rest) {
             let mut line = if self.partial.is_empty() {
                 self.out.spare.take()
@@ -209,31 +198,25 @@ impl AsyncWrite for LineSink {
 /// written whole, so the client never reads half a message); a failed
 /// write fires `stop`.
 pub async fn write_lines(
-    lines: Lines,
+    mut lines: Lines,
     mut stdout: impl AsyncWrite + Unpin,
     ledger: &Ledger,
     stop: &CancellationToken,
     done: &CancellationToken,
 ) {
-    let Lines {
-        receiver: mut lines,
-        spare,
-    } = lines;
     loop {
         let line = tokio::select! {
             biased;
-            () = done.cancelled() => break,
-            line = lines.recv() => match line {
-                Some(line) => line,
-                None => break,
-            },
+            () = done.cancelled() => None,
+            line = lines.receiver.recv() => line,
         };
+        let Some(line) = line else { break };
         let answered = answer_id(&line);
         let written = match stdout.write_all(&line).await {
-            Ok(()) if lines.is_empty() => stdout.flush().await,
+            Ok(()) if lines.receiver.is_empty() => stdout.flush().await,
             other => other,
         };
-        spare.give(line);
+        lines.spare.give(line);
         if let Err(e) = written {
             tracing::info!(error = %e, "stdout is closed; stopping");
             stop.cancel();

@@ -1,29 +1,20 @@
 //! The `id` of a JSON-RPC line that is not valid JSON, read as far as it
 //! can be: a line with a number like `1e400`, a lone surrogate or a broken
 //! byte somewhere in its params still names the request it belongs to, and
-//! that request still deserves an answer with its id.
-//!
-//! The scan walks the top-level object without building anything: it
-//! skips strings (honouring escapes) and nested brackets, and returns the
-//! raw text of the value of the first top-level `"id"` member when that
-//! value is a string or a number.
+//! that request still deserves an answer with its id. The walk builds
+//! nothing: it skips strings (honouring escapes) and nested brackets.
 
-/// The raw JSON text of the top-level `"id"` member's value, if the line
-/// is an object whose `id` is a string or a number.
+/// The raw JSON text of the first top-level `"id"` member's value, if the
+/// line is an object whose `id` is a string or a number.
 pub fn raw_id(line: &[u8]) -> Option<&[u8]> {
     let mut found = None;
     members(line, |key, rest| {
         if key == b"id" {
             found = value_of(rest);
-            return false;
         }
-        true
+        key != b"id"
     });
-    let value = found?;
-    match value.first()? {
-        b'"' | b'-' | b'0'..=b'9' => Some(value),
-        _ => None,
-    }
+    found.filter(|value| matches!(value.first(), Some(b'"' | b'-' | b'0'..=b'9')))
 }
 
 /// Walks the members of the top-level object of `line`, without building
@@ -40,13 +31,12 @@ pub fn members<'a>(line: &'a [u8], mut each: impl FnMut(&'a [u8], &'a [u8]) -> b
     i += 1;
     loop {
         i = skip_space(line, i);
-        match line.get(i) {
-            Some(b',') => {
-                i += 1;
-                continue;
-            }
-            Some(b'"') => {}
-            _ => return,
+        if line.get(i) == Some(&b',') {
+            i += 1;
+            continue;
+        }
+        if line.get(i) != Some(&b'"') {
+            return;
         }
         let Some(key_end) = string_end(line, i) else {
             return;
@@ -117,14 +107,11 @@ fn value_end(line: &[u8], start: usize) -> Option<usize> {
             }
         }
         _ => {
-            let mut i = start;
-            while line
-                .get(i)
-                .is_some_and(|b| !matches!(b, b',' | b'}' | b']') && !b.is_ascii_whitespace())
-            {
-                i += 1;
-            }
-            (i > start).then_some(i)
+            let len = line[start..]
+                .iter()
+                .take_while(|b| !matches!(b, b',' | b'}' | b']') && !b.is_ascii_whitespace())
+                .count();
+            (len > 0).then_some(start + len)
         }
     }
 }

@@ -1,30 +1,25 @@
-//! Tool arguments, each declared once: the value that declares an
-//! argument (an [`IdArg`], an [`IntRule`], …) gives both its schema in
-//! `tools/list` and its reader, so the published limits are the ones
-//! checked.
+//! Tool arguments, each declared once: the value that declares an argument gives both its
+//! schema in `tools/list` and its reader, so the published limits are the ones checked.
 //!
-//! Arguments are read from the raw JSON object rather than deserialized
-//! into typed structs, so that every problem (a missing id, a count of
-//! `"lots"`) becomes an [`ArgError`] that names the argument, the rule and
-//! the value received; `tools/words.rs` words it. Language models write
-//! integers as `20`, `20.0` or `"20"`; all three are accepted. `null` means
-//! "left out"; a name the tool does not take is refused ([`unknown`]).
+//! Arguments are read from the raw JSON object rather than deserialized into typed structs, so
+//! that every problem becomes an [`ArgError`] that names the argument, the rule and the value
+//! received. Language models write integers as `20`, `20.0` or `"20"`; all three are accepted.
+//! `null` means "left out"; a name the tool does not take is refused ([`unknown`]).
 
 use std::sync::Arc;
 
-use crate::backend::BackendError;
 use serde_json::{json, Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
-use crate::backend::{CodeStatus, Id, IdProblem, MAX_ID_CHARS};
+use crate::backend::{BackendError, CodeStatus, Id, IdProblem, MAX_ID_CHARS};
 use crate::text::shorten;
 
-/// The raw arguments of a call.
 pub type RawArgs = Map<String, Value>;
 
 /// How many characters of a received value an error shows.
 const SHOWN_CHARS: usize = 80;
 
-/// An argument as `tools/list` declares it.
 pub trait Declared: Sync {
     fn name(&self) -> &'static str;
     fn schema(&self) -> Value;
@@ -33,8 +28,7 @@ pub trait Declared: Sync {
     }
 }
 
-/// The input schema of a tool that takes `args`: every argument, the ids
-/// required, no other name allowed.
+/// The input schema for `args`: every argument, the ids required, no other name allowed.
 pub fn input_schema(args: &[&dyn Declared]) -> Arc<Map<String, Value>> {
     let properties: Map<String, Value> =
         args.iter().map(|a| (a.name().into(), a.schema())).collect();
@@ -54,10 +48,47 @@ pub fn input_schema(args: &[&dyn Declared]) -> Arc<Map<String, Value>> {
     }
 }
 
-/// A required id argument.
-pub struct IdArg {
+/// A string argument of a `KIND` below, which gives its schema and whether it is required.
+pub struct StrArg<const KIND: u8> {
     pub name: &'static str,
     pub about: &'static str,
+}
+
+const ID: u8 = 0;
+const STATUS: u8 = 1;
+const TEXT: u8 = 2;
+const INSTANT: u8 = 3;
+
+/// A required id.
+pub type IdArg = StrArg<ID>;
+/// The optional `status`: one of [`STATUS_NAMES`].
+pub type StatusArg = StrArg<STATUS>;
+/// An optional text: a non-empty string.
+pub type TextArg = StrArg<TEXT>;
+/// An optional instant: RFC 3339 text or Unix seconds.
+pub type InstantArg = StrArg<INSTANT>;
+
+impl<const KIND: u8> Declared for StrArg<KIND> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn schema(&self) -> Value {
+        let about = self.about;
+        match KIND {
+            ID => json!({
+                "type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "description": about
+            }),
+            STATUS => json!({"type": "string", "enum": STATUS_NAMES, "description": about}),
+            TEXT => json!({"type": "string", "minLength": 1, "description": about}),
+            _ => json!({"description": about, "anyOf": [
+                {"type": "string", "description": "RFC 3339, e.g. 2026-07-01T00:00:00Z or 2026-07-01T02:00:00+02:00."},
+                {"type": "number", "description": "Unix seconds."},
+            ]}),
+        }
+    }
+    fn required(&self) -> bool {
+        KIND == ID
+    }
 }
 
 pub const PROJECT_ID: IdArg = IdArg {
@@ -70,23 +101,9 @@ pub const POOL_ID: IdArg = IdArg {
     about: "The pool's id, as given by list_voucher_pools.",
 };
 
-/// The ids every per-pool tool takes.
 pub const POOL: [&dyn Declared; 2] = [&PROJECT_ID, &POOL_ID];
 
-impl Declared for IdArg {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-    fn schema(&self) -> Value {
-        json!({"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "description": self.about})
-    }
-    fn required(&self) -> bool {
-        true
-    }
-}
-
-/// An integer argument's rule: its name, bounds, default and meaning.
-/// Its schema, description and error messages are all made from it.
+/// An integer argument's rule: its schema, description and error messages are all made from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IntRule {
     pub name: &'static str,
@@ -97,7 +114,6 @@ pub struct IntRule {
     pub about: &'static str,
 }
 
-/// `skip`: where a page starts.
 pub const SKIP: IntRule = IntRule {
     name: "skip",
     min: 0,
@@ -106,7 +122,6 @@ pub const SKIP: IntRule = IntRule {
     about: "How many matching codes to pass over before this page starts (paging offset)",
 };
 
-/// `count`: the size of one page of codes.
 pub const COUNT: IntRule = IntRule {
     name: "count",
     min: 1,
@@ -115,7 +130,6 @@ pub const COUNT: IntRule = IntRule {
     about: "How many codes to return",
 };
 
-/// `limit`: the most matches one search returns.
 pub const LIMIT: IntRule = IntRule {
     name: "limit",
     min: 1,
@@ -124,7 +138,6 @@ pub const LIMIT: IntRule = IntRule {
     about: "The most matching codes returned",
 };
 
-/// `max_scan`: the most codes one search examines.
 pub const MAX_SCAN: IntRule = IntRule {
     name: "max_scan",
     min: 1,
@@ -153,54 +166,6 @@ impl Declared for IntRule {
     }
 }
 
-/// The optional `status` argument.
-pub struct StatusArg {
-    pub about: &'static str,
-}
-
-impl Declared for StatusArg {
-    fn name(&self) -> &'static str {
-        "status"
-    }
-    fn schema(&self) -> Value {
-        json!({"type": "string", "enum": STATUS_NAMES, "description": self.about})
-    }
-}
-
-/// An optional text argument: a non-empty string.
-pub struct TextArg {
-    pub name: &'static str,
-    pub about: &'static str,
-}
-
-impl Declared for TextArg {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-    fn schema(&self) -> Value {
-        json!({"type": "string", "minLength": 1, "description": self.about})
-    }
-}
-
-/// An optional instant: RFC 3339 text or Unix seconds.
-pub struct InstantArg {
-    pub name: &'static str,
-    pub about: &'static str,
-}
-
-impl Declared for InstantArg {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-    fn schema(&self) -> Value {
-        json!({"description": self.about, "anyOf": [
-            {"type": "string", "description": "RFC 3339, e.g. 2026-07-01T00:00:00Z or 2026-07-01T02:00:00+02:00."},
-            {"type": "number", "description": "Unix seconds."},
-        ]})
-    }
-}
-
-/// The status names a `status` argument takes.
 pub const STATUS_NAMES: [&str; 3] = [
     CodeStatus::ALL[0].as_str(),
     CodeStatus::ALL[1].as_str(),
@@ -240,8 +205,7 @@ pub enum ArgProblem {
     NotAnInstant { got: String },
     /// An `_after` bound that is not before its `_before` bound.
     NotBefore { other: &'static str, got: String },
-    /// An argument the tool does not take (its name, shown short), the
-    /// names it takes, and the closest of them.
+    /// An argument the tool does not take (shown short), the names it takes, the closest one.
     Unknown {
         got: String,
         accepted: Vec<String>,
@@ -291,13 +255,7 @@ fn distance(a: &str, b: &str) -> usize {
 
 /// An instant, in whole microseconds since the Unix epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Instant(i64);
-
-impl Instant {
-    pub fn micros(self) -> i64 {
-        self.0
-    }
-}
+pub struct Instant(pub i64);
 
 impl ArgError {
     fn new(name: &'static str, problem: ArgProblem) -> Self {
@@ -310,38 +268,23 @@ fn given<'a>(args: &'a RawArgs, name: &str) -> Option<&'a Value> {
     args.get(name).filter(|v| !v.is_null())
 }
 
-/// Reads and checks a required id argument.
 pub fn id(args: &RawArgs, name: &'static str) -> Result<Id, ArgError> {
     let value = given(args, name).ok_or(ArgError::new(name, ArgProblem::MissingId))?;
+    let fail = |problem| ArgError::new(name, problem);
     let Value::String(text) = value else {
-        return Err(ArgError::new(
-            name,
-            ArgProblem::IdNotString { got: show(value) },
-        ));
+        return Err(fail(ArgProblem::IdNotString { got: show(value) }));
     };
     Id::new(text.as_str()).map_err(|problem| {
-        ArgError::new(
-            name,
-            ArgProblem::BadId {
-                problem,
-                got: show(value),
-            },
-        )
+        let got = show(value);
+        fail(ArgProblem::BadId { problem, got })
     })
-}
-
-impl IdArg {
-    pub fn read(&self, args: &RawArgs) -> Result<Id, ArgError> {
-        id(args, self.name)
-    }
 }
 
 /// Reads and checks the ids of one pool: `project_id`, then `pool_id`.
 pub fn pool_ids(args: &RawArgs) -> Result<(Id, Id), ArgError> {
-    Ok((PROJECT_ID.read(args)?, POOL_ID.read(args)?))
+    Ok((id(args, PROJECT_ID.name)?, id(args, POOL_ID.name)?))
 }
 
-/// Reads the optional `status` argument.
 pub fn status(args: &RawArgs) -> Result<Option<CodeStatus>, ArgError> {
     let Some(value) = given(args, "status") else {
         return Ok(None);
@@ -361,7 +304,6 @@ pub fn status(args: &RawArgs) -> Result<Option<CodeStatus>, ArgError> {
         })
 }
 
-/// Reads an optional text argument: a non-empty string, or left out.
 pub fn text(args: &RawArgs, name: &'static str) -> Result<Option<String>, ArgError> {
     match given(args, name) {
         None => Ok(None),
@@ -373,8 +315,7 @@ pub fn text(args: &RawArgs, name: &'static str) -> Result<Option<String>, ArgErr
     }
 }
 
-/// Reads an optional instant: RFC 3339 text with an offset or `Z`, or
-/// Unix seconds as a number or a numeric string.
+/// Reads an optional instant: RFC 3339 with an offset or `Z`, or Unix seconds (number or text).
 pub fn instant(args: &RawArgs, name: &'static str) -> Result<Option<Instant>, ArgError> {
     let Some(value) = given(args, name) else {
         return Ok(None);
@@ -387,11 +328,7 @@ pub fn instant(args: &RawArgs, name: &'static str) -> Result<Option<Instant>, Ar
             match text.parse::<f64>() {
                 Ok(seconds) if text.bytes().any(|b| b.is_ascii_digit()) => Some(seconds),
                 _ => {
-                    let parsed = time::OffsetDateTime::parse(
-                        text,
-                        &time::format_description::well_known::Rfc3339,
-                    )
-                    .map_err(|_| fail())?;
+                    let parsed = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| fail())?;
                     let micros = parsed.unix_timestamp_nanos().div_euclid(1000);
                     return Ok(Some(Instant(i64::try_from(micros).map_err(|_| fail())?)));
                 }
@@ -399,11 +336,13 @@ pub fn instant(args: &RawArgs, name: &'static str) -> Result<Option<Instant>, Ar
         }
         _ => None,
     };
-    let micros = seconds
-        .map(|s| (s * 1_000_000.0).round())
-        .filter(|us| us.is_finite() && us.abs() < 9.0e18)
-        .ok_or_else(fail)?;
-    Ok(Some(Instant(micros as i64)))
+    Ok(Some(Instant(seconds.and_then(micros).ok_or_else(fail)?)))
+}
+
+/// Unix seconds as whole microseconds.
+pub fn micros(seconds: f64) -> Option<i64> {
+    let us = (seconds * 1_000_000.0).round();
+    (us.is_finite() && us.abs() < 9.0e18).then_some(us as i64)
 }
 
 /// An integer argument as read, before its range is checked.
@@ -416,7 +355,6 @@ pub struct IntArg {
 #[derive(Clone, Debug, PartialEq)]
 enum IntRead {
     Missing,
-    /// Readable as an integer that fits in an i64.
     Value(i64),
     /// An integer too large for an i64, kept as written.
     Huge(String),
@@ -425,8 +363,7 @@ enum IntRead {
 }
 
 impl IntArg {
-    /// The value to echo on failure: the one given where it could be read
-    /// as an integer, the default otherwise.
+    /// The value to echo on failure: the one given if read as an integer, else the default.
     pub fn echo(&self) -> i64 {
         match self.read {
             IntRead::Value(v) => v,
@@ -438,39 +375,26 @@ impl IntArg {
     pub fn checked(&self) -> Result<i64, ArgError> {
         let rule = self.rule;
         let fail = |problem| Err(ArgError::new(rule.name, problem));
-        match &self.read {
-            IntRead::Missing => Ok(rule.default),
-            IntRead::Value(v) if (rule.min..=rule.max).contains(v) => Ok(*v),
-            IntRead::Value(v) if *v < rule.min => fail(ArgProblem::TooLow {
-                rule,
-                got: v.to_string(),
-            }),
-            IntRead::Value(v) => fail(ArgProblem::TooHigh {
-                rule,
-                got: v.to_string(),
-            }),
-            IntRead::Huge(text) if text.starts_with('-') => fail(ArgProblem::TooLow {
-                rule,
-                got: text.clone(),
-            }),
-            IntRead::Huge(text) => fail(ArgProblem::TooHigh {
-                rule,
-                got: text.clone(),
-            }),
-            IntRead::Unreadable(shown) => fail(ArgProblem::NotInteger {
-                rule,
-                got: shown.clone(),
-            }),
-        }
+        let (low, got) = match &self.read {
+            IntRead::Missing => return Ok(rule.default),
+            IntRead::Value(v) if (rule.min..=rule.max).contains(v) => return Ok(*v),
+            IntRead::Value(v) => (*v < rule.min, v.to_string()),
+            IntRead::Huge(text) => (text.starts_with('-'), text.clone()),
+            IntRead::Unreadable(shown) => {
+                let got = shown.clone();
+                return fail(ArgProblem::NotInteger { rule, got });
+            }
+        };
+        fail(if low {
+            ArgProblem::TooLow { rule, got }
+        } else {
+            ArgProblem::TooHigh { rule, got }
+        })
     }
 }
 
-/// Reads the integer argument named by `rule`.
 pub fn integer(args: &RawArgs, rule: IntRule) -> IntArg {
-    let read = match given(args, rule.name) {
-        None => IntRead::Missing,
-        Some(value) => read_integer(value),
-    };
+    let read = given(args, rule.name).map_or(IntRead::Missing, read_integer);
     IntArg { rule, read }
 }
 
@@ -524,8 +448,7 @@ pub fn show(value: &Value) -> String {
     shorten(&text, SHOWN_CHARS)
 }
 
-/// Why a call failed: an argument broke a rule, or the backend failed.
-/// Both become words only in `words.rs`.
+/// Why a call failed: an argument broke a rule, or the backend failed (worded in `words.rs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Failure {
     Argument(ArgError),

@@ -1,7 +1,7 @@
-//! The `{success, data, error}` envelope every tool answers with, and its
-//! conversion to an MCP result: the same JSON as `structuredContent` and as
-//! a text block, with `isError` set on failure.
+//! The `{success, data, error}` envelope every tool answers with, and its conversion to an
+//! MCP result: the same JSON as `structuredContent` and as a text block, `isError` on failure.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
@@ -10,11 +10,12 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use super::args::Failure;
+use super::args::{Declared, RawArgs};
 use super::words;
 
-/// What every tool answers: `{success, data, error}`, and between `data`
-/// and `error` the fields of `X` that a tool adds (paging facts, a scan's
-/// progress, `as_of`).
+/// What every tool answers: `{success, data, error}`, and between `data` and `error` the fields
+/// of `X` that a tool adds (paging facts, a scan's progress, `as_of`).
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct Envelope<T, X = NoExtras> {
     /// Whether the call succeeded.
@@ -27,14 +28,13 @@ pub struct Envelope<T, X = NoExtras> {
     pub error: Option<String>,
 }
 
-/// The fields a tool adds to the envelope, and what a failure keeps of them.
+/// The fields a tool adds to the envelope.
 pub trait Extras: Serialize + Default {
     /// What a failure keeps of these (by default, nothing).
     fn failed(self) -> Self {
         Self::default()
     }
-    /// Those of a call refused before it ran: read from its arguments
-    /// where they can be.
+    /// Those of a call refused before it ran: read from its arguments where they can be.
     fn refused(_args: &RawArgs) -> Self {
         Self::default()
     }
@@ -46,13 +46,8 @@ pub struct NoExtras {}
 
 impl Extras for NoExtras {}
 
-pub use super::args::Failure;
-use super::args::{Declared, RawArgs};
-
-/// The most bytes of envelope JSON one answer carries. The answer line
-/// holds it twice (as structured content and as text), so no upstream
-/// answer can push a line past about twice this; a larger envelope is
-/// answered as a failure that says so.
+/// The most bytes of envelope JSON one answer carries; the answer line holds it twice (structured
+/// content and text), so no upstream answer can push a line past about twice this.
 pub const MAX_ANSWER_BYTES: usize = 2 * 1024 * 1024;
 
 impl<T: Default, X: Extras> Envelope<T, X> {
@@ -65,7 +60,6 @@ impl<T: Default, X: Extras> Envelope<T, X> {
         }
     }
 
-    /// A failure with `error`, keeping what `extras` keep on failure.
     pub fn failed(error: String, extras: X) -> Self {
         Self {
             success: false,
@@ -89,7 +83,7 @@ impl<T: Default, X: Extras> Envelope<T, X> {
 pub async fn checked<T: Default + Serialize, X: Extras>(
     args: &RawArgs,
     accepted: &[&dyn Declared],
-    call: impl std::future::Future<Output = Envelope<T, X>>,
+    call: impl Future<Output = Envelope<T, X>>,
 ) -> ToolOutcome {
     match super::args::unknown(args, accepted) {
         Some(e) => ToolOutcome::of(Envelope::<T, X>::failed(
@@ -100,10 +94,9 @@ pub async fn checked<T: Default + Serialize, X: Extras>(
     }
 }
 
-/// Runs a tool's call and makes its outcome; a panic inside the call is a
-/// bug, answered as a failure envelope rather than left unanswered.
+/// Runs a tool's call; a panic inside it is a bug, answered as a failure, not left unanswered.
 pub async fn guarded<T: Default + Serialize, X: Extras>(
-    call: impl std::future::Future<Output = Envelope<T, X>>,
+    call: impl Future<Output = Envelope<T, X>>,
 ) -> ToolOutcome {
     match AssertUnwindSafe(call).catch_unwind().await {
         Ok(answer) => ToolOutcome::of(answer),
@@ -123,8 +116,7 @@ pub async fn guarded<T: Default + Serialize, X: Extras>(
 }
 
 /// A finished tool call: the envelope as JSON value and as compact text
-/// (made once, from the typed envelope, so that it keeps its field order),
-/// and whether it is a failure.
+/// (made once, from the typed envelope, so that it keeps its field order).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ToolOutcome {
     pub envelope: Value,
@@ -134,56 +126,44 @@ pub struct ToolOutcome {
 
 impl ToolOutcome {
     /// The outcome of `answer`, or of its failure when it is larger than
-    /// [`MAX_ANSWER_BYTES`]. The text is made once, before the JSON value,
-    /// so that an answer too large is never built as a value at all.
+    /// [`MAX_ANSWER_BYTES`]. The text is made before the JSON value, so that
+    /// an answer too large is never built as a value at all.
     pub fn of<T: Default + Serialize, X: Extras>(answer: Envelope<T, X>) -> Self {
-        let text = match serde_json::to_string(&answer) {
+        match serde_json::to_string(&answer) {
             Ok(text) if text.len() > MAX_ANSWER_BYTES => {
                 let error = words::answer_too_large(text.len(), MAX_ANSWER_BYTES);
                 drop(text);
-                return Self::new(&Envelope::<T, X>::failed(error, answer.extras));
+                Self::new(&Envelope::<T, X>::failed(error, answer.extras))
             }
-            Ok(text) => text,
-            Err(e) => return Self::internal(&e),
-        };
-        match serde_json::to_value(&answer) {
-            Ok(value) => Self::from_parts(text, value),
-            Err(e) => Self::internal(&e),
+            text => Self::made(text, &answer),
         }
     }
 
     /// Serializes an envelope; `is_error` follows its `success` field.
     pub fn new<T: Serialize>(envelope: &T) -> Self {
-        match (
-            serde_json::to_string(envelope),
-            serde_json::to_value(envelope),
-        ) {
-            (Ok(text), Ok(value)) => Self::from_parts(text, value),
-            (Err(e), _) | (_, Err(e)) => Self::internal(&e),
+        Self::made(serde_json::to_string(envelope), envelope)
+    }
+
+    fn made<T: Serialize>(text: serde_json::Result<String>, envelope: &T) -> Self {
+        match text.and_then(|text| Ok((text, serde_json::to_value(envelope)?))) {
+            Ok((text, envelope)) => Self {
+                is_error: envelope.get("success") != Some(&Value::Bool(true)),
+                envelope,
+                text,
+            },
+            Err(e) => {
+                let envelope = serde_json::json!({
+                    "success": false, "data": null, "error": format!("internal error: {e}")
+                });
+                Self {
+                    text: envelope.to_string(),
+                    envelope,
+                    is_error: true,
+                }
+            }
         }
     }
 
-    fn from_parts(text: String, value: Value) -> Self {
-        let is_error = value.get("success") != Some(&Value::Bool(true));
-        Self {
-            envelope: value,
-            text,
-            is_error,
-        }
-    }
-
-    fn internal(e: &serde_json::Error) -> Self {
-        let value = serde_json::json!({
-            "success": false, "data": null, "error": format!("internal error: {e}")
-        });
-        Self {
-            text: value.to_string(),
-            envelope: value,
-            is_error: true,
-        }
-    }
-
-    /// The error sentence, on failure.
     pub fn error(&self) -> Option<&str> {
         self.envelope.get("error").and_then(Value::as_str)
     }

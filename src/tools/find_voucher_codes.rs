@@ -1,22 +1,20 @@
-//! `find_voucher_codes`: the codes of a pool that meet a filter, found by
-//! a scan in the server, so that an assistant gets the few codes it asked
-//! about instead of every page. Pages of 1000 codes are read from `skip`
-//! on, with the status filter pushed down to the API, until `limit`
-//! matches are found, the codes run out, or `max_scan` codes have been
-//! examined; each page is filtered as it arrives and never kept whole.
+//! `find_voucher_codes`: the codes of a pool that meet a filter, found by a
+//! scan in the server, so that an assistant gets the few codes it asked about
+//! instead of every page. Each page is filtered as it arrives and never kept
+//! whole.
 
 use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::args::{
-    self, ArgError, ArgProblem, Declared, Instant, InstantArg, IntRule, RawArgs, StatusArg,
-    TextArg, LIMIT, MAX_SCAN, SKIP,
+    self, ArgError, ArgProblem, Declared, InstantArg, IntRule, RawArgs, StatusArg, TextArg, LIMIT,
+    MAX_SCAN, SKIP,
 };
 use super::envelope::{Envelope, Extras, Failure};
 use super::list_voucher_codes::VoucherCode;
 use super::read_ahead::{ReadAhead, Span};
 use super::{memory, words, CallContext, ScanProgress};
-use crate::backend::{Code, CodeStatus, CodesQuery, SkipCheck, MAX_CODES_PER_PAGE};
+use crate::backend::{Code, CodeStatus, PoolRef, SkipCheck, MAX_CODES_PER_PAGE};
 
 pub const NAME: &str = "find_voucher_codes";
 pub const TITLE: &str = "Find voucher codes";
@@ -44,6 +42,7 @@ const CODE_PREFIX: TextArg = TextArg {
     about: "Only codes that start with this text; case is ignored.",
 };
 const STATUS: StatusArg = StatusArg {
+    name: "status",
     about: "Only codes with this status: `available`, `assigned` or `redeemed` (filtered by the API where it can, so only those pages are read; otherwise each page is filtered here).",
 };
 const ASSIGNED_AFTER: InstantArg = InstantArg {
@@ -98,7 +97,6 @@ pub struct Scan {
 }
 
 impl Extras for Scan {
-    /// A failure keeps how many codes were examined.
     fn failed(self) -> Self {
         Self {
             scanned: self.scanned,
@@ -109,7 +107,6 @@ impl Extras for Scan {
 
 pub type Output = Envelope<Vec<VoucherCode>, Scan>;
 
-/// The checked filter.
 struct Filter {
     /// Applied here only where the backend cannot filter by status.
     status: Option<CodeStatus>,
@@ -129,38 +126,27 @@ struct Bounds {
 impl Bounds {
     fn read(args: &RawArgs, after: &InstantArg, before: &InstantArg) -> Result<Self, ArgError> {
         let bounds = Self {
-            after: args::instant(args, after.name)?.map(Instant::micros),
-            before: args::instant(args, before.name)?.map(Instant::micros),
+            after: args::instant(args, after.name)?.map(|i| i.0),
+            before: args::instant(args, before.name)?.map(|i| i.0),
         };
-        if let (Some(a), Some(b)) = (bounds.after, bounds.before) {
-            if a >= b {
-                return Err(ArgError {
-                    name: after.name,
-                    problem: ArgProblem::NotBefore {
-                        other: before.name,
-                        got: args::show(args.get(after.name).unwrap_or_default()),
-                    },
-                });
-            }
+        if bounds.after.zip(bounds.before).is_some_and(|(a, b)| a >= b) {
+            return Err(ArgError {
+                name: after.name,
+                problem: ArgProblem::NotBefore {
+                    other: before.name,
+                    got: args::show(args.get(after.name).unwrap_or_default()),
+                },
+            });
         }
         Ok(bounds)
     }
 
     fn admit(&self, time: Option<f64>) -> bool {
-        if self.after.is_none() && self.before.is_none() {
-            return true;
-        }
-        let Some(micros) = time.and_then(micros) else {
-            return false;
-        };
-        self.after.is_none_or(|a| micros >= a) && self.before.is_none_or(|b| micros < b)
+        let within =
+            |us: i64| self.after.is_none_or(|a| us >= a) && self.before.is_none_or(|b| us < b);
+        (self.after.is_none() && self.before.is_none())
+            || time.and_then(args::micros).is_some_and(within)
     }
-}
-
-/// Unix seconds as whole microseconds.
-fn micros(seconds: f64) -> Option<i64> {
-    let us = (seconds * 1_000_000.0).round();
-    (us.is_finite() && us.abs() < 9.0e18).then_some(us as i64)
 }
 
 fn lower(text: &str) -> impl Iterator<Item = char> + '_ {
@@ -189,22 +175,14 @@ fn starts_with(text: &str, prefix: &str) -> bool {
 
 impl Filter {
     fn admit(&self, code: &Code) -> bool {
-        if let Some(status) = self.status {
-            if code.status != status.as_str() {
-                return false;
-            }
-        }
-        if let Some(wanted) = &self.code {
-            if !same_code(&code.code, wanted) {
-                return false;
-            }
-        }
-        if let Some(prefix) = &self.code_prefix {
-            if !starts_with(&code.code, prefix) {
-                return false;
-            }
-        }
-        self.assigned.admit(code.assigned_time) && self.redeemed.admit(code.redeemed_time)
+        self.status.is_none_or(|s| code.status == s.as_str())
+            && self.code.as_ref().is_none_or(|w| same_code(&code.code, w))
+            && self
+                .code_prefix
+                .as_ref()
+                .is_none_or(|p| starts_with(&code.code, p))
+            && self.assigned.admit(code.assigned_time)
+            && self.redeemed.admit(code.redeemed_time)
     }
 }
 
@@ -248,46 +226,49 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<Output, (u64,
             count: (max_scan - start).min(MAX_CODES_PER_PAGE as u64),
         })
     };
-    // Where the backend cannot filter a page by status, the status is
-    // applied here, as the other filters are.
-    let pushed = match status {
-        Some(_) => context
+    // Where the backend cannot filter a page by status, the status is applied here.
+    let pushed = status.is_none()
+        || context
             .backend
             .filters_by_status()
             .await
-            .map_err(|e| (0, Failure::from(e)))?,
-        None => true,
-    };
+            .map_err(|e| (0, Failure::from(e)))?;
     let (filter, status) = if pushed {
         (filter, status)
     } else {
         (Filter { status, ..filter }, None)
     };
-    let (project_id, pool_id) = (&project_id, &pool_id);
-    let mut pages = ReadAhead::new(|span: Span| async move {
-        let query = CodesQuery {
-            project_id,
-            pool_id,
-            skip: span.skip,
-            count: span.count,
-            status,
-        };
-        memory::page(context, &query).await
-    });
+    let pool = PoolRef {
+        project_id: &project_id,
+        pool_id: &pool_id,
+    };
+    let mut pages =
+        ReadAhead::new(|span: Span| memory::page(context, pool, status, span.skip, span.count));
     let mut read_at = Vec::new();
-    let reads_ahead = context.backend.reads_ahead();
     let mut data = Vec::new();
     let mut scanned = 0u64;
-    let mut matched = None;
-    // The most matches one page has given so far.
-    let mut densest = 0usize;
+    let mut matched: Option<u64> = None;
+    let mut densest = 0usize; // the most matches one page has given so far
     let mut requested = 0u64;
     let mut repeats = SkipCheck::default();
-    if let Some(first) = page_span(0) {
-        pages.request(first);
-        requested = 1;
-    }
     let complete = loop {
+        // The next page is needed (at first, the first). The one after it is
+        // asked for now too (on its way while this one is decoded) when the
+        // backend gains by it, the API counted that far and the matches so far
+        // leave room for two more pages as dense as the densest yet: a request
+        // ahead is rarely left unread.
+        let room_for_two = context.backend.reads_ahead() && data.len() + 2 * densest < limit;
+        while pages.in_flight() < 2 {
+            let Some(next) = page_span(requested) else {
+                break;
+            };
+            let ahead = pages.in_flight() == 1;
+            if ahead && !(room_for_two && matched.is_some_and(|m| next.skip < m)) {
+                break;
+            }
+            pages.request(next);
+            requested += 1;
+        }
         // Nothing is left to ask for only when `max_scan` codes have been
         // examined (the population did not end, or the loop would have).
         let Some((span, page)) = pages.next().await else {
@@ -296,14 +277,10 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<Output, (u64,
         let page = page.map_err(|e| (scanned, Failure::from(e)))?;
         read_at.push(page.at);
         let page = &*page.value;
-        // An API that ignores `skip` answers the same page again: its codes
-        // would be counted twice.
+        // An API that ignores `skip` answers the same page again: its codes would be counted twice.
+        let first = page.codes.first().map(|c| c.code.clone());
         repeats
-            .page(
-                span.skip,
-                span.skip > skip,
-                page.codes.first().map(|c| c.code.clone()),
-            )
+            .page(span.skip, span.skip > skip, first)
             .map_err(|e| (scanned, Failure::from(e)))?;
         matched = page.matched;
         let count = span.count as usize;
@@ -332,31 +309,12 @@ async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<Output, (u64,
         match matched {
             Some(m) if skip + scanned >= m => break true,
             None if short => break true,
-            // Fewer codes than asked while the count says more: the rest
-            // is for a follow-up call, from `next_skip`.
+            // Fewer codes than asked while the count says more: the rest is for `next_skip`.
             Some(_) if short => break false,
             _ => {}
         }
         if data.len() == limit {
             break false;
-        }
-        // The page after this one is needed. The one after that is asked
-        // for now too, so that it is on its way while this one is decoded,
-        // when the backend gains by it, the page is surely there (the API
-        // counted that far) and the matches so far leave room for two more
-        // pages as dense as the densest yet: a request ahead is rarely left
-        // unread.
-        let room_for_two = reads_ahead && data.len() + 2 * densest < limit;
-        while pages.in_flight() < 2 {
-            let Some(next) = page_span(requested) else {
-                break;
-            };
-            let ahead = pages.in_flight() == 1;
-            if ahead && !(room_for_two && matched.is_some_and(|m| next.skip < m)) {
-                break;
-            }
-            pages.request(next);
-            requested += 1;
         }
     };
     Ok(Output::ok(

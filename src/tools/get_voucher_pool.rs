@@ -1,6 +1,3 @@
-//! `get_voucher_pool`: one voucher pool in full, with the campaigns and
-//! other resources that draw codes from it.
-
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
@@ -40,25 +37,16 @@ pub const ARGS: &[&dyn Declared] = &args::POOL;
 pub type Output = Envelope<Option<VoucherPool>>;
 
 pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> Output {
-    Output::of(get_pool(context, args).await)
-}
-
-async fn get_pool(
-    context: &CallContext<'_>,
-    args: &RawArgs,
-) -> Result<Option<VoucherPool>, Failure> {
-    let (project_id, pool_id) = args::pool_ids(args)?;
-    let pool = context
-        .backend
-        .get_pool(
-            PoolRef {
-                project_id: &project_id,
-                pool_id: &pool_id,
-            },
-            context.on_retry,
-        )
-        .await?;
-    Ok(Some(VoucherPool::from(pool)))
+    let found = async {
+        let (project_id, pool_id) = &args::pool_ids(args)?;
+        let pool = PoolRef {
+            project_id,
+            pool_id,
+        };
+        let pool = context.backend.get_pool(pool, context.on_retry).await?;
+        Ok::<_, Failure>(Some(VoucherPool::from(pool)))
+    };
+    Output::of(found.await)
 }
 
 impl From<Pool> for VoucherPool {

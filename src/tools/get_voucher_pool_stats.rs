@@ -1,19 +1,15 @@
-//! `get_voucher_pool_stats`: how many codes a pool holds, and how many are
-//! available, assigned and redeemed, in one call and a few hundred
-//! characters: the pool record and two one-code pages filtered by status,
-//! asked for at the same time.
+//! `get_voucher_pool_stats`: how many codes a pool holds, available, assigned and redeemed:
+//! the pool record and two one-code pages filtered by status, asked for at the same time.
+
+use std::time::SystemTime;
 
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use std::time::SystemTime;
-
 use super::args::{self, Declared, RawArgs};
 use super::envelope::{Envelope, Extras, Failure};
 use super::{memory, CallContext, ScanProgress};
-use crate::backend::{
-    BackendError, CodeStatus, CodesQuery, PoolRef, SkipCheck, MAX_CODES_PER_PAGE,
-};
+use crate::backend::{BackendError, CodeStatus, PoolRef, SkipCheck, MAX_CODES_PER_PAGE};
 
 pub const NAME: &str = "get_voucher_pool_stats";
 pub const TITLE: &str = "Get voucher pool statistics";
@@ -55,18 +51,15 @@ impl Extras for Read {}
 
 pub type Output = Envelope<Option<VoucherPoolStats>, Read>;
 
-/// The most codes read to count a pool on a backend that cannot filter by
-/// status.
+/// The most codes read to count a pool on a backend that cannot filter by status.
 pub const MAX_COUNTED: u64 = 100_000;
 
 pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> Output {
     match stats(context, args).await {
-        Ok((data, read)) => Output::ok(
-            Some(data),
-            Read {
-                as_of: memory::as_of(read),
-            },
-        ),
+        Ok((data, read)) => {
+            let as_of = memory::as_of(read);
+            Output::ok(Some(data), Read { as_of })
+        }
         Err(failure) => Output::of(Err(failure)),
     }
 }
@@ -84,10 +77,18 @@ async fn stats(
     if !context.backend.filters_by_status().await? {
         return counted(context, pool).await;
     }
+    // How many codes have `status`: the `matched` of a one-code page.
+    let count = |status: CodeStatus| async move {
+        let page = memory::page(context, pool, Some(status), 0, 1).await?;
+        let matched = page.value.matched.ok_or(BackendError::NoCount {
+            status: status.as_str(),
+        })?;
+        Ok::<_, Failure>((matched, page.at))
+    };
     let (found, assigned, redeemed) = tokio::join!(
         memory::pool(context, pool),
-        count(context, pool, CodeStatus::Assigned),
-        count(context, pool, CodeStatus::Redeemed),
+        count(CodeStatus::Assigned),
+        count(CodeStatus::Redeemed),
     );
     let (found, assigned, redeemed) = (found?, assigned?, redeemed?);
     let summary = &found.value.summary;
@@ -102,27 +103,6 @@ async fn stats(
         },
         vec![found.at, assigned.1, redeemed.1],
     ))
-}
-
-/// How many codes of the pool have `status`: the `matched` of a one-code
-/// page, and when it was read.
-async fn count(
-    context: &CallContext<'_>,
-    pool: PoolRef<'_>,
-    status: CodeStatus,
-) -> Result<(u64, SystemTime), Failure> {
-    let query = CodesQuery {
-        project_id: pool.project_id,
-        pool_id: pool.pool_id,
-        skip: 0,
-        count: 1,
-        status: Some(status),
-    };
-    let page = memory::page(context, &query).await?;
-    let matched = page.value.matched.ok_or(BackendError::NoCount {
-        status: status.as_str(),
-    })?;
-    Ok((matched, page.at))
 }
 
 /// The counts of a backend that cannot filter by status: every code of the
@@ -140,17 +120,10 @@ async fn counted(
     };
     let mut repeats = SkipCheck::default();
     loop {
-        let query = CodesQuery {
-            project_id: pool.project_id,
-            pool_id: pool.pool_id,
-            skip: total,
-            count: MAX_CODES_PER_PAGE as u64,
-            status: None,
-        };
-        let page = memory::page(context, &query).await?;
+        let page = memory::page(context, pool, None, total, MAX_CODES_PER_PAGE as u64).await?;
         read.push(page.at);
-        let codes = &page.value.codes;
-        if page.value.matched.is_some_and(|m| m > MAX_COUNTED) {
+        let (codes, matched) = (&page.value.codes, page.value.matched);
+        if matched.is_some_and(|m| m > MAX_COUNTED) {
             return Err(too_many().into());
         }
         repeats.page(total, total > 0, codes.first().map(|c| c.code.clone()))?;
@@ -166,7 +139,7 @@ async fn counted(
         total += on_page;
         (context.on_progress)(ScanProgress {
             examined: total,
-            total: page.value.matched,
+            total: matched,
         })
         .await;
         // Past the bound only when codes beyond it were read: a pool of
@@ -175,11 +148,10 @@ async fn counted(
             return Err(too_many().into());
         }
         let short = on_page < MAX_CODES_PER_PAGE as u64;
-        let counted_all = page.value.matched.is_some_and(|m| total >= m);
-        if counted_all || (short && page.value.matched.is_none()) {
+        if matched.is_some_and(|m| total >= m) || (short && matched.is_none()) {
             break;
         }
-        if let (0, Some(matched)) = (on_page, page.value.matched) {
+        if let (0, Some(matched)) = (on_page, matched) {
             return Err(BackendError::RanOut {
                 what: "codes in the pool",
                 read: total,

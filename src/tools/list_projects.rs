@@ -1,7 +1,6 @@
-//! `list_projects`: the projects this server is set up to read. Bloomreach
-//! API keys belong to a project and no endpoint lists projects for a key,
-//! so the list comes from configuration (or the demo data), not the API;
-//! on Loomi Connect, from its own `list_projects` unless configured.
+//! `list_projects`: the projects this server is set up to read. Bloomreach API keys belong to a
+//! project and no endpoint lists projects for a key, so the list comes from configuration (or
+//! the demo data), not the API; on Loomi Connect, from its own `list_projects` unless configured.
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -21,7 +20,6 @@ their organization and workspace). When it fails because the server is not set u
 to do."
 }
 
-/// The arguments: none.
 pub const ARGS: &[&dyn super::args::Declared] = &[];
 
 /// A project this server is configured for.
@@ -40,24 +38,19 @@ pub struct ProjectRecord {
 pub type Output = Envelope<Vec<ProjectRecord>>;
 
 pub async fn call(context: &CallContext<'_>, _args: &RawArgs) -> Output {
-    // With no way in, or a setting that cannot work, the projects
-    // configured would be an answer that leads nowhere.
+    // With no way in, or a setting that cannot work, the configured projects would lead nowhere.
     if let Some(e) = context.backend.unusable() {
         return Output::of(Err(e.into()));
     }
-    if !context.projects.is_empty() {
-        return Output::of(Ok(context
-            .projects
-            .iter()
-            .map(ProjectRecord::from)
-            .collect()));
+    if context.projects.is_empty() {
+        let listed = context.backend.list_projects(context.on_retry).await;
+        return Output::of(listed.map(|p| records(&p)).map_err(Into::into));
     }
-    let listed = context.backend.list_projects(context.on_retry).await;
-    Output::of(
-        listed
-            .map(|projects| projects.iter().map(ProjectRecord::from).collect())
-            .map_err(Into::into),
-    )
+    Output::of(Ok(records(context.projects)))
+}
+
+fn records(projects: &[ProjectEntry]) -> Vec<ProjectRecord> {
+    projects.iter().map(ProjectRecord::from).collect()
 }
 
 impl From<&ProjectEntry> for ProjectRecord {

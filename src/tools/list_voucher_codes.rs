@@ -1,12 +1,11 @@
-//! `list_voucher_codes`: one page of the codes inside a pool, optionally
-//! of one status. The only way to see individual codes; the record it
-//! returns ([`VoucherCode`]) is the one every code-returning tool uses.
+//! `list_voucher_codes`: one page of the codes inside a pool. Its record,
+//! [`VoucherCode`], is the one every code-returning tool uses.
 
 use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::args::{self, Declared, RawArgs, StatusArg, COUNT, SKIP};
-use super::envelope::{Envelope, Extras};
+use super::envelope::{Envelope, Extras, Failure};
 use super::{words, CallContext};
 use crate::backend::{Code, CodesQuery};
 use crate::time::rfc3339_utc;
@@ -30,6 +29,7 @@ pub fn description() -> String {
 }
 
 const STATUS: StatusArg = StatusArg {
+    name: "status",
     about: "Only codes with this status: `available`, `assigned` or `redeemed`. Leave out for all codes.",
 };
 
@@ -77,7 +77,6 @@ impl Default for Paging {
 }
 
 impl Extras for Paging {
-    /// A failure keeps the paging asked for.
     fn failed(self) -> Self {
         Self {
             skip: self.skip,
@@ -86,7 +85,6 @@ impl Extras for Paging {
         }
     }
 
-    /// The paging asked for, where it can be read as integers.
     fn refused(args: &RawArgs) -> Self {
         Self {
             skip: args::integer(args, SKIP).echo(),
@@ -99,44 +97,28 @@ impl Extras for Paging {
 pub type Output = Envelope<Vec<VoucherCode>, Paging>;
 
 pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> Output {
-    let checked = (|| {
-        let (project_id, pool_id) = args::pool_ids(args)?;
-        Ok((
+    let listed = async {
+        let (project_id, pool_id) = &args::pool_ids(args)?;
+        let query = CodesQuery {
             project_id,
             pool_id,
-            args::integer(args, SKIP).checked()?,
-            args::integer(args, COUNT).checked()?,
-            args::status(args)?,
-        ))
-    })();
-    let (project_id, pool_id, skip_value, count_value, status) = match checked {
-        Ok(checked) => checked,
-        Err(e) => return Output::failed(words::arg_error(&e), Paging::refused(args)),
+            skip: args::integer(args, SKIP).checked()? as u64,
+            count: args::integer(args, COUNT).checked()? as u64,
+            status: args::status(args)?,
+        };
+        let page = context.backend.list_codes(&query, context.on_retry).await?;
+        let paging = Paging {
+            matched: page.matched,
+            matched_limited: page.matched_limited,
+            skip: i64::try_from(page.skip).unwrap_or(i64::MAX),
+            limit: i64::try_from(page.limit).unwrap_or(i64::MAX),
+        };
+        // Records beyond the count asked for are not this call's to pass on.
+        let codes = page.codes.into_iter().take(query.count as usize);
+        Ok::<_, Failure>(Output::ok(codes.map(VoucherCode::from).collect(), paging))
     };
-    let query = CodesQuery {
-        project_id: &project_id,
-        pool_id: &pool_id,
-        skip: skip_value as u64,
-        count: count_value as u64,
-        status,
-    };
-    match context.backend.list_codes(&query, context.on_retry).await {
-        Ok(page) => Output::ok(
-            // Records beyond the count asked for are not this call's to pass on.
-            page.codes
-                .into_iter()
-                .take(query.count as usize)
-                .map(VoucherCode::from)
-                .collect(),
-            Paging {
-                matched: page.matched,
-                matched_limited: page.matched_limited,
-                skip: i64::try_from(page.skip).unwrap_or(i64::MAX),
-                limit: i64::try_from(page.limit).unwrap_or(i64::MAX),
-            },
-        ),
-        Err(e) => Output::failed(words::backend_error(&e), Paging::refused(args)),
-    }
+    let failed = |failure: Failure| Output::failed(words::failure(&failure), Paging::refused(args));
+    listed.await.unwrap_or_else(failed)
 }
 
 impl From<Code> for VoucherCode {

@@ -1,6 +1,3 @@
-//! `list_voucher_pools`: every voucher pool of a project, with its code
-//! counts.
-
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -42,19 +39,15 @@ pub struct VoucherPoolSummary {
 pub type Output = Envelope<Vec<VoucherPoolSummary>>;
 
 pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> Output {
-    Output::of(list_pools(context, args).await)
-}
-
-async fn list_pools(
-    context: &CallContext<'_>,
-    args: &RawArgs,
-) -> Result<Vec<VoucherPoolSummary>, Failure> {
-    let project_id = PROJECT_ID.read(args)?;
-    let pools = context
-        .backend
-        .list_pools(&project_id, context.on_retry)
-        .await?;
-    Ok(pools.into_iter().map(VoucherPoolSummary::from).collect())
+    let listed = async {
+        let project_id = args::id(args, PROJECT_ID.name)?;
+        let pools = context
+            .backend
+            .list_pools(&project_id, context.on_retry)
+            .await?;
+        Ok::<_, Failure>(pools.into_iter().map(VoucherPoolSummary::from).collect())
+    };
+    Output::of(listed.await)
 }
 
 impl From<PoolSummary> for VoucherPoolSummary {

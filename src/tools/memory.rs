@@ -1,14 +1,13 @@
 //! What the question tools (`get_voucher_pool_stats`, `find_voucher_codes`)
 //! have read, kept for a short while so that a follow-up question about the
-//! same pool costs no upstream call: pages of codes (by project, pool,
-//! status filter, skip and count) and pool records, each for 60 s from when
-//! it was read, up to 100,000 codes in all; the least recently used pool's
-//! pages go first. The list tools neither read nor fill it: a person paging
-//! codes expects them live.
+//! same pool costs no upstream call: pages of codes and pool records, each for
+//! 60 s from when it was read, up to 100,000 codes in all; the least recently
+//! used pool's pages go first. The list tools neither read nor fill it: a
+//! person paging codes expects them live.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::CallContext;
 use crate::backend::{BackendError, CodeStatus, CodesPage, CodesQuery, Id, Pool, PoolRef};
@@ -17,16 +16,24 @@ use crate::backend::{BackendError, CodeStatus, CodesPage, CodesQuery, Id, Pool, 
 /// than [`KEPT_FOR`] ago, else from the backend (and then kept).
 pub async fn page(
     context: &CallContext<'_>,
-    query: &CodesQuery<'_>,
+    pool: PoolRef<'_>,
+    status: Option<CodeStatus>,
+    skip: u64,
+    count: u64,
 ) -> Result<Read<Arc<CodesPage>>, BackendError> {
-    let key = (query.status, query.skip, query.count);
-    if let Some(kept) = context.memory.page(query.project_id, query.pool_id, key) {
+    let (project_id, pool_id, key) = (pool.project_id, pool.pool_id, (status, skip, count));
+    if let Some(kept) = context.memory.page(project_id, pool_id, key) {
         return Ok(kept);
     }
-    let read = context.backend.list_codes(query, context.on_retry).await?;
-    Ok(context
-        .memory
-        .keep_page(query.project_id, query.pool_id, key, read))
+    let query = CodesQuery {
+        project_id,
+        pool_id,
+        skip,
+        count,
+        status,
+    };
+    let read = context.backend.list_codes(&query, context.on_retry).await?;
+    Ok(context.memory.keep_page(project_id, pool_id, key, read))
 }
 
 /// A pool record for a question tool, as [`page`] gets a page.
@@ -46,18 +53,13 @@ pub async fn pool(
 /// `as_of`: the oldest of the instants an answer rests on, in RFC 3339.
 pub fn as_of(times: impl IntoIterator<Item = SystemTime>) -> Option<String> {
     let oldest = times.into_iter().min()?;
-    let seconds = oldest
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .ok()?
-        .as_secs() as f64;
+    let seconds = oldest.duration_since(UNIX_EPOCH).ok()?.as_secs() as f64;
     crate::time::rfc3339_utc(seconds)
 }
 
 /// How long a page or a record is used after it was read.
 pub const KEPT_FOR: Duration = Duration::from_secs(60);
-/// The most codes kept in all.
 pub const MAX_KEPT_CODES: usize = 100_000;
-/// The most pools anything is kept of.
 const MAX_KEPT_POOLS: usize = 1000;
 
 /// Something read, with when.
@@ -93,7 +95,6 @@ struct Kept {
     clock: u64,
 }
 
-/// The kept pages and records of one server.
 pub struct Memory {
     kept: Mutex<Kept>,
     kept_for: Duration,
@@ -103,12 +104,6 @@ pub struct Memory {
 impl Default for Memory {
     fn default() -> Self {
         Self::new(KEPT_FOR, MAX_KEPT_CODES)
-    }
-}
-
-impl std::fmt::Debug for Memory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Memory({} codes)", self.lock().codes)
     }
 }
 
@@ -129,7 +124,6 @@ impl Memory {
         self.kept.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The page read less than [`KEPT_FOR`] ago, if any.
     pub fn page(
         &self,
         project_id: &Id,
@@ -139,13 +133,11 @@ impl Memory {
         self.fresh(project_id, pool_id, |pool| pool.pages.get(&page))
     }
 
-    /// The pool record read less than [`KEPT_FOR`] ago, if any.
     pub fn pool(&self, project_id: &Id, pool_id: &Id) -> Option<Read<Arc<Pool>>> {
         self.fresh(project_id, pool_id, |pool| pool.record.as_ref())
     }
 
-    /// What `pick` finds of a pool, if it was read less than [`KEPT_FOR`]
-    /// ago; the pool then counts as used now.
+    /// What `pick` finds of a pool if read less than [`KEPT_FOR`] ago; the pool counts as used now.
     fn fresh<T: Clone>(
         &self,
         project_id: &Id,
@@ -163,15 +155,6 @@ impl Memory {
         Some(found)
     }
 
-    fn read<T>(&self, value: T) -> Read<T> {
-        Read {
-            value,
-            at: SystemTime::now(),
-            fresh_until: Instant::now() + self.kept_for,
-        }
-    }
-
-    /// Keeps a page just read; what it returns is the page, as kept.
     pub fn keep_page(
         &self,
         project_id: &Id,
@@ -179,37 +162,40 @@ impl Memory {
         page: PageKey,
         codes: CodesPage,
     ) -> Read<Arc<CodesPage>> {
-        let read = self.read(Arc::new(codes));
-        let mut kept = self.lock();
-        kept.clock += 1;
-        let clock = kept.clock;
-        let size = read.value.codes.len();
-        let pool = kept.pools.entry(key(project_id, pool_id)).or_default();
-        pool.used = clock;
-        let replaced = pool
-            .pages
-            .insert(page, read.clone())
-            .map_or(0, |old| old.value.codes.len());
-        kept.codes = kept.codes + size - replaced;
-        self.make_room(&mut kept);
-        read
+        self.keep(project_id, pool_id, codes, |pool, read| {
+            pool.pages.insert(page, read);
+        })
     }
 
-    /// Keeps a pool record just read.
     pub fn keep_pool(&self, project_id: &Id, pool_id: &Id, record: Pool) -> Read<Arc<Pool>> {
-        let read = self.read(Arc::new(record));
+        self.keep(project_id, pool_id, record, |pool, read| {
+            pool.record = Some(read)
+        })
+    }
+
+    fn keep<T>(
+        &self,
+        project_id: &Id,
+        pool_id: &Id,
+        value: T,
+        put: impl FnOnce(&mut PoolKept, Read<Arc<T>>),
+    ) -> Read<Arc<T>> {
+        let read = Read {
+            value: Arc::new(value),
+            at: SystemTime::now(),
+            fresh_until: Instant::now() + self.kept_for,
+        };
         let mut kept = self.lock();
         kept.clock += 1;
         let clock = kept.clock;
         let pool = kept.pools.entry(key(project_id, pool_id)).or_default();
         pool.used = clock;
-        pool.record = Some(read.clone());
+        put(pool, read.clone());
         self.make_room(&mut kept);
         read
     }
 
-    /// Drops what is too old, then the least recently used pools' pages
-    /// until at most the bound of codes is kept.
+    /// Drops what is too old, then the least recently used pools' pages until the codes fit.
     fn make_room(&self, kept: &mut Kept) {
         let now = Instant::now();
         for pool in kept.pools.values_mut() {

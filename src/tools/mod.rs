@@ -1,12 +1,6 @@
 //! The upward face: the MCP server and its tools. Knows MCP; knows nothing
-//! of HTTP.
-//!
-//! Each tool lives in a file of its own (name, title, description, input,
-//! record, handler) and is listed once, in [`TOOLS`]. [`VoucherServer::call`]
-//! is the single way a tool runs, used by MCP's `tools/call` and by the
-//! `call` subcommand alike: the tool reads its arguments, asks the
-//! [`Backend`], and wraps the answer, or the error worded by [`words`], in
-//! the envelope.
+//! of HTTP. [`VoucherServer::call`] is the single way a tool runs, for MCP's
+//! `tools/call` and the `call` subcommand alike.
 
 pub mod args;
 pub mod envelope;
@@ -24,65 +18,63 @@ pub mod list_voucher_pools;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, Implementation,
-    InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
-    ProgressNotificationParam, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    CacheScope, CallToolRequestParams, CallToolResponse, CustomRequest, CustomResult, ErrorCode,
+    Implementation, InitializeRequestParams, InitializeResult, ListToolsResult,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion,
+    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
-use schemars::JsonSchema;
+use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
 
 use crate::backend::{Backend, RetryNotice, RetryObserver};
 use crate::config::ProjectEntry;
 use args::RawArgs;
-use envelope::ToolOutcome;
-use schema::schema_for;
+use envelope::{checked, ToolOutcome};
 use tokio_util::sync::CancellationToken;
 
-/// One tool: how it is listed and how it runs. Made by [`tool!`] from a
-/// tool's module, which holds `NAME`, `TITLE`, `description()`, the
-/// arguments it takes (`ARGS`), its `Output` type and `call`.
+/// One tool: how `tools/list` shows it and how it runs on raw arguments.
 pub struct ToolSpec {
     pub name: &'static str,
-    /// The definition `tools/list` gives.
     pub definition: fn() -> Tool,
-    /// Runs the tool on raw arguments.
     pub run: for<'a> fn(&'a CallContext<'a>, &'a RawArgs) -> ToolFuture<'a>,
 }
 
-/// What a tool's handler returns.
 pub type ToolFuture<'a> = Pin<Box<dyn Future<Output = ToolOutcome> + Send + 'a>>;
 
-/// The [`ToolSpec`] of a tool's module.
+/// The [`ToolSpec`] of a tool's module (`NAME`, `TITLE`, `description()`,
+/// `ARGS`, `Output`, `call`); every tool is read-only.
 macro_rules! tool {
     ($module:ident) => {
         ToolSpec {
             name: $module::NAME,
             definition: || {
-                read_only_tool::<$module::Output>(
+                Tool::new(
                     $module::NAME,
-                    $module::TITLE,
                     $module::description(),
-                    $module::ARGS,
+                    args::input_schema($module::ARGS),
+                )
+                .with_title($module::TITLE)
+                .with_raw_output_schema(schema::schema_for::<$module::Output>())
+                .with_annotations(
+                    ToolAnnotations::with_title($module::TITLE)
+                        .read_only(true)
+                        .destructive(false)
+                        .idempotent(true)
+                        .open_world(true),
                 )
             },
             run: |context, args| {
-                Box::pin(envelope::checked(
-                    args,
-                    $module::ARGS,
-                    $module::call(context, args),
-                ))
+                Box::pin(checked(args, $module::ARGS, $module::call(context, args)))
             },
         }
     };
 }
 
-/// Every tool, in the order a workflow uses them. Adding a tool is one file
-/// and one line here.
+/// Every tool, in the order a workflow uses them.
 pub const TOOLS: &[ToolSpec] = &[
     tool!(list_projects),
     tool!(list_voucher_pools),
@@ -92,21 +84,17 @@ pub const TOOLS: &[ToolSpec] = &[
     tool!(find_voucher_codes),
 ];
 
-/// What a tool's handler may use while it runs.
 pub struct CallContext<'a> {
     pub backend: &'a Backend,
     /// The projects `list_projects` shows.
     pub projects: &'a [ProjectEntry],
-    /// Hears about each retry while the call waits on the backend.
     pub on_retry: RetryObserver<'a>,
     /// Hears how far a scan has come, after each page; the call goes on
     /// once the notice is sent, so it reaches the client before the answer.
     pub on_progress: &'a (dyn Fn(ScanProgress) -> Notified + Send + Sync),
-    /// What the question tools read lately.
     pub memory: &'a memory::Memory,
 }
 
-/// A progress notice on its way.
 pub type Notified = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// How far a scan has come: codes examined, of how many.
@@ -116,31 +104,9 @@ pub struct ScanProgress {
     pub total: Option<u64>,
 }
 
-/// A read-only tool's definition: its annotations, its title, the schema
-/// of the arguments it takes and that of its output `O`.
-pub fn read_only_tool<O: JsonSchema>(
-    name: &'static str,
-    title: &'static str,
-    description: impl Into<String>,
-    args: &[&dyn args::Declared],
-) -> Tool {
-    Tool::new(name, description.into(), args::input_schema(args))
-        .with_title(title)
-        .with_raw_output_schema(schema_for::<O>())
-        .with_annotations(
-            ToolAnnotations::with_title(title)
-                .read_only(true)
-                .destructive(false)
-                .idempotent(true)
-                .open_world(true),
-        )
-}
-
-/// How long a client may keep the tool list: a day (it never changes
-/// while the process runs).
+/// How long a client may keep the tool list: a day (it never changes while the process runs).
 const TOOLS_TTL_MS: u64 = 24 * 3600 * 1000;
 
-/// The names of every tool, in table order.
 pub fn tool_names() -> Vec<&'static str> {
     TOOLS.iter().map(|t| t.name).collect()
 }
@@ -168,8 +134,7 @@ impl VoucherServer {
         Self::with_ending(backend, projects, CancellationToken::new())
     }
 
-    /// A server whose calls in flight give up once `ending` is cancelled
-    /// (the session is ending).
+    /// A server whose calls in flight give up once `ending` is cancelled.
     pub fn with_ending(
         backend: Backend,
         projects: Vec<ProjectEntry>,
@@ -180,27 +145,23 @@ impl VoucherServer {
         } else {
             projects
         };
-        let instructions = instructions(&projects, &backend);
         Self {
             inner: Arc::new(State {
+                instructions: instructions(&projects, &backend),
                 backend,
                 ending,
                 projects,
                 tools: TOOLS.iter().map(|t| (t.definition)()).collect(),
-                instructions,
                 memory: memory::Memory::default(),
             }),
         }
     }
 
-    /// The tool definitions, as `tools/list` gives them.
     pub fn tools(&self) -> &[Tool] {
         &self.inner.tools
     }
 
-    /// Runs one tool. `None` when there is no tool of that name. `on_retry`
-    /// hears about each retry while the call waits on the backend; each
-    /// retry is also logged.
+    /// Runs one tool; `None` when there is no tool of that name.
     pub async fn call(
         &self,
         name: &str,
@@ -213,8 +174,7 @@ impl VoucherServer {
         .await
     }
 
-    /// [`VoucherServer::call`], with `on_progress` hearing how far a scan
-    /// has come after each page.
+    /// [`VoucherServer::call`], with `on_progress` told how far a scan has come.
     pub async fn call_reporting(
         &self,
         name: &str,
@@ -243,63 +203,42 @@ impl VoucherServer {
 /// token. Retries count 1, 2, 3 of 4 until a scan has reported; after that
 /// they repeat the scan's count, so progress never goes back.
 struct Progress {
-    token: Option<rmcp::model::ProgressToken>,
-    peer: rmcp::Peer<RoleServer>,
-    scanned: std::sync::Mutex<Option<ScanProgress>>,
-    /// The progress last sent: each notice must say more (MCP requires
-    /// progress to increase), so a wait told after a page says a little
-    /// more than the page did.
-    last: std::sync::Mutex<Option<f64>>,
+    token: Option<ProgressToken>,
+    peer: Peer<RoleServer>,
+    scanned: Mutex<Option<ScanProgress>>,
+    /// The progress last sent: MCP requires progress to increase, so a wait told after a page
+    /// says a little more than the page did.
+    last: Mutex<Option<f64>>,
 }
 
 impl Progress {
-    fn new(token: Option<rmcp::model::ProgressToken>, peer: rmcp::Peer<RoleServer>) -> Self {
-        Self {
-            token,
-            peer,
-            scanned: std::sync::Mutex::new(None),
-            last: std::sync::Mutex::new(None),
-        }
-    }
-
     fn retry(&self, notice: &RetryNotice) {
-        let scanned = *self.scanned.lock().unwrap_or_else(|p| p.into_inner());
-        let (progress, total) = match scanned {
+        let (progress, total) = match *self.scanned.lock().unwrap_or_else(|p| p.into_inner()) {
             Some(scan) => (scan.examined as f64, scan.total.map(|t| t as f64)),
             None => (
                 f64::from(notice.retry),
                 Some(f64::from(notice.max_retries + 1)),
             ),
         };
-        self.send(progress, total, words::retry_notice(notice));
+        tokio::spawn(self.notice(progress, total, words::retry_notice(notice)));
     }
 
     fn scan(&self, scan: ScanProgress) -> Notified {
         *self.scanned.lock().unwrap_or_else(|p| p.into_inner()) = Some(scan);
-        self.notice(
-            scan.examined as f64,
-            scan.total.map(|t| t as f64),
-            words::scan_progress(&scan),
-        )
-    }
-
-    fn send(&self, progress: f64, total: Option<f64>, message: String) {
-        tokio::spawn(self.notice(progress, total, message));
+        let total = scan.total.map(|t| t as f64);
+        self.notice(scan.examined as f64, total, words::scan_progress(&scan))
     }
 
     fn notice(&self, progress: f64, total: Option<f64>, message: String) -> Notified {
         let Some(token) = self.token.clone() else {
             return Box::pin(std::future::ready(()));
         };
-        let progress = {
-            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-            let next = match *last {
-                Some(before) if progress <= before => before + 0.001,
-                _ => progress,
-            };
-            *last = Some(next);
-            next
-        };
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let progress = last
+            .filter(|&before| progress <= before)
+            .map_or(progress, |b| b + 0.001);
+        *last = Some(progress);
+        drop(last);
         let mut param = ProgressNotificationParam::new(token, progress).with_message(message);
         if let Some(total) = total {
             param = param.with_total(total);
@@ -321,7 +260,6 @@ pub fn shown_name(name: &str) -> String {
     }
 }
 
-/// The workflow, told to the assistant at the start of a session.
 fn instructions(projects: &[ProjectEntry], backend: &Backend) -> String {
     let mut text = format!(
         "Read-only access to Bloomreach voucher pools and voucher codes. Workflow: \
@@ -362,17 +300,14 @@ fn instructions(projects: &[ProjectEntry], backend: &Backend) -> String {
 
 impl ServerHandler for VoucherServer {
     fn get_info(&self) -> ServerConfig {
+        let server = Implementation::new(crate::SERVER_NAME, crate::SERVER_VERSION);
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new(
-                crate::SERVER_NAME,
-                crate::SERVER_VERSION,
-            ))
+            .with_server_info(server)
             .with_instructions(self.inner.instructions.clone())
     }
 
-    /// Answers `initialize` without touching the session's negotiated
-    /// state: a repeated `initialize` on a live session changes nothing for
-    /// the requests after it.
+    /// Answers `initialize` without touching the session's negotiated state: a repeated
+    /// `initialize` on a live session changes nothing for the requests after it.
     async fn initialize(
         &self,
         request: InitializeRequestParams,
@@ -387,8 +322,7 @@ impl ServerHandler for VoucherServer {
         Ok(result)
     }
 
-    /// Under 2026-07-28, the list says it may be cached: the tools never
-    /// change while the process runs.
+    /// Under 2026-07-28, the list says it may be cached: the tools never change while running.
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -399,10 +333,10 @@ impl ServerHandler for VoucherServer {
             .meta
             .protocol_version()
             .or_else(|| context.peer.peer_info().map(|i| i.protocol_version.clone()));
-        if version.is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28) {
+        if version.is_some_and(|v| v >= ProtocolVersion::V_2026_07_28) {
             return Ok(result
                 .with_ttl_ms(TOOLS_TTL_MS)
-                .with_cache_scope(rmcp::model::CacheScope::Public));
+                .with_cache_scope(CacheScope::Public));
         }
         Ok(result)
     }
@@ -415,21 +349,22 @@ impl ServerHandler for VoucherServer {
         request: CustomRequest,
         _context: RequestContext<RoleServer>,
     ) -> Result<CustomResult, McpError> {
-        match request.method.as_str() {
-            "tools/call" => Err(McpError::invalid_params(
+        let method = request.method.as_str();
+        Err(match method {
+            "tools/call" => McpError::invalid_params(
                 "tools/call needs params {name: string, arguments: object}",
                 None,
-            )),
-            "tools/list" | "initialize" | "ping" => Err(McpError::invalid_params(
-                format!("{} was sent with params of the wrong shape", request.method),
+            ),
+            "tools/list" | "initialize" | "ping" => McpError::invalid_params(
+                format!("{method} was sent with params of the wrong shape"),
                 None,
-            )),
-            other => Err(McpError::new(
-                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
-                format!("method not found: {other}"),
+            ),
+            _ => McpError::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                format!("method not found: {method}"),
                 None,
-            )),
-        }
+            ),
+        })
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
@@ -442,15 +377,19 @@ impl ServerHandler for VoucherServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let started = Instant::now();
-        let name = request.name.clone();
         // A name from the client is logged escaped and short: a newline or
         // an escape sequence in it must not forge a log line.
-        let tool = shown_name(&name);
-        let progress = Progress::new(context.meta.get_progress_token(), context.peer.clone());
+        let tool = shown_name(&request.name);
+        let progress = Progress {
+            token: context.meta.get_progress_token(),
+            peer: context.peer.clone(),
+            scanned: Mutex::new(None),
+            last: Mutex::new(None),
+        };
         let on_retry = |notice: &RetryNotice| progress.retry(notice);
         let on_progress = |scan: ScanProgress| progress.scan(scan);
         let outcome = tokio::select! {
-            outcome = self.call_reporting(&name, request.arguments, &on_retry, &on_progress) => outcome,
+            outcome = self.call_reporting(&request.name, request.arguments, &on_retry, &on_progress) => outcome,
             _ = context.ct.cancelled() => {
                 tracing::info!(tool = %tool, outcome = "cancelled", duration_ms = started.elapsed().as_millis() as u64, "tool call");
                 return Err(McpError::internal_error("the call was cancelled", None));
@@ -462,13 +401,9 @@ impl ServerHandler for VoucherServer {
         };
         let Some(outcome) = outcome else {
             tracing::info!(tool = %tool, outcome = "unknown tool", "tool call");
-            return Err(McpError::invalid_params(
-                format!(
-                    "unknown tool {tool}; this server has {}",
-                    tool_names().join(", ")
-                ),
-                None,
-            ));
+            let names = tool_names().join(", ");
+            let message = format!("unknown tool {tool}; this server has {names}");
+            return Err(McpError::invalid_params(message, None));
         };
         let duration_ms = started.elapsed().as_millis() as u64;
         match outcome.error() {

@@ -1,9 +1,7 @@
-//! The pages of a scan, taken in order while the next one may already be
-//! on its way: a page requested ahead is fetched (and, over HTTP, served
-//! upstream) while the page before it is decoded and filtered, so a long
-//! scan waits on the slower of the two instead of on both. Whether to ask
-//! ahead is the caller's choice; this only keeps the requests in order and
-//! drives them all while it waits for the first.
+//! The pages of a scan, taken in order while the next one may already be on
+//! its way, so a long scan waits on the slower of fetching and decoding
+//! instead of on both. Whether to ask ahead is the caller's choice; this keeps
+//! the requests in order and drives them all while it waits for the first.
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -12,7 +10,6 @@ use std::task::Poll;
 
 use futures_util::future::{maybe_done, MaybeDone};
 
-/// Which codes one page request asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span {
     pub skip: u64,
@@ -37,14 +34,12 @@ where
         }
     }
 
-    /// Asks for `span` after every request already made. Nothing is sent
-    /// until the next [`ReadAhead::next`] drives it.
+    /// Asks for `span` after the requests made; nothing is sent until [`ReadAhead::next`] runs.
     pub fn request(&mut self, span: Span) {
         self.queue
             .push_back((span, Box::pin(maybe_done((self.fetch)(span)))));
     }
 
-    /// How many requests have been made and not yet taken.
     pub fn in_flight(&self) -> usize {
         self.queue.len()
     }
@@ -55,24 +50,17 @@ where
         if self.queue.is_empty() {
             return None;
         }
+        // The newest first: a request asked ahead is handed to the connection
+        // before the oldest, once its answer is in, is decoded in the same
+        // turn. (So where requests queue for a turn, as Loomi Connect's paced
+        // calls do, the newer would be served first: such backends do not
+        // read ahead.) Every request is polled; the oldest's poll, the last,
+        // is the outcome.
         poll_fn(|cx| {
-            // The newest first: a request asked ahead is handed to the
-            // connection before the oldest, once its answer is in, is
-            // decoded in the same turn. (So where requests queue for a
-            // turn, as Loomi Connect's paced calls do, the newer would be
-            // served first: such backends do not read ahead.)
-            let mut oldest_done = false;
-            for (index, (_, fetch)) in self.queue.iter_mut().enumerate().rev() {
-                let done = fetch.as_mut().poll(cx).is_ready();
-                if index == 0 {
-                    oldest_done = done;
-                }
-            }
-            if oldest_done {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
+            self.queue
+                .iter_mut()
+                .rev()
+                .fold(Poll::Pending, |_, (_, fetch)| fetch.as_mut().poll(cx))
         })
         .await;
         let (span, mut fetch) = self.queue.pop_front()?;

@@ -1,6 +1,4 @@
-//! Output schemas for the tools, from the schemars derives, made portable
-//! (input schemas come from the argument declarations, `args.rs`).
-//!
+//! Output schemas for the tools, from the schemars derives, made portable.
 //! Some MCP clients are strict about what they accept in a tool's schema:
 //! no `$schema`, no `$ref`/`$defs` (every subschema is inlined), no
 //! `format: uint64`-style annotations, no `type` arrays (`null`
@@ -12,9 +10,8 @@ use rmcp::model::JsonObject;
 use schemars::generate::SchemaSettings;
 use schemars::transform::{transform_subschemas, Transform};
 use schemars::{JsonSchema, Schema};
-use serde_json::Value;
+use serde_json::{json, Value};
 
-/// The portable schema of `T`.
 pub fn schema_for<T: JsonSchema>() -> Arc<JsonObject> {
     let generator = SchemaSettings::draft2020_12()
         .with(|s| {
@@ -31,7 +28,7 @@ pub fn schema_for<T: JsonSchema>() -> Arc<JsonObject> {
         Value::Object(map) => map,
         _ => JsonObject::new(),
     };
-    object.insert("type".into(), Value::String("object".into()));
+    object.insert("type".into(), "object".into());
     Arc::new(object)
 }
 
@@ -48,33 +45,17 @@ impl Transform for Portable {
             return;
         };
         map.remove("$schema");
-        if map
-            .get("format")
-            .and_then(Value::as_str)
-            .is_some_and(is_numeric_format)
-        {
-            map.remove("format");
-        }
+        map.retain(|key, value| key != "format" || !value.as_str().is_some_and(is_numeric_format));
         require_every_property(map);
         split_nullable_type(map);
         transform_subschemas(self, schema);
     }
 }
 
-/// "Any JSON value", spelled out type by type: some clients refuse a bare
-/// `true` or an empty schema.
+/// "Any JSON value", type by type: some clients refuse a bare `true` or an empty schema.
 fn any_value() -> JsonObject {
-    let branches = ["object", "array", "string", "number", "boolean", "null"]
-        .iter()
-        .map(|t| {
-            let mut branch = JsonObject::new();
-            branch.insert("type".into(), Value::String((*t).into()));
-            Value::Object(branch)
-        })
-        .collect();
-    let mut map = JsonObject::new();
-    map.insert("anyOf".into(), Value::Array(branches));
-    map
+    let types = ["object", "array", "string", "number", "boolean", "null"];
+    JsonObject::from_iter([("anyOf".into(), json!(types.map(|t| json!({"type": t}))))])
 }
 
 /// `type: [X, "null"]` becomes `anyOf: [{type: X, ...}, {type: "null"}]`,
@@ -89,31 +70,18 @@ fn split_nullable_type(map: &mut JsonObject) {
         return;
     }
     map.remove("type");
-    let mut branch = JsonObject::new();
+    let (kept, mut branch): (JsonObject, JsonObject) = std::mem::take(map)
+        .into_iter()
+        .partition(|(k, _)| matches!(k.as_str(), "description" | "title" | "default" | "examples"));
+    *map = kept;
     branch.insert("type".into(), non_null[0].clone());
-    let keys: Vec<String> = map
-        .keys()
-        .filter(|k| !matches!(k.as_str(), "description" | "title" | "default" | "examples"))
-        .cloned()
-        .collect();
-    for key in keys {
-        if let Some(v) = map.remove(&key) {
-            branch.insert(key, v);
-        }
-    }
     if let Some(Value::Array(values)) = branch.get_mut("enum") {
         values.retain(|v| !v.is_null());
     }
-    let mut null = JsonObject::new();
-    null.insert("type".into(), Value::String("null".into()));
-    map.insert(
-        "anyOf".into(),
-        Value::Array(vec![Value::Object(branch), Value::Object(null)]),
-    );
+    map.insert("anyOf".into(), json!([branch, {"type": "null"}]));
 }
 
-/// Output records always carry every field (null where there is no value),
-/// so the schema says so.
+/// Output records always carry every field (null where there is no value), so the schema says so.
 fn require_every_property(map: &mut JsonObject) {
     if let Some(Value::Object(props)) = map.get("properties") {
         let names: Vec<Value> = props.keys().cloned().map(Value::String).collect();
@@ -122,8 +90,5 @@ fn require_every_property(map: &mut JsonObject) {
 }
 
 fn is_numeric_format(format: &str) -> bool {
-    format.starts_with("int")
-        || format.starts_with("uint")
-        || format == "float"
-        || format == "double"
+    format.starts_with("int") || format.starts_with("uint") || matches!(format, "float" | "double")
 }
