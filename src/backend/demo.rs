@@ -10,9 +10,7 @@ use super::id::Id;
 use super::model::{Code, CodeStatus, CodesPage, CodesQuery, Pool, PoolSummary};
 use crate::backend::ProjectEntry;
 
-/// The demo project's id.
 pub const PROJECT_ID: &str = "demo";
-/// The demo project's display name.
 pub const PROJECT_NAME: &str = "Demo store (sample data)";
 
 /// The demo project, as `list_projects` shows it.
@@ -73,11 +71,7 @@ const SPECS: &[PoolSpec] = &[
         assigned_pct: 45,
         redeemed_pct: 30,
         start_day: -60.0,
-        used_by: || {
-            json!([
-                {"type": "scenario", "id": "scn-welcome-series", "name": "Welcome series"}
-            ])
-        },
+        used_by: || json!([{"type": "scenario", "id": "scn-welcome-series", "name": "Welcome series"}]),
     },
     PoolSpec {
         id: "ete-bienvenue",
@@ -87,11 +81,7 @@ const SPECS: &[PoolSpec] = &[
         assigned_pct: 20,
         redeemed_pct: 10,
         start_day: 30.0,
-        used_by: || {
-            json!([
-                {"type": "campaign", "id": "cmp-ete-fr", "name": "Campagne d'été (FR)"}
-            ])
-        },
+        used_by: || json!([{"type": "campaign", "id": "cmp-ete-fr", "name": "Campagne d'été (FR)"}]),
     },
     PoolSpec {
         id: "black-friday",
@@ -131,10 +121,7 @@ impl DemoData {
                             available,
                         },
                         company_id: Some(PROJECT_ID.to_owned()),
-                        used_by: match (spec.used_by)() {
-                            Value::Array(items) => items,
-                            _ => Vec::new(),
-                        },
+                        used_by: (spec.used_by)().as_array().cloned().unwrap_or_default(),
                     },
                     codes,
                 }

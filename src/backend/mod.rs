@@ -103,10 +103,7 @@ impl Backend {
     ) -> Result<Vec<ProjectEntry>, BackendError> {
         match self {
             Self::Loomi(client) => client.list_projects(observer).await,
-            _ => match self.unusable() {
-                Some(e) => Err(e),
-                None => Ok(self.own_projects()),
-            },
+            _ => self.unusable().map_or_else(|| Ok(self.own_projects()), Err),
         }
     }
 

@@ -18,21 +18,17 @@ use super::id::Id;
 /// codes endpoint; `error`/`errors` only on failures.
 #[derive(Debug, Deserialize)]
 pub struct Reply<D> {
-    #[serde(default)]
     pub success: Option<bool>,
     #[serde(default = "Option::default")]
     pub data: Option<D>,
     #[serde(default, deserialize_with = "lenient_opt_u64")]
     pub matched: Option<u64>,
-    #[serde(default)]
     pub matched_limited: Option<bool>,
     #[serde(default, deserialize_with = "lenient_opt_u64")]
     pub skip: Option<u64>,
     #[serde(default, deserialize_with = "lenient_opt_u64")]
     pub limit: Option<u64>,
-    #[serde(default)]
     pub error: Option<Value>,
-    #[serde(default)]
     pub errors: Option<Value>,
 }
 
@@ -54,7 +50,6 @@ pub struct Pool {
     pub summary: PoolSummary,
     /// The project the pool belongs to; filled with the requested project
     /// when the API leaves it out.
-    #[serde(default)]
     pub company_id: Option<String>,
     /// Campaigns and other resources that draw from the pool, as given.
     #[serde(default, deserialize_with = "null_as_empty")]
@@ -69,9 +64,7 @@ pub struct Code {
     /// As the API spells it; the three known statuses are not allocated.
     #[serde(deserialize_with = "status_text")]
     pub status: Cow<'static, str>,
-    #[serde(default)]
     pub assigned_time: Option<f64>,
-    #[serde(default)]
     pub redeemed_time: Option<f64>,
 }
 
@@ -108,9 +101,8 @@ impl Pool {
     /// The pool, with the project it was asked for where the answer left
     /// `company_id` out.
     pub fn of_project(mut self, project_id: &super::Id) -> Self {
-        if self.company_id.is_none() {
-            self.company_id = Some(project_id.to_string());
-        }
+        self.company_id
+            .get_or_insert_with(|| project_id.to_string());
         self
     }
 }
@@ -194,14 +186,9 @@ impl<T> Default for SkipCheck<T> {
 impl<T: PartialEq> SkipCheck<T> {
     /// The page asked for at `skip` (`later`: not the first of the read)
     /// begins with `first`: the failure when it repeats the page before.
-    pub fn page(
-        &mut self,
-        skip: u64,
-        later: bool,
-        first: Option<T>,
-    ) -> Result<(), super::BackendError> {
+    pub fn page(&mut self, skip: u64, later: bool, first: Option<T>) -> Result<(), BackendError> {
         if later && first.is_some() && first == self.0 {
-            return Err(super::BackendError::SkipIgnored { skip });
+            return Err(BackendError::SkipIgnored { skip });
         }
         self.0 = first;
         Ok(())
@@ -226,7 +213,7 @@ impl<T, const N: usize> Default for Bounded<T, N> {
 
 impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Bounded<T, N> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let Capped(items) = Capped::<T, { usize::MAX }>::deserialize_bounded(deserializer, N)?;
+        let Capped(items) = Capped::<T, { usize::MAX }>::read(deserializer, Some(N))?;
         Ok(Self(items))
     }
 }
@@ -242,8 +229,8 @@ pub fn too_many(error: &str) -> Option<usize> {
 }
 
 /// The failure for a decoder's error that [`too_many`] recognizes.
-pub fn bound_error(error: &str) -> Option<super::BackendError> {
-    too_many(error).map(|bound| super::BackendError::TooMany {
+pub fn bound_error(error: &str) -> Option<BackendError> {
+    too_many(error).map(|bound| BackendError::TooMany {
         what: match bound {
             MAX_USED_BY => "used_by entries of the pool",
             MAX_POOLS => "voucher pools in the project",
@@ -271,14 +258,6 @@ impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Capped<T, N>
 }
 
 impl<'de, T: Deserialize<'de>, const N: usize> Capped<T, N> {
-    /// The items, or an error when there are more than `bound`.
-    fn deserialize_bounded<D: Deserializer<'de>>(
-        deserializer: D,
-        bound: usize,
-    ) -> Result<Self, D::Error> {
-        Self::read(deserializer, Some(bound))
-    }
-
     /// Up to `N` items, the rest skipped; with `bound`, an error instead
     /// when there are more than `bound`.
     fn read<D: Deserializer<'de>>(deserializer: D, bound: Option<usize>) -> Result<Self, D::Error> {
@@ -338,36 +317,24 @@ fn status_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Cow<'static
 
 /// Accepts a non-negative integer, also when written as an integral float.
 fn lenient_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    let value = serde_json::Number::deserialize(deserializer)?;
-    number_to_u64(&value).ok_or_else(|| {
-        serde::de::Error::custom(format!("expected a non-negative integer, got {value}"))
-    })
+    to_u64(serde_json::Number::deserialize(deserializer)?)
 }
 
 fn lenient_opt_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
     let value = Option::<serde_json::Number>::deserialize(deserializer)?;
-    match value {
-        None => Ok(None),
-        Some(n) => number_to_u64(&n).map(Some).ok_or_else(|| {
-            serde::de::Error::custom(format!("expected a non-negative integer, got {n}"))
-        }),
-    }
+    value.map(to_u64).transpose()
 }
 
-fn number_to_u64(n: &serde_json::Number) -> Option<u64> {
-    if let Some(v) = n.as_u64() {
-        return Some(v);
-    }
-    let f = n.as_f64()?;
-    (f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 1.8e19).then_some(f as u64)
+fn to_u64<E: serde::de::Error>(n: serde_json::Number) -> Result<u64, E> {
+    let f = n.as_f64().unwrap_or(f64::NAN);
+    let integral = f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f < 1.8e19;
+    let value = n.as_u64().or(integral.then_some(f as u64));
+    value.ok_or_else(|| E::custom(format!("expected a non-negative integer, got {n}")))
 }
 
 fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Value>, D::Error> {
-    Ok(
-        Option::<Bounded<Value, MAX_USED_BY>>::deserialize(deserializer)?
-            .unwrap_or_default()
-            .0,
-    )
+    let list = Option::<Bounded<Value, MAX_USED_BY>>::deserialize(deserializer)?;
+    Ok(list.unwrap_or_default().0)
 }
 
 #[cfg(test)]

@@ -39,9 +39,7 @@ impl Quoter {
     /// A quoter that takes out each of `secrets` (empty ones are ignored),
     /// also as a URL or a JSON string would spell them.
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
-        use base64::engine::general_purpose::{
-            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
-        };
+        use base64::engine::general_purpose::*;
         use base64::Engine;
         let mut redactions = Vec::new();
         let mut spelled = Vec::new();
@@ -105,10 +103,7 @@ impl Quoter {
         if text.len() + 8 < cut_at {
             return self.quote(text, max);
         }
-        let mut keep = text.len().saturating_sub(self.margin());
-        while !text.is_char_boundary(keep) {
-            keep -= 1;
-        }
+        let keep = floor_char(text, text.len().saturating_sub(self.margin()));
         self.quote(&text[..keep], max)
     }
 
@@ -120,15 +115,8 @@ impl Quoter {
         if text.len() <= MAX_SCRUBBED {
             return std::borrow::Cow::Borrowed(text);
         }
-        let mut cut = MAX_SCRUBBED;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        let mut scrubbed = self.scrub(&text[..cut]);
-        let mut keep = scrubbed.len().saturating_sub(self.margin());
-        while !scrubbed.is_char_boundary(keep) {
-            keep -= 1;
-        }
+        let mut scrubbed = self.scrub(&text[..floor_char(text, MAX_SCRUBBED)]);
+        let keep = floor_char(&scrubbed, scrubbed.len().saturating_sub(self.margin()));
         scrubbed.truncate(keep);
         std::borrow::Cow::Owned(scrubbed)
     }
@@ -139,12 +127,10 @@ impl Quoter {
     pub fn excerpt(&self, body: &[u8]) -> String {
         let whole = String::from_utf8_lossy(&body[..body.len().min(MAX_SCRUBBED + 4)]);
         let text = self.scrub(&self.bounded(&whole));
-        let text = shorten(&text, MAX_ERROR_BODY_BYTES);
-        let text = if looks_like_html(&text) {
-            html_text(&text)
-        } else {
-            text
-        };
+        let mut text = shorten(&text, MAX_ERROR_BODY_BYTES);
+        if looks_like_html(&text) {
+            text = html_text(&text);
+        }
         self.quote(&text, MAX_EXCERPT_CHARS)
     }
 
@@ -170,12 +156,13 @@ impl Quoter {
             collect_text(value, &mut parts);
         }
         parts.dedup();
-        if parts.is_empty() {
-            None
-        } else {
-            Some(self.quote(&parts.join("; "), MAX_QUOTE_CHARS))
-        }
+        (!parts.is_empty()).then(|| self.quote(&parts.join("; "), MAX_QUOTE_CHARS))
     }
+}
+
+/// The largest character boundary of `text` at or below `at`.
+fn floor_char(text: &str, at: usize) -> usize {
+    (0..=at).rfind(|&i| text.is_char_boundary(i)).unwrap_or(0)
 }
 
 /// `text` with every occurrence of `secret`, in any spelling of its
@@ -191,14 +178,11 @@ fn scrub_spelled(text: &str, secret: &[char]) -> String {
     while at < bytes.len() {
         let could_start =
             text[at..].starts_with(first) || matches!(bytes[at], b'%' | b'\\' | b'&' | b'+');
-        if could_start {
-            if let Some(end) = spelled_at(text, at, secret) {
-                out.push_str(&text[copied..at]);
-                out.push_str("[redacted]");
-                copied = end;
-                at = end;
-                continue;
-            }
+        if let Some(end) = could_start.then(|| spelled_at(text, at, secret)).flatten() {
+            out.push_str(&text[copied..at]);
+            out.push_str("[redacted]");
+            (copied, at) = (end, end);
+            continue;
         }
         at += text[at..].chars().next().map_or(1, char::len_utf8);
     }
@@ -245,10 +229,7 @@ fn skip_markup(text: &str, mut pos: usize, budget: &mut usize) -> Option<usize> 
 /// (any case), as a JSON escape, as an HTML entity, or `+` for a space.
 fn char_at(text: &str, pos: usize, c: char) -> Option<usize> {
     // An escape that spells `c` wins over `c` itself (`&amp;` for `&`).
-    encoded_at(text, pos, c).or_else(|| {
-        let rest = &text[pos..];
-        rest.starts_with(c).then(|| pos + c.len_utf8())
-    })
+    encoded_at(text, pos, c).or_else(|| text[pos..].starts_with(c).then(|| pos + c.len_utf8()))
 }
 
 /// [`char_at`] for the escaped spellings only.
@@ -257,7 +238,6 @@ fn encoded_at(text: &str, pos: usize, c: char) -> Option<usize> {
     if c == ' ' && rest.starts_with('+') {
         return Some(pos + 1);
     }
-    // Percent-encoded UTF-8.
     if rest.starts_with('%') {
         let mut buf = [0u8; 4];
         let mut p = pos;
@@ -270,7 +250,6 @@ fn encoded_at(text: &str, pos: usize, c: char) -> Option<usize> {
         }
         return Some(p);
     }
-    // JSON escapes.
     if let Some(esc) = rest.strip_prefix('\\') {
         if let Some(hex) = esc.strip_prefix('u').and_then(|h| h.get(..4)) {
             return (u32::from_str_radix(hex, 16).ok()? == c as u32).then_some(pos + 6);
@@ -284,22 +263,18 @@ fn encoded_at(text: &str, pos: usize, c: char) -> Option<usize> {
         };
         return (means == c).then_some(pos + 1 + escaped.len_utf8());
     }
-    // HTML entities.
     if rest.starts_with('&') {
         // `;` is ASCII: the entity's end is a character boundary.
         let end = rest.as_bytes().iter().take(12).position(|&b| b == b';')?;
         let name = &rest[1..end];
-        let means = match named_entity(name) {
-            Some(c) => Some(c),
-            _ => {
-                let number = name.strip_prefix('#')?;
-                let code = match number.strip_prefix(['x', 'X']) {
-                    Some(hex) => u32::from_str_radix(hex, 16).ok()?,
-                    None => number.parse().ok()?,
-                };
-                char::from_u32(code)
-            }
-        };
+        let means = named_entity(name).or_else(|| {
+            let number = name.strip_prefix('#')?;
+            let code = match number.strip_prefix(['x', 'X']) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                None => number.parse().ok()?,
+            };
+            char::from_u32(code)
+        });
         return (means == Some(c)).then_some(pos + end + 1);
     }
     None
@@ -308,50 +283,18 @@ fn encoded_at(text: &str, pos: usize, c: char) -> Option<usize> {
 /// The character an HTML entity names, for the ASCII ones a secret may
 /// hold (names compared without case).
 fn named_entity(name: &str) -> Option<char> {
-    Some(match name.to_ascii_lowercase().as_str() {
-        "amp" => '&',
-        "lt" => '<',
-        "gt" => '>',
-        "quot" => '"',
-        "apos" => '\'',
-        "sol" => '/',
-        "bsol" => '\\',
-        "plus" => '+',
-        "equals" => '=',
-        "colon" => ':',
-        "semi" => ';',
-        "percnt" => '%',
-        "num" => '#',
-        "quest" => '?',
-        "excl" => '!',
-        "dollar" => '$',
-        "ast" | "midast" => '*',
-        "lowbar" | "underbar" => '_',
-        "hyphen" | "dash" => '-',
-        "period" => '.',
-        "comma" => ',',
-        "commat" => '@',
-        "lpar" => '(',
-        "rpar" => ')',
-        "lsqb" | "lbrack" => '[',
-        "rsqb" | "rbrack" => ']',
-        "lcub" | "lbrace" => '{',
-        "rcub" | "rbrace" => '}',
-        "verbar" | "vert" => '|',
-        "tilde" => '~',
-        "grave" => '`',
-        "hat" => '^',
-        "nbsp" => ' ',
-        _ => return None,
-    })
+    // The n-th name names the n-th character.
+    const NAMES: &str = "amp lt gt quot apos sol bsol plus equals colon semi percnt num quest excl \
+        dollar ast midast lowbar underbar hyphen dash period comma commat lpar rpar lsqb lbrack rsqb \
+        rbrack lcub lbrace rcub rbrace verbar vert tilde grave hat nbsp";
+    const CHARS: &str = "&<>\"'/\\+=:;%#?!$**__--.,@()[[]]{{}}||~`^ ";
+    let at = NAMES.split(' ').position(|n| n.eq_ignore_ascii_case(name));
+    CHARS.chars().nth(at?)
 }
 
 /// A decoder's message without its position (`at line 1 column 9`).
 pub fn strip_position(message: &str) -> &str {
-    match message.find(" at line ") {
-        Some(i) => &message[..i],
-        None => message,
-    }
+    message.find(" at line ").map_or(message, |i| &message[..i])
 }
 
 fn collect_text(value: &Value, out: &mut Vec<String>) {
@@ -365,13 +308,8 @@ fn collect_text(value: &Value, out: &mut Vec<String>) {
 
 fn looks_like_html(text: &str) -> bool {
     let head = text.trim_start();
-    head.starts_with('<')
-        && head
-            .get(..64)
-            .unwrap_or(head)
-            .to_ascii_lowercase()
-            .contains("html")
-        || head.to_ascii_lowercase().starts_with("<!doctype")
+    let lower = head.get(..64).unwrap_or(head).to_ascii_lowercase();
+    head.starts_with('<') && (lower.contains("html") || lower.starts_with("<!doctype"))
 }
 
 /// The visible text of an HTML page, title first.
@@ -388,13 +326,8 @@ fn html_text(html: &str) -> String {
             }
             '>' if in_tag => {
                 in_tag = false;
-                let name = tag
-                    .trim_start_matches('/')
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_ascii_lowercase();
-                if name == "script" || name == "style" {
+                let name = tag.trim_start_matches('/').to_ascii_lowercase();
+                if matches!(name.split_whitespace().next(), Some("script" | "style")) {
                     skip_content = !tag.starts_with('/');
                 }
                 out.push(' ');
