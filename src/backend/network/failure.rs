@@ -5,13 +5,18 @@
 use super::proxy::ProxyServer;
 use crate::backend::error::{BackendError, ProxyFailure, TransportFailure};
 
+type Error = dyn std::error::Error + 'static;
+
+/// An error and its causes, outermost first.
+fn chain(error: &Error) -> impl Iterator<Item = &Error> {
+    std::iter::successors(Some(error), |e| e.source())
+}
+
 /// The innermost cause of an error, in words.
-pub fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut innermost = error;
-    while let Some(source) = innermost.source() {
-        innermost = source;
-    }
-    innermost.to_string()
+pub fn innermost(error: &Error) -> String {
+    chain(error)
+        .last()
+        .map_or_else(String::new, |e| e.to_string())
 }
 
 /// What failed, from the innermost cause of a transport error; the cause
@@ -37,8 +42,7 @@ pub fn transport_failure(error: &reqwest::Error) -> (TransportFailure, Option<St
     } else {
         TransportFailure::Other
     };
-    let cause = (cause != error.to_string()).then_some(cause);
-    (failure, cause)
+    (failure, (cause != error.to_string()).then_some(cause))
 }
 
 /// Whether a cause (in lower case) says the answer's framing is not HTTP:
@@ -52,18 +56,13 @@ fn is_framing(lower: &str) -> bool {
 /// be read: a fault the same request would meet again (a corrupt gzip,
 /// deflate or brotli stream, wherever the corruption sits; a chunk size
 /// that is not hex). A connection that broke or ended early is not one.
-pub fn is_undecodable(error: &(dyn std::error::Error + 'static)) -> bool {
+pub fn is_undecodable(error: &Error) -> bool {
     // A TLS fault during the body (an alert, a bad record) is the
     // connection's, not the answer's: worth another try.
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = cause {
-        if e.downcast_ref::<rustls::Error>().is_some() {
-            return false;
-        }
-        cause = e.source();
+    if chain(error).any(|e| e.is::<rustls::Error>()) {
+        return false;
     }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = cause {
+    for e in chain(error) {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;
             match io.kind() {
@@ -88,7 +87,6 @@ pub fn is_undecodable(error: &(dyn std::error::Error + 'static)) -> bool {
         {
             return true;
         }
-        cause = e.source();
     }
     false
 }
@@ -128,10 +126,7 @@ pub fn proxy_failure(
     failure: TransportFailure,
     cause: Option<&str>,
 ) -> Option<ProxyFailure> {
-    proxy?;
-    if failure != TransportFailure::Connect {
-        return None;
-    }
+    proxy.filter(|_| failure == TransportFailure::Connect)?;
     let lower = cause.unwrap_or("").to_ascii_lowercase();
     Some(if lower.contains("proxy authorization required") {
         ProxyFailure::AuthRequired

@@ -33,7 +33,6 @@ pub struct ProxyServer {
 }
 
 impl ProxyServer {
-    /// `host:port` of the proxy.
     pub fn shown(&self) -> &str {
         &self.shown
     }
@@ -78,30 +77,25 @@ impl Proxies {
         names: &ProxyVariables,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ProxyProblem> {
-        let read = |names: [&'static str; 2]| -> Option<(&'static str, String)> {
+        let read = |names: [&'static str; 2]| {
             names.into_iter().find_map(|name| {
                 lookup(name)
                     .map(|v| v.trim().to_owned())
                     .filter(|v| !v.is_empty())
-                    .map(|v| (name, v))
             })
         };
-        let server = |spellings: [&'static str; 2]| {
-            read(spellings)
-                .map(|(_, v)| parse_server(spellings[1], &v))
-                .transpose()
-        };
+        let server =
+            |names: [&'static str; 2]| read(names).map(|v| parse_server(names[1], &v)).transpose();
         Ok(Self {
             https: server(names.https)?,
             http: server(names.http)?,
             all: server(names.all)?,
             bypass: read(names.no)
-                .map(|(_, v)| Bypass::parse(&v))
+                .map(|v| Bypass::parse(&v))
                 .unwrap_or_default(),
         })
     }
 
-    /// Whether any proxy is set.
     pub fn any(&self) -> bool {
         self.https.is_some() || self.http.is_some() || self.all.is_some()
     }
@@ -128,22 +122,22 @@ fn parse_server(variable: &'static str, raw: &str) -> Result<ProxyServer, ProxyP
     } else {
         format!("http://{raw}")
     };
-    let url = Url::parse(&with_scheme).map_err(|e| {
+    let mut url = Url::parse(&with_scheme).map_err(|e| {
         problem(format!(
             "is not a proxy URL ({e}); give it as http://host:port"
         ))
     })?;
-    match url.scheme() {
-        "http" | "https" | "socks5" | "socks5h" | "socks4" | "socks4a" => {}
-        other => {
-            return Err(problem(format!(
-                "has the scheme {other}://, which is not a proxy this server speaks (http, https, socks5, socks5h, socks4, socks4a)"
-            )))
-        }
+    let scheme = url.scheme();
+    if !matches!(
+        scheme,
+        "http" | "https" | "socks5" | "socks5h" | "socks4" | "socks4a"
+    ) {
+        return Err(problem(format!(
+            "has the scheme {scheme}://, which is not a proxy this server speaks (http, https, socks5, socks5h, socks4, socks4a)"
+        )));
     }
-    let host = match url.host_str() {
-        Some(h) if !h.is_empty() => h,
-        _ => return Err(problem("has no host".to_owned())),
+    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+        return Err(problem("has no host".to_owned()));
     };
     // Without a port, an HTTPS proxy listens on 443 and any other on
     // 1080, as curl assumes.
@@ -151,10 +145,7 @@ fn parse_server(variable: &'static str, raw: &str) -> Result<ProxyServer, ProxyP
         .port()
         .unwrap_or(if url.scheme() == "https" { 443 } else { 1080 });
     let shown = format!("{host}:{port}");
-    let mut url = url;
-    if url.port().is_none() {
-        let _ = url.set_port(Some(port));
-    }
+    let _ = url.set_port(Some(port));
     Ok(ProxyServer {
         shown,
         url,
@@ -199,13 +190,10 @@ impl Bypass {
                 bypass.networks.push((ip, bits));
                 continue;
             }
-            let host = entry.rsplit_once(':').map_or(entry, |(h, port)| {
-                if port.chars().all(|c| c.is_ascii_digit()) {
-                    h
-                } else {
-                    entry
-                }
-            });
+            let host = match entry.rsplit_once(':') {
+                Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+                _ => entry,
+            };
             let domain = host
                 .trim_start_matches("*.")
                 .trim_start_matches('.')
@@ -232,9 +220,9 @@ impl Bypass {
         let host = bare.trim_end_matches('.').to_ascii_lowercase();
         self.domains.iter().any(|d| {
             host == *d
-                || (host.len() > d.len()
-                    && host.ends_with(d.as_str())
-                    && host.as_bytes()[host.len() - d.len() - 1] == b'.')
+                || host
+                    .strip_suffix(d.as_str())
+                    .is_some_and(|rest| rest.ends_with('.'))
         })
     }
 }

@@ -36,18 +36,16 @@ impl ExtraRoots {
         })?;
         let mut certs = Vec::new();
         for (index, cert) in CertificateDer::pem_slice_iter(&pem).enumerate() {
-            let cert = cert.map_err(|e| CaFileProblem::BadCertificate {
+            let bad = |detail| CaFileProblem::BadCertificate {
                 index: index + 1,
-                detail: format!("{e:?}"),
-            })?;
+                detail,
+            };
+            let cert = cert.map_err(|e| bad(format!("{e:?}")))?;
             // The trust anchor is taken out now, as the client will: a
             // certificate it would refuse stops the start, not a call.
-            if let Err(e) = rustls::RootCertStore::empty().add(cert.clone()) {
-                return Err(CaFileProblem::BadCertificate {
-                    index: index + 1,
-                    detail: e.to_string(),
-                });
-            }
+            rustls::RootCertStore::empty()
+                .add(cert.clone())
+                .map_err(|e| bad(e.to_string()))?;
             certs.push(cert);
         }
         if certs.is_empty() {
@@ -82,32 +80,25 @@ pub fn trust_roots(builder: reqwest::ClientBuilder, extra: &ExtraRoots) -> reqwe
     }
     // Stores often hold a few certificates rustls cannot use; they are
     // skipped one by one rather than failing the whole store.
+    let der = |cert: &[u8]| reqwest::Certificate::from_der(cert).ok();
     let mut check = rustls::RootCertStore::empty();
-    let mut roots: Vec<reqwest::Certificate> = system
+    let mut roots: Vec<_> = system
         .certs
         .into_iter()
         .filter(|cert| check.add(cert.clone()).is_ok())
-        .filter_map(|cert| reqwest::Certificate::from_der(&cert).ok())
+        .filter_map(|cert| der(&cert))
         .collect();
     let usable = roots.len();
     if usable == 0 {
-        roots.extend(
-            webpki_root_certs::TLS_SERVER_ROOT_CERTS
-                .iter()
-                .filter_map(|cert| reqwest::Certificate::from_der(cert).ok()),
-        );
+        let built_in = webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter();
+        roots.extend(built_in.filter_map(|c| der(c)));
     }
     tracing::debug!(
         system = usable,
         extra = extra.len(),
         "trusted certificate authorities"
     );
-    roots.extend(
-        extra
-            .certs
-            .iter()
-            .filter_map(|cert| reqwest::Certificate::from_der(cert).ok()),
-    );
+    roots.extend(extra.certs.iter().filter_map(|c| der(c)));
     builder.tls_certs_only(roots)
 }
 

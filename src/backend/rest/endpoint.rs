@@ -42,10 +42,8 @@ impl Endpoint<'_> {
             url.extend(utf8_percent_encode(pool_id.as_str(), SEGMENT));
         }
         if let Endpoint::Codes(query) = self {
-            url.push_str("/codes?skip=");
-            url.push_str(&query.skip.to_string());
-            url.push_str("&count=");
-            url.push_str(&query.count.to_string());
+            let (skip, count) = (query.skip, query.count);
+            url.push_str(&format!("/codes?skip={skip}&count={count}"));
             if let Some(status) = query.status {
                 url.push_str("&status=");
                 url.push_str(status.as_str());

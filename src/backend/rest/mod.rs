@@ -33,7 +33,6 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// further calls queue for a free one.
 pub const MAX_CONNECTIONS: usize = 50;
 
-/// Everything the client needs to be built.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
     pub base_url: Url,
@@ -44,7 +43,6 @@ pub struct ClientOptions {
     pub max_body_bytes: usize,
     /// Sent as `User-Agent`.
     pub user_agent: String,
-    /// Trusted roots and proxies.
     pub network: Network,
 }
 
@@ -73,8 +71,11 @@ struct Inner {
     /// Made by the first request: reading the system's certificate store
     /// is not paid by a process that never calls out.
     http: OnceLock<Result<reqwest::Client, String>>,
-    /// What the HTTP client is made of.
-    setup: Setup,
+    headers: HeaderMap,
+    /// Redirects are followed only within it.
+    origin: Url,
+    user_agent: String,
+    network: Network,
     /// The base URL as text, without a trailing slash.
     base: String,
     /// `host[:port]` of the base URL, for messages.
@@ -84,7 +85,6 @@ struct Inner {
     max_body_bytes: usize,
     /// Takes the secret and the encoded header value out of every quote.
     quoter: Quoter,
-    /// One permit per request on the wire.
     connections: tokio::sync::Semaphore,
 }
 
@@ -112,37 +112,29 @@ impl RestClient {
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, auth);
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-
-        let base = options.base_url.as_str().trim_end_matches('/').to_owned();
-        let host = super::network::host_port(&options.base_url);
-        let quoter = Quoter::new([token, options.credentials.secret.expose().to_owned()]);
         Self {
             inner: Arc::new(Inner {
                 http: OnceLock::new(),
-                setup: Setup {
-                    headers,
-                    origin: options.base_url,
-                    user_agent: options.user_agent,
-                    connect_timeout: options.timeout,
-                    network: options.network,
-                },
-                base,
-                host,
+                headers,
+                base: options.base_url.as_str().trim_end_matches('/').to_owned(),
+                host: super::network::host_port(&options.base_url),
+                origin: options.base_url,
+                user_agent: options.user_agent,
+                network: options.network,
                 timeout: options.timeout,
                 retry: options.retry,
                 max_body_bytes: options.max_body_bytes,
-                quoter,
+                quoter: Quoter::new([token, options.credentials.secret.expose().to_owned()]),
                 connections: tokio::sync::Semaphore::new(MAX_CONNECTIONS),
             }),
         }
     }
 
-    /// The HTTP client, made on first use.
     fn http(&self) -> Result<&reqwest::Client, BackendError> {
         let inner = &*self.inner;
         inner
             .http
-            .get_or_init(|| inner.setup.client().map_err(|e| inner.quoter.scrub(&e)))
+            .get_or_init(|| inner.client().map_err(|e| inner.quoter.scrub(&e)))
             .as_ref()
             .map_err(|detail| BackendError::ClientSetup {
                 detail: detail.clone(),
@@ -151,7 +143,7 @@ impl RestClient {
 
     /// The proxy requests to the API go through, if any.
     fn proxy(&self) -> Option<&super::network::ProxyServer> {
-        self.inner.setup.network.proxy_for(&self.inner.setup.origin)
+        self.inner.network.proxy_for(&self.inner.origin)
     }
 
     /// `GET /data/v2/projects/{project_id}/vouchers/pools`
@@ -187,17 +179,7 @@ impl RestClient {
     }
 }
 
-/// What the HTTP client is made of.
-struct Setup {
-    headers: HeaderMap,
-    /// Redirects are followed only within it.
-    origin: Url,
-    user_agent: String,
-    connect_timeout: Duration,
-    network: Network,
-}
-
-impl Setup {
+impl Inner {
     fn client(&self) -> Result<reqwest::Client, String> {
         // A redirect elsewhere is answered as itself, and named.
         let redirect = super::network::within_origin(&self.origin, |a| a.stop());
@@ -206,7 +188,7 @@ impl Setup {
             .user_agent(self.user_agent.clone())
             .default_headers(self.headers.clone())
             .redirect(redirect)
-            .connect_timeout(self.connect_timeout)
+            .connect_timeout(self.timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(MAX_CONNECTIONS)
             .build()

@@ -3,7 +3,7 @@
 //! through [`RestClient::get`]; they differ only in their [`Endpoint`] and
 //! the type decoded.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use reqwest::header::{LOCATION, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
@@ -16,32 +16,28 @@ use super::RestClient;
 use crate::backend::error::{
     AnswerProblem, BackendError, ProxyFailure, Service, Subject, TransportFailure,
 };
-use crate::backend::model::Reply;
-use crate::backend::network::failure::{innermost, proxy_failure, transport_failure, unreachable};
+use crate::backend::model::{bound_error, Reply};
+use crate::backend::network::failure::{
+    innermost, is_undecodable, proxy_failure, transport_failure, unreachable,
+};
 use crate::backend::network::MAX_REDIRECTS;
 use crate::backend::notice::{RetryNotice, RetryObserver, RetryReason};
 use crate::backend::quote::{strip_position, MAX_ERROR_BODY_BYTES};
 
-/// The result of one attempt.
+/// The result of one attempt that may be worth another.
 enum Attempt {
     Body(Vec<u8>),
-    Status {
-        status: StatusCode,
-        retry_after: Option<std::time::Duration>,
-        body: Vec<u8>,
-    },
-    Redirect {
-        location: String,
-    },
-    /// A 200 whose body could not be decoded (a corrupt compressed body).
-    Undecodable {
-        detail: String,
-    },
-    RedirectLoop,
-    TooLarge,
+    /// A status that is not success, its `Retry-After`, the start of its body.
+    Status(StatusCode, Option<Duration>, Vec<u8>),
     Transport(reqwest::Error),
-    /// Nothing could be sent (the HTTP client could not be made).
-    Failed(BackendError),
+}
+
+fn unexpected(problem: AnswerProblem, excerpt: Option<String>) -> BackendError {
+    BackendError::Unexpected {
+        service: Service::Api,
+        problem,
+        excerpt,
+    }
 }
 
 impl RestClient {
@@ -69,50 +65,22 @@ impl RestClient {
                     timeout: inner.timeout,
                 });
             };
-            let (reason, retry_after) = match attempt {
+            let (reason, retry_after) = match attempt? {
                 Attempt::Body(bytes) => return self.decode(&bytes),
-                Attempt::Failed(e) => return Err(e),
-                Attempt::TooLarge => {
-                    return Err(BackendError::BodyTooLarge {
-                        limit: inner.max_body_bytes,
-                    })
-                }
-                Attempt::Undecodable { detail } => {
-                    return Err(BackendError::Unexpected {
-                        service: Service::Api,
-                        problem: AnswerProblem::Undecodable { detail },
-                        excerpt: None,
-                    })
-                }
-                Attempt::Redirect { location } => {
-                    return Err(BackendError::Redirect {
-                        service: Service::Api,
-                        host: inner.host.clone(),
-                        location,
-                    })
-                }
-                Attempt::RedirectLoop => {
-                    return Err(BackendError::RedirectLoop {
-                        host: inner.host.clone(),
-                        max: MAX_REDIRECTS,
-                    })
-                }
-                Attempt::Status {
-                    status,
-                    retry_after,
-                    body,
-                } => {
-                    if is_retryable(status) {
-                        if let Some(wait) = retry_after.filter(|w| *w > policy.max_retry_after) {
-                            return Err(BackendError::wait_too_long(status.as_u16(), wait));
-                        }
+                Attempt::Status(status, retry_after, body) => {
+                    let retryable = is_retryable(status);
+                    if let Some(wait) =
+                        retry_after.filter(|w| retryable && *w > policy.max_retry_after)
+                    {
+                        return Err(BackendError::wait_too_long(status.as_u16(), wait));
                     }
-                    if !is_retryable(status) || retries >= policy.max_retries {
+                    if !retryable || retries >= policy.max_retries {
+                        let subject = endpoint.subject();
                         return Err(self.status_error(
                             status,
                             retry_after,
                             &body,
-                            endpoint.subject(),
+                            subject,
                             retries,
                         ));
                     }
@@ -121,20 +89,15 @@ impl RestClient {
                     } else {
                         RetryReason::Status(status.as_u16())
                     };
-                    (reason, retry_after.filter(|w| *w <= policy.max_retry_after))
+                    (reason, retry_after)
                 }
                 Attempt::Transport(error) => {
                     let (failure, cause) = transport_failure(&error);
                     if failure == TransportFailure::Malformed {
-                        return Err(BackendError::Unexpected {
-                            service: Service::Api,
-                            problem: AnswerProblem::Malformed {
-                                detail: cause
-                                    .map(|c| inner.quoter.quote(&c, 150))
-                                    .unwrap_or_default(),
-                            },
-                            excerpt: None,
-                        });
+                        let detail = cause
+                            .map(|c| inner.quoter.quote(&c, 150))
+                            .unwrap_or_default();
+                        return Err(unexpected(AnswerProblem::Malformed { detail }, None));
                     }
                     let cause = cause.map(|c| inner.quoter.scrub(&c));
                     let proxy = self.proxy();
@@ -142,13 +105,8 @@ impl RestClient {
                     let permanent = failure == TransportFailure::Certificate
                         || through == Some(ProxyFailure::AuthRequired);
                     if retries >= policy.max_retries || permanent {
-                        return Err(unreachable(
-                            proxy,
-                            inner.host.clone(),
-                            failure,
-                            cause,
-                            retries,
-                        ));
+                        let host = inner.host.clone();
+                        return Err(unreachable(proxy, host, failure, cause, retries));
                     }
                     tracing::debug!(
                         ?failure,
@@ -173,37 +131,46 @@ impl RestClient {
         }
     }
 
-    /// One attempt: send the request and read the answer.
-    async fn attempt(&self, url: &Url) -> Attempt {
+    /// One attempt: send the request and read the answer. The error is a
+    /// fault no retry can mend: the client could not be made, a redirect
+    /// loop or one that leaves, a body too large or that cannot be decoded.
+    async fn attempt(&self, url: &Url) -> Result<Attempt, BackendError> {
         let inner = &*self.inner;
-        let http = match self.http() {
-            Ok(http) => http,
-            Err(e) => return Attempt::Failed(e),
-        };
-        let response = match http.get(url.clone()).send().await {
+        let response = match self.http()?.get(url.clone()).send().await {
             Ok(r) => r,
-            Err(e) if e.is_redirect() => return Attempt::RedirectLoop,
-            Err(e) => return Attempt::Transport(e),
+            Err(e) if e.is_redirect() => {
+                return Err(BackendError::RedirectLoop {
+                    host: inner.host.clone(),
+                    max: MAX_REDIRECTS,
+                })
+            }
+            Err(e) => return Ok(Attempt::Transport(e)),
         };
         let status = response.status();
         let location = response.headers().get(LOCATION);
-        if status.is_redirection() && status != StatusCode::NOT_MODIFIED && location.is_some() {
+        if let Some(location) =
+            location.filter(|_| status.is_redirection() && status != StatusCode::NOT_MODIFIED)
+        {
             // Same-origin redirects were followed already: this one leaves.
-            let location = location
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .unwrap_or_default();
-            return Attempt::Redirect {
+            let location = String::from_utf8_lossy(location.as_bytes());
+            return Err(BackendError::Redirect {
+                service: Service::Api,
+                host: inner.host.clone(),
                 location: inner.quoter.quote(&location, 120),
-            };
+            });
         }
         if status.is_success() {
             return match read_capped(response, inner.max_body_bytes).await {
-                Ok(body) => Attempt::Body(body),
-                Err(ReadError::TooLarge) => Attempt::TooLarge,
-                Err(ReadError::Transport(e)) if is_undecodable(&e) => Attempt::Undecodable {
-                    detail: inner.quoter.quote(&innermost(&e), 150),
-                },
-                Err(ReadError::Transport(e)) => Attempt::Transport(e),
+                Ok(body) => Ok(Attempt::Body(body)),
+                Err(None) => Err(BackendError::BodyTooLarge {
+                    limit: inner.max_body_bytes,
+                }),
+                // A corrupt compressed body: trying again cannot mend it.
+                Err(Some(e)) if is_undecodable(&e) => {
+                    let detail = inner.quoter.quote(&innermost(&e), 150);
+                    Err(unexpected(AnswerProblem::Undecodable { detail }, None))
+                }
+                Err(Some(e)) => Ok(Attempt::Transport(e)),
             };
         }
         let retry_after = response
@@ -214,11 +181,7 @@ impl RestClient {
         // A little more than is quoted, so that a secret cut by the end of
         // what is read is still whole when it is scrubbed.
         let body = read_prefix(response, MAX_ERROR_BODY_BYTES + inner.quoter.margin()).await;
-        Attempt::Status {
-            status,
-            retry_after,
-            body,
-        }
+        Ok(Attempt::Status(status, retry_after, body))
     }
 
     /// Decodes a 200 answer, turning `success: false` and malformed bodies
@@ -245,33 +208,21 @@ impl RestClient {
             Ok(reply) if reply.success == Some(false) => {
                 Err(refused(reply.error.as_ref(), reply.errors.as_ref()))
             }
-            Ok(reply) if reply.data.is_none() => Err(BackendError::Unexpected {
-                service: Service::Api,
-                problem: AnswerProblem::NoData,
-                excerpt: None,
-            }),
+            Ok(reply) if reply.data.is_none() => Err(unexpected(AnswerProblem::NoData, None)),
             Ok(reply) => Ok(reply),
-            Err(error) => match serde_json::from_slice::<Value>(bytes) {
+            Err(error) => Err(match serde_json::from_slice::<Value>(bytes) {
                 Ok(value) if value.get("success") == Some(&Value::Bool(false)) => {
-                    Err(refused(value.get("error"), value.get("errors")))
+                    refused(value.get("error"), value.get("errors"))
                 }
-                Ok(_) if crate::backend::model::bound_error(&error.to_string()).is_some() => {
-                    Err(crate::backend::model::bound_error(&error.to_string())
-                        .expect("checked just above"))
-                }
-                Ok(_) => Err(BackendError::Unexpected {
-                    service: Service::Api,
-                    problem: AnswerProblem::MissingField {
-                        detail: quoter.quote(strip_position(&error.to_string()), 150),
-                    },
-                    excerpt: Some(quoter.excerpt(bytes)),
+                Ok(_) => bound_error(&error.to_string()).unwrap_or_else(|| {
+                    let detail = quoter.quote(strip_position(&error.to_string()), 150);
+                    unexpected(
+                        AnswerProblem::MissingField { detail },
+                        Some(quoter.excerpt(bytes)),
+                    )
                 }),
-                Err(_) => Err(BackendError::Unexpected {
-                    service: Service::Api,
-                    problem: AnswerProblem::NotJson,
-                    excerpt: Some(quoter.excerpt(bytes)),
-                }),
-            },
+                Err(_) => unexpected(AnswerProblem::NotJson, Some(quoter.excerpt(bytes))),
+            }),
         }
     }
 
@@ -279,7 +230,7 @@ impl RestClient {
     fn status_error(
         &self,
         status: StatusCode,
-        retry_after: Option<std::time::Duration>,
+        retry_after: Option<Duration>,
         body: &[u8],
         subject: Subject,
         retries: u32,
@@ -294,35 +245,34 @@ impl RestClient {
                 retries,
                 retry_after,
             },
-            500 | 502 | 503 | 504 => BackendError::Server {
-                status: status.as_u16(),
+            status @ (500 | 502 | 503 | 504) => BackendError::Server {
+                status,
                 retries,
                 excerpt: message,
             },
-            other => BackendError::Status {
+            status => BackendError::Status {
                 service: Service::Api,
-                status: other,
+                status,
                 excerpt: message,
             },
         }
     }
 }
 
-enum ReadError {
-    TooLarge,
-    Transport(reqwest::Error),
-}
-
-/// Reads the whole body, giving up as soon as it passes `cap` bytes.
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, ReadError> {
+/// Reads the whole body, giving up as soon as it passes `cap` bytes: then
+/// the error is `None`, else the transport's.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, Option<reqwest::Error>> {
     let declared = response.content_length();
     if declared.is_some_and(|len| len > cap as u64) {
-        return Err(ReadError::TooLarge);
+        return Err(None);
     }
     let mut body = Vec::with_capacity(declared.map_or(8 * 1024, |l| l as usize));
-    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
+    while let Some(chunk) = response.chunk().await? {
         if body.len() + chunk.len() > cap {
-            return Err(ReadError::TooLarge);
+            return Err(None);
         }
         body.extend_from_slice(&chunk);
     }
@@ -340,10 +290,4 @@ async fn read_prefix(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
         }
     }
     body
-}
-
-/// Whether a body error is the body itself (a corrupt compressed body),
-/// which trying again cannot mend, rather than the connection.
-fn is_undecodable(error: &reqwest::Error) -> bool {
-    crate::backend::network::failure::is_undecodable(error)
 }
