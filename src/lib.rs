@@ -1,11 +1,9 @@
 //! `bloomreach-vouchers-mcp`: an MCP server that lets an AI assistant read
 //! Bloomreach voucher pools and voucher codes.
 //!
-//! Data flows one way, once: the assistant calls a tool over stdio
-//! ([`serve`], [`tools`]), the tool checks its arguments and asks a
-//! [`backend::Backend`] (the Bloomreach REST API, or the built-in demo
-//! data), and the answer goes back wrapped in one envelope. See
-//! `ARCHITECTURE.md` for the map.
+//! Data flows one way, once: the assistant calls a tool over stdio ([`serve`], [`tools`]), the tool
+//! checks its arguments and asks a [`backend::Backend`] (the Bloomreach REST API, or the built-in
+//! demo data), and the answer goes back wrapped in one envelope. See `ARCHITECTURE.md` for the map.
 
 pub mod backend;
 pub mod cli;

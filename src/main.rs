@@ -4,11 +4,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use tokio::runtime::{Builder, Runtime};
 
 use bloomreach_vouchers_mcp::cli::{self, Cli, Command};
-use bloomreach_vouchers_mcp::config::Config;
-use bloomreach_vouchers_mcp::tools::VoucherServer;
-use bloomreach_vouchers_mcp::{logging, serve};
+use bloomreach_vouchers_mcp::config::{self, Config, ConfigError};
+use bloomreach_vouchers_mcp::{backend::Backend, logging, serve, tools::VoucherServer};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -24,9 +24,8 @@ fn main() -> ExitCode {
         if !serving {
             return usage_error(&e);
         }
-        // Serving, a log filter that cannot be read only costs the logs it
-        // asked for.
-        let _ = logging::init(bloomreach_vouchers_mcp::config::DEFAULT_LOG_FILTER);
+        // Serving, a log filter that cannot be read only costs the logs it asked for.
+        let _ = logging::init(config::DEFAULT_LOG_FILTER);
         tracing::warn!("{e}; logging with the default filter instead");
     }
     let backend = config.backend();
@@ -40,15 +39,13 @@ fn main() -> ExitCode {
         }
         Some(Command::Tools) => {
             let server = VoucherServer::new(backend, config.projects);
-            match cli::print_tools(&server, &mut std::io::stdout().lock()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(_) => ExitCode::FAILURE,
-            }
+            let printed = cli::print_tools(&server, &mut std::io::stdout().lock());
+            printed.map_or(ExitCode::FAILURE, |()| ExitCode::SUCCESS)
         }
-        Some(Command::Call(call)) => runtime.block_on(cli::run_call(
-            VoucherServer::new(backend, config.projects),
-            call,
-        )),
+        Some(Command::Call(call)) => {
+            let server = VoucherServer::new(backend, config.projects);
+            runtime.block_on(cli::run_call(server, call))
+        }
         Some(Command::Login(args)) => runtime.block_on(cli::run_login(&config, &args)),
         Some(Command::Logout) => cli::run_logout(&config),
         Some(Command::Doctor(args)) => {
@@ -60,33 +57,26 @@ fn main() -> ExitCode {
     code
 }
 
-fn runtime() -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => Some(rt),
-        Err(e) => {
-            eprintln!("error: could not start the async runtime: {e}");
-            None
-        }
+fn runtime() -> Option<Runtime> {
+    let built = Builder::new_current_thread().enable_all().build();
+    if let Err(e) = &built {
+        eprintln!("error: could not start the async runtime: {e}");
     }
+    built.ok()
 }
 
-/// Serves with a setting that cannot work: logged once on stderr, and
-/// answered by every tool (and said in the instructions) in words that
-/// name the variable, the form's field and the fix.
-fn serve_broken(cli: &Cli, e: &bloomreach_vouchers_mcp::config::ConfigError) -> ExitCode {
-    let filter = bloomreach_vouchers_mcp::config::given(Some(&cli.settings.log_filter))
-        .filter(|f| logging::init(f).is_ok());
-    if filter.is_none() {
-        let _ = logging::init(bloomreach_vouchers_mcp::config::DEFAULT_LOG_FILTER);
+/// Serves with a setting that cannot work: logged once on stderr, and answered by every tool (and
+/// said in the instructions) in words that name the variable, the form's field and the fix.
+fn serve_broken(cli: &Cli, e: &ConfigError) -> ExitCode {
+    let given = config::given(Some(&cli.settings.log_filter));
+    if given.is_none_or(|f| logging::init(f).is_err()) {
+        let _ = logging::init(config::DEFAULT_LOG_FILTER);
     }
     tracing::error!("{e}; every tool will answer this until it is fixed");
     let Some(runtime) = runtime() else {
         return ExitCode::FAILURE;
     };
-    let backend = bloomreach_vouchers_mcp::backend::Backend::Broken(e.for_person().into());
+    let backend = Backend::Broken(e.for_person().into());
     runtime.block_on(serve::serve(backend, Vec::new()));
     runtime.shutdown_background();
     ExitCode::SUCCESS

@@ -1,11 +1,9 @@
 //! What can go wrong when a backend is asked for voucher data.
 //!
-//! Each variant is made where the fault is seen and carries the facts a
-//! person needs (status, subject, retries, a short quote); it holds no
-//! sentence. The tools turn it into words with advice (`tools/words.rs`),
-//! which is where tool names and setting names are known. Quoted upstream
-//! text is already shortened and scrubbed of credentials by the time it
-//! lands here.
+//! Each variant is made where the fault is seen and carries the facts a person needs (status,
+//! subject, retries, a short quote); it holds no sentence. The tools turn it into words with advice
+//! (`tools/words.rs`), which is where tool names and setting names are known. Quoted upstream text
+//! is already shortened and scrubbed of credentials by the time it lands here.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -41,23 +39,18 @@ pub enum TransportFailure {
     /// The server's certificate is not trusted (or not valid for it):
     /// trying again would fail the same way.
     Certificate,
-    /// The TLS handshake, for another reason.
     Tls,
-    /// The connection could not be made.
     Connect,
-    /// The connection broke while the answer was being read.
     BodyBroken,
     /// The answer is not well-formed HTTP, or no request could be built:
     /// trying again would fail the same way.
     Malformed,
-    /// Anything else.
     Other,
 }
 
 /// How a proxy failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProxyFailure {
-    /// The proxy itself could not be reached.
     Unreachable,
     /// The proxy refused to open a tunnel to the host (or could not).
     RefusedTunnel,
@@ -77,7 +70,6 @@ pub enum Service {
 /// Why a login is needed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoginReason {
-    /// None is stored.
     NotLoggedIn,
     /// The stored one is for another Loomi URL.
     OtherUrl,
@@ -175,22 +167,19 @@ pub enum BackendError {
     },
     /// The HTTP client could not be made.
     ClientSetup { detail: String },
-    /// Loomi Connect needs a login; the URL of the one started, or why none
-    /// could be.
+    /// Loomi Connect needs a login; the URL of the one started, or why none could be.
     LoginRequired {
         reason: LoginReason,
         authorization_url: Option<String>,
         problem: Option<Box<LoginProblem>>,
     },
-    /// Loomi Connect's tool does not declare an argument this server must
-    /// send.
+    /// Loomi Connect's tool does not declare an argument this server must send.
     LoomiArgument { tool: String, argument: String },
     /// The page asked for at `skip` began with the same code as the page
     /// before: the API seems to ignore `skip`.
     SkipIgnored { skip: u64 },
-    /// The pages ran out after `read` records (`what`: "codes", "voucher
-    /// pools") while the answer counted `matched`: what they hold would be
-    /// a wrong answer.
+    /// The pages ran out after `read` records (`what`: "codes", "voucher pools") while the answer
+    /// counted `matched`: what they hold would be a wrong answer.
     RanOut {
         what: &'static str,
         read: u64,

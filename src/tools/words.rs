@@ -1,7 +1,6 @@
-//! The one place where an argument error or a backend error becomes a
-//! sentence for a person, with advice on what to do next. Backends and the
-//! argument readers carry facts; only here are tools, arguments and
-//! settings named in prose.
+//! The one place where an argument error or a backend error becomes a sentence for a person, with
+//! advice on what to do next. Backends and the argument readers carry facts; only here are tools,
+//! arguments and settings named in prose.
 
 use std::time::Duration;
 
@@ -13,12 +12,10 @@ use crate::backend::{
     AnswerProblem, BackendError, IdProblem, LoginReason, ProxyFailure, RetryNotice, RetryReason,
     Service, Subject, TransportFailure,
 };
-use crate::config::env;
+use crate::config::env::{self, DEMO, KEY_ID, LOOMI_URL, SECRET};
 
-/// The command that logs in to Loomi Connect.
 pub const LOGIN_COMMAND: &str = "bloomreach-vouchers-mcp login";
 
-/// A failed call, in words.
 pub fn failure(f: &Failure) -> String {
     match f {
         Failure::Argument(e) => arg_error(e),
@@ -28,69 +25,59 @@ pub fn failure(f: &Failure) -> String {
 
 /// An argument error: the argument, the rule it broke, the value received.
 pub fn arg_error(e: &ArgError) -> String {
+    use ArgProblem::*;
     let name = e.name;
-    match &e.problem {
-        ArgProblem::MissingId => {
-            format!("{name} is required and must be a non-empty string (got nothing)")
+    let (must, got) = match &e.problem {
+        MissingId => {
+            return format!("{name} is required and must be a non-empty string (got nothing)");
         }
-        ArgProblem::IdNotString { got } => format!("{name} must be a non-empty string (got {got})"),
-        ArgProblem::BadId { problem, got } => match problem {
-            IdProblem::Blank => format!("{name} must be a non-empty string, not blank (got {got})"),
-            IdProblem::DotSegment => {
-                format!("{name} must be an id, not a path segment like {got} (got {got})")
-            }
+        IdNotString { got } | NotText { got } => ("a non-empty string".to_owned(), got),
+        BadId { problem, got } => match problem {
+            IdProblem::Blank => ("a non-empty string, not blank".to_owned(), got),
+            IdProblem::DotSegment => (format!("an id, not a path segment like {got}"), got),
             IdProblem::TooLong { chars, max } => {
-                format!("{name} must be at most {max} characters long (got {chars} characters)")
+                return format!(
+                    "{name} must be at most {max} characters long (got {chars} characters)"
+                );
             }
         },
-        ArgProblem::NotInteger { rule, got } => {
-            format!("{name} must be an integer {} (got {got})", range(rule))
-        }
-        ArgProblem::TooLow { rule, got } => format!("{name} must be {} (got {got})", range(rule)),
-        ArgProblem::TooHigh { rule, got } if rule.max == i64::MAX => {
-            format!("{name} must be at most {} (got {got})", rule.max)
-        }
-        ArgProblem::TooHigh { rule, got } => format!("{name} must be {} (got {got})", range(rule)),
-        ArgProblem::NotOneOf { allowed, got } => {
-            format!("{name} must be one of {} (got {got})", allowed.join(", "))
-        }
-        ArgProblem::NotText { got } => format!("{name} must be a non-empty string (got {got})"),
-        ArgProblem::Unknown {
+        NotInteger { rule, got } => (format!("an integer {}", range(rule)), got),
+        TooHigh { rule, got } if rule.max == i64::MAX => (format!("at most {}", rule.max), got),
+        TooLow { rule, got } | TooHigh { rule, got } => (range(rule), got),
+        NotOneOf { allowed, got } => (format!("one of {}", allowed.join(", ")), got),
+        NotAnInstant { got } => (
+            "an instant: RFC 3339 with an offset or Z, like 2026-07-01T00:00:00Z, or Unix seconds"
+                .to_owned(),
+            got,
+        ),
+        NotBefore { other, got } => (format!("before {other}"), got),
+        Unknown {
             got,
             accepted,
             closest,
         } => {
-            let takes = if accepted.is_empty() {
-                "it takes no arguments".to_owned()
-            } else {
-                format!("it takes {}", accepted.join(", "))
+            let takes = match accepted.as_slice() {
+                [] => "no arguments".to_owned(),
+                all => all.join(", "),
             };
-            match closest {
-                Some(c) => format!("{got} is not an argument of this tool (did you mean {c}?); {takes}"),
-                None => format!("{got} is not an argument of this tool; {takes}"),
-            }
+            let mean = around(" (did you mean ", closest, "?)");
+            return format!("{got} is not an argument of this tool{mean}; it takes {takes}");
         }
-        ArgProblem::NotAnInstant { got } => format!(
-            "{name} must be an instant: RFC 3339 with an offset or Z, like 2026-07-01T00:00:00Z, or Unix seconds (got {got})"
-        ),
-        ArgProblem::NotBefore { other, got } => {
-            format!("{name} must be before {other} (got {got})")
-        }
-    }
+    };
+    format!("{name} must be {must} (got {got})")
 }
 
-/// An integer rule's range: `between 1 and 1000`, or `>= 0` where only the
-/// wire integer bounds it.
+/// An integer rule's range: `between 1 and 1000`, or `>= 0` where only the wire integer bounds it.
 pub fn range(rule: &IntRule) -> String {
-    if rule.max == i64::MAX {
-        format!(">= {}", rule.min)
-    } else {
-        format!("between {} and {}", rule.min, rule.max)
+    match rule.max {
+        i64::MAX => format!(">= {}", rule.min),
+        max => format!("between {} and {max}", rule.min),
     }
 }
 
 /// A backend error, with what to check or do next.
 pub fn backend_error(e: &BackendError) -> String {
+    let [base_url, loomi_url, ca_file] = [env::BASE_URL, env::LOOMI_URL, env::CA_FILE].map(setting);
     match e {
         BackendError::CannotFilterByStatus => {
             "status cannot be used here: this backend (Loomi Connect) cannot filter a page of codes by status. Leave status out, or call find_voucher_codes with status (it filters the codes as it reads them) or get_voucher_pool_stats for counts by status".to_owned()
@@ -100,11 +87,7 @@ pub fn backend_error(e: &BackendError) -> String {
         ),
         BackendError::Setup { words } => words.clone(),
         BackendError::NotConfigured => format!(
-            "No way to Bloomreach data is set up yet. In Claude Desktop's extension settings: fill \"Loomi Connect URL\" with the address from Bloomreach's Loomi Connect setup page (https://<region>.connect.loomi.ai/mcp, where <region> is us, eu, uk, ca or ap; brx for Bloomreach's partner demo server) and sign in when the next answer gives a link, or fill \"API key ID\" and \"API secret\", or switch on \"Demo data (no account needed)\" to try it. Elsewhere, set {} (then sign in with `{LOGIN_COMMAND}` or the link a call gives), or {} and {}, or {}=true, in the server's environment. Then restart the server",
-            env::LOOMI_URL,
-            env::KEY_ID,
-            env::SECRET,
-            env::DEMO
+            "No way to Bloomreach data is set up yet. In Claude Desktop's extension settings: fill \"Loomi Connect URL\" with the address from Bloomreach's Loomi Connect setup page (https://<region>.connect.loomi.ai/mcp, where <region> is us, eu, uk, ca or ap; brx for Bloomreach's partner demo server) and sign in when the next answer gives a link, or fill \"API key ID\" and \"API secret\", or switch on \"Demo data (no account needed)\" to try it. Elsewhere, set {LOOMI_URL} (then sign in with `{LOGIN_COMMAND}` or the link a call gives), or {KEY_ID} and {SECRET}, or {DEMO}=true, in the server's environment. Then restart the server"
         ),
         BackendError::LoginRequired {
             reason,
@@ -121,11 +104,10 @@ pub fn backend_error(e: &BackendError) -> String {
                     "{why}. To log in, open this address in a browser and sign in with your Bloomreach account:\n{url}\nthen call the tool again (the login is kept for later calls). Or run `{LOGIN_COMMAND}` in a terminal."
                 ),
                 (None, problem) => format!(
-                    "{why}, and no login could be started ({}). Check that {} is the address from Bloomreach's setup page for your region, then ask again; or run `{LOGIN_COMMAND}` in a terminal, which says more if it fails",
+                    "{why}, and no login could be started ({}). Check that {loomi_url} is the address from Bloomreach's setup page for your region, then ask again; or run `{LOGIN_COMMAND}` in a terminal, which says more if it fails",
                     problem
                         .as_deref()
                         .map_or_else(|| "no reason given".to_owned(), login_problem),
-                    setting(env::LOOMI_URL)
                 ),
             }
         }
@@ -154,26 +136,50 @@ pub fn backend_error(e: &BackendError) -> String {
             "Permission denied by Bloomreach (HTTP 403){}; the API key needs read access to vouchers in this project",
             quoted(message)
         ),
-        BackendError::NotFound { subject, message } => {
-            format!("{} (HTTP 404{})", not_found(subject), quoted(message))
-        }
+        BackendError::NotFound {
+            subject: Subject::Project { project_id },
+            message,
+        } => format!(
+            "Project {project_id:?} was not found; check the project token (list_projects shows the configured ones) (HTTP 404{})",
+            quoted(message)
+        ),
+        BackendError::NotFound {
+            subject: Subject::Pool {
+                project_id,
+                pool_id,
+            },
+            message,
+        } => format!(
+            "Voucher pool {pool_id:?} was not found in project {project_id:?}; list_voucher_pools shows the pool ids of a project (HTTP 404{})",
+            quoted(message)
+        ),
         BackendError::RateLimited {
             retries,
             retry_after,
-        } => format!(
-            "The Bloomreach API is rate limiting requests (HTTP 429, still limited after {retries} retries); {}",
-            retry_hint(*retry_after)
-        ),
+        } => {
+            let hint = match retry_after {
+                Some(d) if !d.is_zero() => format!("try again in {}", seconds(*d)),
+                _ => "try again in a minute".to_owned(),
+            };
+            format!(
+                "The Bloomreach API is rate limiting requests (HTTP 429, still limited after {retries} retries); {hint}"
+            )
+        }
         BackendError::RetryAfterTooLong {
             status,
             wait,
             until,
-        } => format!(
-            "The Bloomreach API {} and asked to wait {}, longer than this server waits; try again after {}",
-            busy(*status),
-            seconds(*wait),
-            httpdate::fmt_http_date(*until)
-        ),
+        } => {
+            let busy = match status {
+                429 => "is rate limiting requests (HTTP 429)".to_owned(),
+                _ => format!("is unavailable (HTTP {status})"),
+            };
+            format!(
+                "The Bloomreach API {busy} and asked to wait {}, longer than this server waits; try again after {}",
+                seconds(*wait),
+                httpdate::fmt_http_date(*until)
+            )
+        }
         BackendError::Server {
             status,
             retries,
@@ -186,50 +192,58 @@ pub fn backend_error(e: &BackendError) -> String {
             service,
             status,
             excerpt,
-        } => match service {
-            Service::Api => format!(
-                "The Bloomreach API answered with unexpected HTTP status {status}{}",
-                quoted(excerpt)
-            ),
-            Service::Loomi => format!("Loomi Connect answered HTTP {status}{}", quoted(excerpt)),
-        },
+        } => {
+            let said = match service {
+                Service::Api => "The Bloomreach API answered with unexpected HTTP status",
+                Service::Loomi => "Loomi Connect answered HTTP",
+            };
+            format!("{said} {status}{}", quoted(excerpt))
+        }
         BackendError::Redirect {
             service: Service::Api,
             host,
             location,
         } => format!(
-            "The Bloomreach API redirected to another host ({location}); the redirect was not followed so that credentials stay with {host}. Check {}",
-            setting(env::BASE_URL)
+            "The Bloomreach API redirected to another host ({location}); the redirect was not followed so that credentials stay with {host}. Check {base_url}"
         ),
         BackendError::Redirect { location, .. } => format!(
-            "Loomi Connect redirected the request to {location}, which was not followed, so the login's token stays with Loomi; check {} against the address on Bloomreach's setup page",
-            setting(env::LOOMI_URL)
+            "Loomi Connect redirected the request to {location}, which was not followed, so the login's token stays with Loomi; check {loomi_url} against the address on Bloomreach's setup page"
         ),
         BackendError::RedirectLoop { host, max } => format!(
-            "The Bloomreach API at {host} redirected in a loop (more than {max} redirects); check {}",
-            setting(env::BASE_URL)
+            "The Bloomreach API at {host} redirected in a loop (more than {max} redirects); check {base_url}"
         ),
         BackendError::Failed { service, message } => match service {
             Service::Api => format!("Bloomreach could not complete the request: {message}"),
             Service::Loomi => format!("Loomi Connect answered with an error: {message}"),
         },
         BackendError::BadUrl { detail } => format!(
-            "Could not build a request URL for the Bloomreach API ({detail}); check {}",
-            setting(env::BASE_URL)
+            "Could not build a request URL for the Bloomreach API ({detail}); check {base_url}"
         ),
         BackendError::Unexpected {
             service,
             problem,
             excerpt,
-        } => format!(
-            "{} answered unexpectedly: {}{}",
-            match service {
+        } => {
+            let problem = match problem {
+                AnswerProblem::NotJson => "the answer is not JSON".to_owned(),
+                AnswerProblem::MissingField { detail } => {
+                    format!("a required field is missing or has the wrong type ({detail})")
+                }
+                AnswerProblem::NoData => "the answer has no data field".to_owned(),
+                AnswerProblem::Undecodable { detail } => {
+                    format!("its body could not be decoded ({detail}); trying again would not help")
+                }
+                AnswerProblem::Malformed { detail } => {
+                    format!("the answer is not well-formed HTTP ({detail})")
+                }
+            };
+            let excerpt = quoted(excerpt);
+            let who = match service {
                 Service::Api => "The Bloomreach API",
                 Service::Loomi => "Loomi Connect",
-            },
-            answer_problem(problem),
-            quoted(excerpt)
-        ),
+            };
+            format!("{who} answered unexpectedly: {problem}{excerpt}")
+        }
         BackendError::BodyTooLarge { limit } => format!(
             "The Bloomreach API answer is larger than {} MiB, the most this server reads; ask for fewer records (a smaller count)",
             limit / (1024 * 1024)
@@ -265,22 +279,23 @@ pub fn backend_error(e: &BackendError) -> String {
             cause,
             retries,
         } => {
-            let what = transport_failure(*failure);
-            let detail = match cause {
-                Some(cause) => format!("{what} ({cause})"),
-                None => what.to_owned(),
+            let what = match failure {
+                TransportFailure::Certificate => "its TLS certificate is not trusted",
+                TransportFailure::Tls => "the TLS handshake failed",
+                TransportFailure::Connect => "the connection could not be made",
+                TransportFailure::BodyBroken => "the connection broke while the answer was being read",
+                TransportFailure::Malformed => "the request could not be made",
+                TransportFailure::Other => "the request failed",
             };
+            let cause = around(" (", cause, ")");
+            let retries = after_retries(*retries);
             let advice = match failure {
                 TransportFailure::Certificate => format!(
-                    "; if a company proxy or gateway presents its own certificate, add its CA to the system's certificate store or name its PEM file in {}",
-                    setting(env::CA_FILE)
+                    "; if a company proxy or gateway presents its own certificate, add its CA to the system's certificate store or name its PEM file in {ca_file}"
                 ),
                 _ => String::new(),
             };
-            format!(
-                "Could not reach the Bloomreach API at {host}: {detail}{}{advice}",
-                after_retries(*retries)
-            )
+            format!("Could not reach the Bloomreach API at {host}: {what}{cause}{retries}{advice}")
         }
         BackendError::Proxy {
             proxy,
@@ -300,19 +315,17 @@ pub fn backend_error(e: &BackendError) -> String {
                 }
                 ProxyFailure::Broken => "the proxy did not open a connection".to_owned(),
             };
-            let cause = match (failure, cause) {
-                (ProxyFailure::AuthRequired, _) | (_, None) => String::new(),
-                (_, Some(c)) => format!(" ({c})"),
+            let cause = match failure {
+                ProxyFailure::AuthRequired => String::new(),
+                _ => around(" (", cause, ")"),
             };
+            let (retries, direct) = (after_retries(*retries), without_port(host));
             format!(
-                "Could not reach the Bloomreach API: the proxy at {proxy} (set by {variable}) failed: {what}{cause}{}; check {variable}, or list {} in NO_PROXY to reach it directly",
-                after_retries(*retries),
-                without_port(host)
+                "Could not reach the Bloomreach API: the proxy at {proxy} (set by {variable}) failed: {what}{cause}{retries}; check {variable}, or list {direct} in NO_PROXY to reach it directly"
             )
         }
         BackendError::ClientSetup { detail } => format!(
-            "This server could not set up its HTTP client ({detail}); check {} and the system's certificate store",
-            setting(env::CA_FILE)
+            "This server could not set up its HTTP client ({detail}); check {ca_file} and the system's certificate store"
         ),
     }
 }
@@ -333,11 +346,10 @@ const NEXT_STEPS: &str = "Try again; if it is refused again, ask a Bloomreach ad
 pub fn login_problem(problem: &LoginProblem) -> String {
     match problem {
         LoginProblem::OAuth(p) => oauth_problem(p),
-        LoginProblem::Callback(CallbackProblem::Denied { error, description }) => match description
-        {
-            Some(d) => format!("the authorization server answered {error}: {d}. {NEXT_STEPS}"),
-            None => format!("the authorization server answered {error}. {NEXT_STEPS}"),
-        },
+        LoginProblem::Callback(CallbackProblem::Denied { error, description }) => {
+            let d = around(": ", description, "");
+            format!("the authorization server answered {error}{d}. {NEXT_STEPS}")
+        }
         LoginProblem::Callback(CallbackProblem::TimedOut) => format!(
             "no login arrived within {} minutes",
             crate::backend::loomi::callback::LOGIN_WAIT.as_secs() / 60
@@ -347,10 +359,8 @@ pub fn login_problem(problem: &LoginProblem) -> String {
         }
         LoginProblem::Store(StoreProblem::Io { path, detail })
         | LoginProblem::Store(StoreProblem::Unreadable { path, detail }) => {
-            format!(
-                "the credentials file {} could not be used ({detail})",
-                path.display()
-            )
+            let path = path.display();
+            format!("the credentials file {path} could not be used ({detail})")
         }
         LoginProblem::Store(StoreProblem::Locked { path, waited }) => format!(
             "the credentials file {} is locked by another process, which held it for over {} s; try again, or end that process",
@@ -362,7 +372,6 @@ pub fn login_problem(problem: &LoginProblem) -> String {
     }
 }
 
-/// An OAuth problem in a few words.
 pub fn oauth_problem(problem: &OAuthProblem) -> String {
     let step = |s: &Step| match s {
         Step::Registration => "client registration",
@@ -393,25 +402,16 @@ pub fn oauth_problem(problem: &OAuthProblem) -> String {
             error,
             description,
         } => {
-            let mut text = format!("{} was refused (HTTP {status}", step(s));
-            if let Some(e) = error {
-                text.push_str(&format!(", {e}"));
-            }
-            text.push(')');
-            if let Some(d) = description {
-                text.push_str(&format!(": {d}"));
-            }
-            text
+            let (s, e, d) = (step(s), around(", ", error, ""), around(": ", description, ""));
+            format!("{s} was refused (HTTP {status}{e}){d}")
         }
     }
 }
 
-/// An answer too large to send.
 pub fn answer_too_large(bytes: usize, max: usize) -> String {
+    let (kib, mib) = (bytes.div_ceil(1024), max / (1024 * 1024));
     format!(
-        "The answer would be {} KiB, more than the {} MiB this server sends in one answer; ask for fewer records (a smaller count)",
-        bytes.div_ceil(1024),
-        max / (1024 * 1024)
+        "The answer would be {kib} KiB, more than the {mib} MiB this server sends in one answer; ask for fewer records (a smaller count)"
     )
 }
 
@@ -420,7 +420,6 @@ pub fn internal_error() -> String {
     "This server met an internal error while answering (a bug, logged on its stderr); the call can be tried again".to_owned()
 }
 
-/// How far a scan has come, for a progress message.
 pub fn scan_progress(scan: &super::ScanProgress) -> String {
     match scan.total {
         Some(total) => format!("examined {} of {total} codes", scan.examined),
@@ -430,54 +429,18 @@ pub fn scan_progress(scan: &super::ScanProgress) -> String {
 
 /// Why a call waits, and for how long: a progress message and a log line.
 pub fn retry_notice(notice: &RetryNotice) -> String {
-    if notice.reason == RetryReason::Paced {
-        return format!(
-            "waiting {:.1} s for a turn under Loomi Connect's rate limit (one call every 1.1 s)",
-            notice.wait.as_secs_f64()
-        );
-    }
+    let (wait, retry, max) = (notice.wait.as_secs_f64(), notice.retry, notice.max_retries);
     let why = match &notice.reason {
-        RetryReason::Paced => unreachable!("answered above"),
+        RetryReason::Paced => {
+            return format!(
+                "waiting {wait:.1} s for a turn under Loomi Connect's rate limit (one call every 1.1 s)"
+            );
+        }
         RetryReason::RateLimited => "Bloomreach is rate limiting (HTTP 429)".to_owned(),
         RetryReason::Status(s) => format!("Bloomreach answered HTTP {s}"),
         RetryReason::Connection => "the connection to Bloomreach failed".to_owned(),
     };
-    format!(
-        "{why}; waiting {:.1} s before retry {} of {}",
-        notice.wait.as_secs_f64(),
-        notice.retry,
-        notice.max_retries
-    )
-}
-
-fn not_found(subject: &Subject) -> String {
-    match subject {
-        Subject::Project { project_id } => format!(
-            "Project {project_id:?} was not found; check the project token (list_projects shows the configured ones)"
-        ),
-        Subject::Pool {
-            project_id,
-            pool_id,
-        } => format!(
-            "Voucher pool {pool_id:?} was not found in project {project_id:?}; list_voucher_pools shows the pool ids of a project"
-        ),
-    }
-}
-
-fn answer_problem(problem: &AnswerProblem) -> String {
-    match problem {
-        AnswerProblem::NotJson => "the answer is not JSON".to_owned(),
-        AnswerProblem::MissingField { detail } => {
-            format!("a required field is missing or has the wrong type ({detail})")
-        }
-        AnswerProblem::NoData => "the answer has no data field".to_owned(),
-        AnswerProblem::Undecodable { detail } => {
-            format!("its body could not be decoded ({detail}); trying again would not help")
-        }
-        AnswerProblem::Malformed { detail } => {
-            format!("the answer is not well-formed HTTP ({detail})")
-        }
-    }
+    format!("{why}; waiting {wait:.1} s before retry {retry} of {max}")
 }
 
 /// `host` of `host:port`.
@@ -495,14 +458,11 @@ fn without_port(host: &str) -> &str {
     }
 }
 
-fn transport_failure(failure: TransportFailure) -> &'static str {
-    match failure {
-        TransportFailure::Certificate => "its TLS certificate is not trusted",
-        TransportFailure::Tls => "the TLS handshake failed",
-        TransportFailure::Connect => "the connection could not be made",
-        TransportFailure::BodyBroken => "the connection broke while the answer was being read",
-        TransportFailure::Malformed => "the request could not be made",
-        TransportFailure::Other => "the request failed",
+/// `{before}{value}{after}`, or nothing without a value.
+fn around(before: &str, value: &Option<String>, after: &str) -> String {
+    match value {
+        Some(v) => format!("{before}{v}{after}"),
+        None => String::new(),
     }
 }
 
@@ -513,36 +473,19 @@ fn quoted(message: &Option<String>) -> String {
     }
 }
 
-fn busy(status: u16) -> String {
-    if status == 429 {
-        "is rate limiting requests (HTTP 429)".to_owned()
-    } else {
-        format!("is unavailable (HTTP {status})")
-    }
-}
-
-fn retry_hint(retry_after: Option<Duration>) -> String {
-    match retry_after {
-        Some(d) if !d.is_zero() => format!("try again in {}", seconds(d)),
-        _ => "try again in a minute".to_owned(),
-    }
-}
-
 /// A wait in seconds: whole where it is whole (`120 s`), else to the
 /// tenth (`10.5 s`), never rounded down to a shorter wait.
 fn seconds(wait: Duration) -> String {
-    if wait.subsec_nanos() == 0 {
-        format!("{} s", wait.as_secs())
-    } else {
-        format!("{:.1} s", (wait.as_secs_f64() * 10.0).ceil() / 10.0)
+    match wait.subsec_nanos() {
+        0 => format!("{} s", wait.as_secs()),
+        _ => format!("{:.1} s", (wait.as_secs_f64() * 10.0).ceil() / 10.0),
     }
 }
 
 fn after_retries(retries: u32) -> String {
-    if retries == 0 {
-        String::new()
-    } else {
-        format!(" (after {retries} retries)")
+    match retries {
+        0 => String::new(),
+        n => format!(" (after {n} retries)"),
     }
 }
 
