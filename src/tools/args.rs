@@ -54,6 +54,12 @@ pub struct StrArg<const KIND: u8> {
     pub about: &'static str,
 }
 
+impl<const KIND: u8> StrArg<KIND> {
+    pub const fn new(name: &'static str, about: &'static str) -> Self {
+        Self { name, about }
+    }
+}
+
 const ID: u8 = 0;
 const STATUS: u8 = 1;
 const TEXT: u8 = 2;

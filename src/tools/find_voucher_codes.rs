@@ -33,34 +33,28 @@ pub fn description() -> String {
     )
 }
 
-const CODE: TextArg = TextArg {
-    name: "code",
-    about: "An exact code to look for; upper and lower case are the same.",
-};
-const CODE_PREFIX: TextArg = TextArg {
-    name: "code_prefix",
-    about: "Only codes that start with this text; case is ignored.",
-};
-const STATUS: StatusArg = StatusArg {
-    name: "status",
-    about: "Only codes with this status: `available`, `assigned` or `redeemed` (filtered by the API where it can, so only those pages are read; otherwise each page is filtered here).",
-};
-const ASSIGNED_AFTER: InstantArg = InstantArg {
-    name: "assigned_after",
-    about: "Only codes assigned at or after this instant: RFC 3339 with an offset or `Z`, or Unix seconds.",
-};
-const ASSIGNED_BEFORE: InstantArg = InstantArg {
-    name: "assigned_before",
-    about: "Only codes assigned before this instant (not at it).",
-};
-const REDEEMED_AFTER: InstantArg = InstantArg {
-    name: "redeemed_after",
-    about: "Only codes redeemed at or after this instant.",
-};
-const REDEEMED_BEFORE: InstantArg = InstantArg {
-    name: "redeemed_before",
-    about: "Only codes redeemed before this instant (not at it).",
-};
+const CODE: TextArg = TextArg::new(
+    "code",
+    "An exact code to look for; upper and lower case are the same.",
+);
+const CODE_PREFIX: TextArg = TextArg::new(
+    "code_prefix",
+    "Only codes that start with this text; case is ignored.",
+);
+const STATUS: StatusArg = StatusArg::new("status", "Only codes with this status: `available`, `assigned` or `redeemed` (filtered by the API where it can, so only those pages are read; otherwise each page is filtered here).");
+const ASSIGNED_AFTER: InstantArg = InstantArg::new("assigned_after", "Only codes assigned at or after this instant: RFC 3339 with an offset or `Z`, or Unix seconds.");
+const ASSIGNED_BEFORE: InstantArg = InstantArg::new(
+    "assigned_before",
+    "Only codes assigned before this instant (not at it).",
+);
+const REDEEMED_AFTER: InstantArg = InstantArg::new(
+    "redeemed_after",
+    "Only codes redeemed at or after this instant.",
+);
+const REDEEMED_BEFORE: InstantArg = InstantArg::new(
+    "redeemed_before",
+    "Only codes redeemed before this instant (not at it).",
+);
 const SCAN_SKIP: IntRule = IntRule {
     about: "Where the scan starts, as an offset among the pool's codes (those of `status`, when given and the backend filters by it); to go on with a scan, pass the `next_skip` of the call before",
     ..SKIP
