@@ -23,6 +23,7 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::{Map, Value};
+use tokio::sync::{mpsc::Receiver, Mutex, MutexGuard};
 
 pub use super::error::LoginProblem;
 pub use credentials::{CredentialsFile, StoreProblem, StoredLogin};
@@ -81,14 +82,14 @@ struct Inner {
     /// `host[:port]` of the URL, for messages.
     host: String,
     http: OnceLock<Result<Clients, String>>,
-    session: tokio::sync::Mutex<Option<Arc<Opened>>>,
-    pending: tokio::sync::Mutex<Option<Pending>>,
+    session: Mutex<Option<Arc<Opened>>>,
+    pending: Mutex<Option<Pending>>,
     pacer: Pacer,
     /// An access token refused for good: no request is made with it while the file holds it.
     refused: std::sync::Mutex<Option<String>>,
     /// Calls take their pacing turns in arrival order (a fair lock, held from a call's start
     /// until its turn is reserved).
-    arrival: tokio::sync::Mutex<()>,
+    arrival: Mutex<()>,
 }
 
 /// The HTTP clients, made by the first call.
@@ -105,10 +106,7 @@ struct Opened {
 
 /// Addresses a person pastes (the browser's last address, for a login whose browser cannot reach
 /// this machine), and what hears why a pasted line was not taken.
-pub type Pasted<'a> = (
-    &'a tokio::sync::Mutex<tokio::sync::mpsc::Receiver<String>>,
-    &'a (dyn Fn(&str) + Sync),
-);
+pub type Pasted<'a> = (&'a Mutex<Receiver<String>>, &'a (dyn Fn(&str) + Sync));
 
 /// The most organizations whose projects are listed (one paced call each).
 const MAX_ORGANIZATIONS: usize = 100;
@@ -125,16 +123,11 @@ pub struct ServerFacts {
 }
 
 /// A login a call started: waiting for its callback, or one that could not start (kept a while,
-/// so that calls arriving meanwhile share it instead of each trying discovery again).
+/// so that calls arriving meanwhile share it instead of each trying discovery again): the URL and
+/// whether its login ended, or when it failed and why.
 enum Pending {
-    Waiting {
-        url: String,
-        done: Arc<AtomicBool>,
-    },
-    Failed {
-        at: std::time::Instant,
-        problem: Box<LoginProblem>,
-    },
+    Waiting(String, Arc<AtomicBool>),
+    Failed(std::time::Instant, Box<LoginProblem>),
 }
 
 /// How long a login that could not start is answered as is.
@@ -155,9 +148,8 @@ impl Answered {
             return Ok(self);
         }
         let message = quoter.api_message(envelope.get("error"), envelope.get("errors"));
-        Err(fail(message.unwrap_or_else(|| {
-            "Loomi Connect reported a failure and gave no reason".to_owned()
-        })))
+        let none = "Loomi Connect reported a failure and gave no reason";
+        Err(fail(message.unwrap_or_else(|| none.to_owned())))
     }
 }
 
@@ -171,15 +163,13 @@ pub struct PreparedLogin {
 impl PreparedLogin {
     /// Waits for the callback (up to `wait`) and exchanges its code.
     pub async fn finish(self, wait: Duration) -> Result<StoredLogin, LoginProblem> {
-        let granted = self
-            .callback
-            .code(&self.authorization.state, wait)
-            .await
-            .map_err(LoginProblem::Callback)?;
-        self.authorization
+        let (authorization, callback) = (self.authorization, self.callback);
+        let granted = callback.code(&authorization.state, wait).await;
+        let granted = granted.map_err(LoginProblem::Callback)?;
+        let login = authorization
             .finish(&granted.code, granted.iss.as_deref())
-            .await
-            .map_err(|(p, _)| LoginProblem::OAuth(p))
+            .await;
+        login.map_err(|(p, _)| LoginProblem::OAuth(p))
     }
 }
 
@@ -195,10 +185,10 @@ impl LoomiClient {
                 pacer: Pacer::new(options.limits),
                 options,
                 http: OnceLock::new(),
-                session: tokio::sync::Mutex::new(None),
-                pending: tokio::sync::Mutex::new(None),
+                session: Mutex::new(None),
+                pending: Mutex::new(None),
                 refused: std::sync::Mutex::new(None),
-                arrival: tokio::sync::Mutex::new(()),
+                arrival: Mutex::new(()),
             }),
         }
     }
@@ -238,16 +228,13 @@ impl LoomiClient {
         })
     }
 
-    // ---- logging in ------------------------------------------------------
-
     /// Discovery, the client and the authorization URL, with the loopback callback bound (on
     /// `port`, or a free one).
     pub async fn prepare_login(&self, port: Option<u16>) -> Result<PreparedLogin, LoginProblem> {
         let setup = self.setup()?;
         let callback = Arc::new(Callback::bind(port).await.map_err(LoginProblem::Callback)?);
-        let authorization = oauth::authorize(&setup, &callback.redirect_uri, None, &[], None)
-            .await
-            .map_err(LoginProblem::OAuth)?;
+        let authorization = oauth::authorize(&setup, &callback.redirect_uri, None, &[], None).await;
+        let authorization = authorization.map_err(LoginProblem::OAuth)?;
         Ok(PreparedLogin {
             authorization_url: authorization.url.clone(),
             authorization,
@@ -269,31 +256,20 @@ impl LoomiClient {
     ) -> Result<SignedIn, LoginProblem> {
         let setup = self.setup()?;
         let callback = Callback::bind(port).await.map_err(LoginProblem::Callback)?;
+        let uri = &callback.redirect_uri;
         let (mut challenge, mut known): (Option<String>, Option<KnownClient>) = (None, None);
-        let mut scopes: Vec<String> = Vec::new();
-        let mut tries = 0u32;
+        let (mut scopes, mut tries) = (Vec::<String>::new(), 0u32);
         loop {
             tries += 1;
-            let authorization = oauth::authorize(
-                &setup,
-                &callback.redirect_uri,
-                challenge.as_deref(),
-                &scopes,
-                known.as_ref(),
-            )
-            .await
-            .map_err(LoginProblem::OAuth)?;
-            show(&authorization.url);
-            let granted = callback
-                .code_or_pasted(&authorization.state, wait, pasted)
-                .await
-                .map_err(LoginProblem::Callback)?;
-            known = Some(authorization.client.clone());
-            let asked = authorization.scopes.clone();
-            let login = authorization
-                .finish(&granted.code, granted.iss.as_deref())
-                .await
-                .map_err(|(p, _)| LoginProblem::OAuth(p))?;
+            let auth = oauth::authorize(&setup, uri, challenge.as_deref(), &scopes, known.as_ref());
+            let auth = auth.await.map_err(LoginProblem::OAuth)?;
+            show(&auth.url);
+            let granted = callback.code_or_pasted(&auth.state, wait, pasted).await;
+            let granted = granted.map_err(LoginProblem::Callback)?;
+            known = Some(auth.client.clone());
+            let asked = auth.scopes.clone();
+            let login = auth.finish(&granted.code, granted.iss.as_deref()).await;
+            let login = login.map_err(|(p, _)| LoginProblem::OAuth(p))?;
             self.forget_session().await;
             *locked(&self.inner.refused) = None;
             match self.check(bearer(&login)).await {
@@ -371,10 +347,10 @@ impl LoomiClient {
     async fn pending_login(&self) -> (Option<String>, Option<Box<LoginProblem>>) {
         let mut pending = self.inner.pending.lock().await;
         match pending.as_ref() {
-            Some(Pending::Waiting { url, done }) if !done.load(Ordering::SeqCst) => {
+            Some(Pending::Waiting(url, done)) if !done.load(Ordering::SeqCst) => {
                 return (Some(url.clone()), None);
             }
-            Some(Pending::Failed { at, problem }) if at.elapsed() < FAILED_LOGIN_KEPT => {
+            Some(Pending::Failed(at, problem)) if at.elapsed() < FAILED_LOGIN_KEPT => {
                 return (None, Some(problem.clone()));
             }
             _ => {}
@@ -383,10 +359,7 @@ impl LoomiClient {
             Ok(prepared) => {
                 let url = prepared.authorization_url.to_string();
                 let done = Arc::new(AtomicBool::new(false));
-                *pending = Some(Pending::Waiting {
-                    url: url.clone(),
-                    done: Arc::clone(&done),
-                });
+                *pending = Some(Pending::Waiting(url.clone(), Arc::clone(&done)));
                 let client = self.clone();
                 tokio::spawn(async move {
                     match prepared.finish(LOGIN_WAIT).await {
@@ -406,10 +379,7 @@ impl LoomiClient {
             }
             Err(problem) => {
                 let problem = Box::new(problem);
-                *pending = Some(Pending::Failed {
-                    at: std::time::Instant::now(),
-                    problem: problem.clone(),
-                });
+                *pending = Some(Pending::Failed(std::time::Instant::now(), problem.clone()));
                 (None, Some(problem))
             }
         }
@@ -439,8 +409,6 @@ impl LoomiClient {
         }
     }
 
-    // ---- the session -------------------------------------------------------
-
     async fn opened(&self, token: Secret) -> Result<Arc<Opened>, Fault> {
         let mut slot = self.inner.session.lock().await;
         if let Some(opened) = slot.as_ref() {
@@ -461,11 +429,9 @@ impl LoomiClient {
             let info = opened.session.service.peer_info();
             let server = info.as_ref().and_then(|i| i.server_info.as_ref());
             let short = |s: &str, n| crate::text::escape_controls(&crate::text::shorten(s, n));
+            let protocol = info.as_ref().map(|i| i.protocol_version.to_string());
             Ok(ServerFacts {
-                protocol: info
-                    .as_ref()
-                    .map(|i| i.protocol_version.to_string())
-                    .unwrap_or_default(),
+                protocol: protocol.unwrap_or_default(),
                 name: server.map(|s| short(&s.name, 100)),
                 version: server.map(|s| short(&s.version, 50)),
                 tools: opened.tools.clone(),
@@ -575,7 +541,6 @@ impl LoomiClient {
                     Some(fault) => return Err(self.fault_error(fault, &quoter, retries)),
                 },
             };
-            // Rate limited: wait it out, within bounds.
             if let Some(w) = wait.filter(|w| *w > MAX_RETRY_WAIT) {
                 return Err(BackendError::wait_too_long(429, w));
             }
@@ -601,11 +566,7 @@ impl LoomiClient {
     /// Waits for this call's turn under the rate limit (in arrival order: `arrival`, the lock held
     /// since the call came, is let go once the call is in the line), telling why when the wait is
     /// over a second.
-    async fn paced(
-        &self,
-        arrival: Option<tokio::sync::MutexGuard<'_, ()>>,
-        observer: RetryObserver<'_>,
-    ) {
+    async fn paced(&self, arrival: Option<MutexGuard<'_, ()>>, observer: RetryObserver<'_>) {
         let wait = self.inner.pacer.expected_wait();
         if wait > Duration::from_secs(1) {
             observer(&RetryNotice {
@@ -621,13 +582,10 @@ impl LoomiClient {
     }
 
     fn fault_error(&self, fault: Fault, quoter: &Quoter, retries: u32) -> BackendError {
-        let host = self.inner.host.clone();
+        let (host, timeout) = (self.inner.host.clone(), self.inner.options.timeout);
         let quoted = |excerpt: &str| quoter.quote_capped(excerpt, session::MAX_ERROR_BODY, 200);
         match fault {
-            Fault::Timeout => BackendError::Timeout {
-                host,
-                timeout: self.inner.options.timeout,
-            },
+            Fault::Timeout => BackendError::Timeout { host, timeout },
             Fault::Transport { failure, cause } => {
                 let cause = cause.map(|c| quoter.scrub(&c));
                 let proxy = self.inner.options.network.proxy_for(self.url());
@@ -683,8 +641,6 @@ impl LoomiClient {
         Ok(reply)
     }
 
-    // ---- what the tools ask for -------------------------------------------
-
     pub async fn list_pools(
         &self,
         project_id: &Id,
@@ -709,46 +665,37 @@ impl LoomiClient {
     ) -> Result<Answered, BackendError> {
         // How the last call was made: by id, or a page of the list.
         let plan: std::sync::Mutex<Option<(bool, Option<tools::Paging>)>> = Default::default();
-        let too_many = BackendError::TooMany {
-            what: "voucher pools in the project",
-            bound: MAX_POOLS,
-        };
-        let mut records: Vec<Value> = Vec::new();
-        let mut repeats = SkipCheck::default();
-        let mut pages = 0usize;
+        let too_many_pools = too_many("voucher pools in the project", MAX_POOLS);
+        let (mut records, mut repeats, mut pages) = (Vec::new(), SkipCheck::default(), 0usize);
         loop {
             let offset = records.len() as u64;
-            let mut answered = self
-                .call_tool(
-                    |tools| {
-                        let mut args = Map::new();
-                        args.insert("project_id".into(), project_id.as_str().into());
-                        if let Some(pool_id) = one {
-                            let (tool, pool_arg) = tools.pool_tool()?;
-                            if let Some(pool_arg) = pool_arg {
-                                tools.takes(&tool, "project_id")?;
-                                tools.requires_only(&tool, &["project_id", &pool_arg])?;
-                                args.insert(pool_arg, pool_id.as_str().into());
-                                *locked(&plan) = Some((true, None));
-                                return Ok((tool, args));
-                            }
-                        }
-                        let tool = tools.pools_tool()?;
+            let pick = |tools: &ToolSet| -> Result<_, BackendError> {
+                let mut args = Map::new();
+                args.insert("project_id".into(), project_id.as_str().into());
+                if let Some(pool_id) = one {
+                    let (tool, pool_arg) = tools.pool_tool()?;
+                    if let Some(pool_arg) = pool_arg {
                         tools.takes(&tool, "project_id")?;
-                        let paging = tools.paging(&tool);
-                        let mut known = vec!["project_id"];
-                        if let Some(p) = &paging {
-                            known.extend([p.skip.as_str(), p.count.as_str()]);
-                            args.insert(p.skip.clone(), offset.into());
-                            args.insert(p.count.clone(), p.size.into());
-                        }
-                        tools.requires_only(&tool, &known)?;
-                        *locked(&plan) = Some((false, paging));
-                        Ok((tool, args))
-                    },
-                    observer,
-                )
-                .await?;
+                        tools.requires_only(&tool, &["project_id", &pool_arg])?;
+                        args.insert(pool_arg, pool_id.as_str().into());
+                        *locked(&plan) = Some((true, None));
+                        return Ok((tool, args));
+                    }
+                }
+                let tool = tools.pools_tool()?;
+                tools.takes(&tool, "project_id")?;
+                let paging = tools.paging(&tool);
+                let mut known = vec!["project_id"];
+                if let Some(p) = &paging {
+                    known.extend([p.skip.as_str(), p.count.as_str()]);
+                    args.insert(p.skip.clone(), offset.into());
+                    args.insert(p.count.clone(), p.size.into());
+                }
+                tools.requires_only(&tool, &known)?;
+                *locked(&plan) = Some((false, paging));
+                Ok((tool, args))
+            };
+            let mut answered = self.call_tool(pick, observer).await?;
             let (by_id, paging) = locked(&plan).clone().unwrap_or((true, None));
             if by_id {
                 return Ok(answered);
@@ -762,18 +709,17 @@ impl LoomiClient {
             };
             let Some(paging) = paging else {
                 if page.len() > MAX_POOLS {
-                    return Err(too_many);
+                    return Err(too_many_pools);
                 }
                 envelope["data"] = Value::Array(page);
                 return Ok(answered);
             };
             repeats.page(offset, offset > 0, page.first().and_then(tools::record_id))?;
-            let short = (page.len() as u64) < paging.size;
-            let empty = page.is_empty();
+            let (short, empty) = ((page.len() as u64) < paging.size, page.is_empty());
             records.extend(page);
             pages += 1;
             if records.len() > MAX_POOLS {
-                return Err(too_many);
+                return Err(too_many_pools);
             }
             // A short page is the end where Loomi gives no count, or the count is reached; where it
             // counts more, the next page is asked (a server may answer fewer than asked), and an
@@ -791,10 +737,8 @@ impl LoomiClient {
                 });
             }
             if pages >= MAX_POOL_PAGES {
-                return Err(BackendError::TooMany {
-                    what: "pages of voucher pools (one paced call each)",
-                    bound: MAX_POOL_PAGES,
-                });
+                let what = "pages of voucher pools (one paced call each)";
+                return Err(too_many(what, MAX_POOL_PAGES));
             }
         }
     }
@@ -804,11 +748,9 @@ impl LoomiClient {
         pool: PoolRef<'_>,
         observer: RetryObserver<'_>,
     ) -> Result<Pool, BackendError> {
-        let Answered { envelope, quoter } = self
-            .pool_records(pool.project_id, Some(pool.pool_id), observer)
-            .await?;
-        // `search_voucher_pools` may answer a list: the pool is the one
-        // with the id asked for.
+        let answered = self.pool_records(pool.project_id, Some(pool.pool_id), observer);
+        let Answered { envelope, quoter } = answered.await?;
+        // `search_voucher_pools` may answer a list: the pool is the one with the id asked for.
         let envelope = tools::one_pool(envelope, pool.pool_id.as_str()).ok_or_else(|| {
             BackendError::NotFound {
                 subject: super::Subject::Pool {
@@ -827,26 +769,22 @@ impl LoomiClient {
         query: &CodesQuery<'_>,
         observer: RetryObserver<'_>,
     ) -> Result<CodesPage, BackendError> {
-        let envelope = self
-            .call_tool(
-                |tools| {
-                    if query.status.is_some() && !tools.codes_take_status() {
-                        return Err(BackendError::CannotFilterByStatus);
-                    }
-                    let mut args = Map::new();
-                    let (tool, pool_arg) = tools.codes_tool()?;
-                    args.insert("project_id".into(), query.project_id.as_str().into());
-                    args.insert(pool_arg, query.pool_id.as_str().into());
-                    args.insert("skip".into(), query.skip.into());
-                    args.insert("count".into(), query.count.into());
-                    if let Some(status) = query.status {
-                        args.insert("status".into(), status.as_str().into());
-                    }
-                    Ok((tool, args))
-                },
-                observer,
-            )
-            .await?;
+        let pick = |tools: &ToolSet| -> Result<_, BackendError> {
+            if query.status.is_some() && !tools.codes_take_status() {
+                return Err(BackendError::CannotFilterByStatus);
+            }
+            let mut args = Map::new();
+            let (tool, pool_arg) = tools.codes_tool()?;
+            args.insert("project_id".into(), query.project_id.as_str().into());
+            args.insert(pool_arg, query.pool_id.as_str().into());
+            args.insert("skip".into(), query.skip.into());
+            args.insert("count".into(), query.count.into());
+            if let Some(status) = query.status {
+                args.insert("status".into(), status.as_str().into());
+            }
+            Ok((tool, args))
+        };
+        let envelope = self.call_tool(pick, observer).await?;
         let reply: Reply<Capped<Code, MAX_CODES_PER_PAGE>> = self.decode(envelope)?;
         Ok(CodesPage::from_reply(reply, query))
     }
@@ -859,26 +797,21 @@ impl LoomiClient {
         observer: RetryObserver<'_>,
     ) -> Result<Vec<ProjectEntry>, BackendError> {
         let decided: std::sync::Mutex<Option<ProjectsPlan>> = Default::default();
-        let first = self
-            .call_tool(
-                |tools| {
-                    let plan = tools.projects_plan()?;
-                    let tool = match &plan {
-                        ProjectsPlan::Direct { tool } => tool.clone(),
-                        ProjectsPlan::ByOrganization { organizations, .. } => organizations.clone(),
-                    };
-                    *locked(&decided) = Some(plan);
-                    Ok((tool, Map::new()))
-                },
-                observer,
-            )
-            .await?;
+        let pick = |tools: &ToolSet| -> Result<_, BackendError> {
+            let plan = tools.projects_plan()?;
+            let tool = match &plan {
+                ProjectsPlan::Direct { tool } => tool.clone(),
+                ProjectsPlan::ByOrganization { organizations, .. } => organizations.clone(),
+            };
+            *locked(&decided) = Some(plan);
+            Ok((tool, Map::new()))
+        };
+        let first = self.call_tool(pick, observer).await?;
         let records = |answered: Answered| {
             let reply: Reply<Bounded<Value, MAX_PROJECTS>> = self.decode(answered)?;
             Ok::<_, BackendError>(reply.data.unwrap_or_default().0)
         };
-        let mut found: Vec<ProjectEntry> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let (mut found, mut seen) = (Vec::<ProjectEntry>::new(), std::collections::HashSet::new());
         let mut keep = |listed: &[Value], organization: Option<&str>| {
             for record in listed {
                 let entry = tools::project_entry(record, organization);
@@ -894,14 +827,11 @@ impl LoomiClient {
                 // One paced call each: a list past the bound would keep a
                 // person waiting for minutes; it is said instead.
                 if organizations.len() > MAX_ORGANIZATIONS {
-                    return Err(BackendError::TooMany {
-                        what: "organizations to list the projects of, one call each",
-                        bound: MAX_ORGANIZATIONS,
-                    });
+                    let what = "organizations to list the projects of, one call each";
+                    return Err(too_many(what, MAX_ORGANIZATIONS));
                 }
                 for (id, name) in organizations.iter().filter_map(tools::organization) {
-                    let mut args = Map::new();
-                    args.insert(argument.clone(), id.into());
+                    let args = Map::from_iter([(argument.clone(), Value::from(id))]);
                     let answered = self
                         .call_tool(|_| Ok((projects.clone(), args.clone())), observer)
                         .await?;
@@ -947,6 +877,10 @@ fn bearer(login: &StoredLogin) -> Secret {
 
 fn locked<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn too_many(what: &'static str, bound: usize) -> BackendError {
+    BackendError::TooMany { what, bound }
 }
 
 fn fail(message: String) -> BackendError {
