@@ -114,17 +114,10 @@ fn discovery(e: impl ToString) -> OAuthProblem {
     }
 }
 
-/// A request URL that is not secure enough, refused before it is sent.
-#[derive(Debug)]
-struct InsecureUrl(String);
-
-impl std::fmt::Display for InsecureUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} is not https:// (refused)", self.0)
-    }
+/// The error for a request URL that is not secure enough, refused before it is sent.
+fn insecure(url: impl std::fmt::Display) -> String {
+    format!("{url} is not https:// (refused)")
 }
-
-impl std::error::Error for InsecureUrl {}
 
 #[derive(Clone)]
 pub struct OAuthHttp {
@@ -151,8 +144,8 @@ impl OAuthHttp {
                 } else if secure_enough(attempt.url()) {
                     attempt.follow()
                 } else {
-                    let url = attempt.url().to_string();
-                    attempt.error(InsecureUrl(url))
+                    let error = insecure(attempt.url());
+                    attempt.error(error)
                 }
             }))?,
             stop: build(reqwest::redirect::Policy::none())?,
@@ -167,7 +160,7 @@ impl OAuthHttp {
     async fn send(&self, request: OAuthHttpRequest) -> Result<HttpResponse, OAuthHttpClientError> {
         let url = Url::parse(&request.request.uri().to_string())?;
         if !secure_enough(&url) {
-            return Err(Box::new(InsecureUrl(url.to_string())));
+            return Err(insecure(url).into());
         }
         let stop = matches!(request.redirect_policy, OAuthHttpRedirectPolicy::Stop);
         let client = if stop { &self.stop } else { &self.follow };
@@ -181,13 +174,11 @@ impl OAuthHttp {
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await? {
                 if body.len() + chunk.len() > MAX_BODY {
-                    return Err::<HttpResponse, OAuthHttpClientError>(
-                        format!("the answer is larger than {} KiB", MAX_BODY / 1024).into(),
-                    );
+                    return Err(format!("the answer is larger than {} KiB", MAX_BODY / 1024).into());
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(answer.body(body)?)
+            Ok::<_, OAuthHttpClientError>(answer.body(body)?)
         };
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(result) => result,
@@ -388,10 +379,8 @@ impl Authorization {
     ) -> Result<StoredLogin, (OAuthProblem, Quoter)> {
         let quoter = Quoter::new(self.client.client_secret.clone());
         let fail = |e: AuthError| {
-            (
-                OAuthProblem::from_auth(Step::TokenExchange, e).scrubbed(&quoter),
-                quoter.clone(),
-            )
+            let problem = OAuthProblem::from_auth(Step::TokenExchange, e);
+            (problem.scrubbed(&quoter), quoter.clone())
         };
         self.manager
             .exchange_code_for_token_with_issuer(code, &self.state, iss)
@@ -472,13 +461,11 @@ impl Auth {
         let usable = |l: &StoredLogin| {
             !l.is_expired(SystemTime::now()) && l.access_token().is_some_and(|t| Some(t) != refused)
         };
-        let stored = match self.read().await? {
+        match self.read().await? {
             None => return Err(TokenProblem::NoLogin),
             Some(l) if l.mcp_url != self.url.as_str() => return Err(TokenProblem::OtherUrl),
-            Some(l) => l,
-        };
-        if usable(&stored) {
-            return Ok(stored);
+            Some(l) if usable(&l) => return Ok(l),
+            Some(_) => {}
         }
         let _one_here = self.refreshing.lock().await;
         let wait = self.timeout;

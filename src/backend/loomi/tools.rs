@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::backend::error::{AnswerProblem, BackendError};
+use crate::backend::ProjectEntry;
 
 const LIST_POOLS: &str = "list_voucher_pools";
 const GET_POOL: &str = "get_voucher_pool";
@@ -119,8 +120,7 @@ impl ToolSet {
 
     /// The tool that lists pools.
     pub fn pools_tool(&self) -> Result<String, BackendError> {
-        self.first_of(&[LIST_POOLS, SEARCH_POOLS])
-            .map(str::to_owned)
+        Ok(self.first_of(&[LIST_POOLS, SEARCH_POOLS])?.to_owned())
     }
 
     /// The tool that gives one pool, and the name of its pool argument as
@@ -152,8 +152,7 @@ impl ToolSet {
     /// The first of `names` that `tool` declares.
     fn declared(&self, tool: &str, names: &[&str]) -> Option<String> {
         let args = &self.tools.get(tool)?.args;
-        let found = names.iter().find(|n| args.contains_key(**n))?;
-        Some((*found).to_owned())
+        Some(names.iter().find(|n| args.contains_key(**n))?.to_string())
     }
 
     /// How `tool` pages, where it declares `skip` and `count`, or `offset`
@@ -172,18 +171,13 @@ impl ToolSet {
     }
 
     fn required(&self, tool: &str) -> &[String] {
-        self.tools
-            .get(tool)
-            .map(|d| d.required.as_slice())
-            .unwrap_or_default()
+        self.tools.get(tool).map_or(&[][..], |d| &d.required[..])
     }
 
     /// `Ok` when `tool` declares `argument`; else the failure that names both.
     pub fn takes(&self, tool: &str, argument: &str) -> Result<(), BackendError> {
-        match self.declared(tool, &[argument]) {
-            Some(_) => Ok(()),
-            None => Err(Self::cannot_take(tool, argument)),
-        }
+        let found = self.declared(tool, &[argument]);
+        found.map(drop).ok_or(Self::cannot_take(tool, argument))
     }
 
     fn cannot_take(tool: &str, argument: &str) -> BackendError {
@@ -205,9 +199,7 @@ impl ToolSet {
         self.first_of(&[LIST_PROJECTS])?;
         let required = self.required(LIST_PROJECTS);
         let argument = required.iter().find(|r| r.contains("organization"));
-        if let Some(other) = required.iter().find(|r| Some(*r) != argument) {
-            return Err(Self::cannot_take(LIST_PROJECTS, other));
-        }
+        self.requires_only(LIST_PROJECTS, argument.map(String::as_str).as_slice())?;
         let Some(argument) = argument else {
             let tool = LIST_PROJECTS.to_owned();
             return Ok(ProjectsPlan::Direct { tool });
@@ -225,10 +217,8 @@ impl ToolSet {
     /// names it: this server would have to guess its value.
     pub fn requires_only(&self, tool: &str, known: &[&str]) -> Result<(), BackendError> {
         let required = self.required(tool);
-        match required.iter().find(|r| !known.contains(&r.as_str())) {
-            Some(other) => Err(Self::cannot_take(tool, other)),
-            None => Ok(()),
-        }
+        let other = required.iter().find(|r| !known.contains(&r.as_str()));
+        other.map_or(Ok(()), |other| Err(Self::cannot_take(tool, other)))
     }
 }
 
@@ -251,10 +241,8 @@ impl ToolSet {
     /// How each need is met, as the calls will be made.
     pub fn choices(&self) -> Vec<Choice> {
         let choice = |need, found: Result<(Vec<String>, Vec<String>), BackendError>| {
-            let ((tools, arguments), problem) = match found {
-                Ok(found) => (found, None),
-                Err(problem) => (Default::default(), Some(problem)),
-            };
+            let problem = found.as_ref().err().cloned();
+            let (tools, arguments) = found.unwrap_or_default();
             let required = tools.last().map(|t| self.required(t).to_vec());
             Choice {
                 need,
@@ -266,9 +254,8 @@ impl ToolSet {
         };
         let listing = |tool: String| {
             let mut arguments = vec!["project_id".to_owned()];
-            if let Some(p) = self.paging(&tool) {
-                arguments.extend([p.skip, p.count]);
-            }
+            let paging = self.paging(&tool).into_iter();
+            arguments.extend(paging.flat_map(|p| [p.skip, p.count]));
             (vec![tool], arguments)
         };
         let projects = self.projects_plan().map(|plan| match plan {
@@ -288,15 +275,8 @@ impl ToolSet {
             None => listing(tool),
         });
         let codes = self.codes_tool().map(|(tool, pool_arg)| {
-            let mut arguments = vec![
-                "project_id".to_owned(),
-                pool_arg,
-                "skip".to_owned(),
-                "count".to_owned(),
-            ];
-            if self.codes_take_status() {
-                arguments.push("status".to_owned());
-            }
+            let mut arguments = vec!["project_id".into(), pool_arg, "skip".into(), "count".into()];
+            arguments.extend(self.codes_take_status().then(|| "status".to_owned()));
             (vec![tool], arguments)
         });
         vec![
@@ -324,6 +304,8 @@ pub enum ToolAnswer {
     },
 }
 
+const NO_TEXT: &str = "Loomi Connect reported an error and gave no text";
+
 /// Reads a `tools/call` result.
 pub fn payload(mut result: Value) -> ToolAnswer {
     let structured = result
@@ -335,10 +317,7 @@ pub fn payload(mut result: Value) -> ToolAnswer {
     let text = text.and_then(|b| b["text"].as_str());
     if result["isError"] == true {
         let error = structured.as_ref().and_then(|s| s["error"].as_str());
-        let message = match text.or(error) {
-            Some(message) => message.to_owned(),
-            None => "Loomi Connect reported an error and gave no text".to_owned(),
-        };
+        let message = text.or(error).unwrap_or(NO_TEXT).to_owned();
         return limited(&message).unwrap_or(ToolAnswer::Failed { message });
     }
     // Kept long (128 KiB is past all that a quote scrubs and shows): it is
@@ -355,12 +334,9 @@ pub fn payload(mut result: Value) -> ToolAnswer {
             _ => return limited(text).unwrap_or_else(|| unreadable(AnswerProblem::NotJson, text)),
         },
     };
-    if envelope["success"] == false {
-        if let Some(answer) = envelope["error"].as_str().and_then(limited) {
-            return answer;
-        }
-    }
-    ToolAnswer::Envelope(envelope)
+    let notice = envelope["error"].as_str().and_then(limited);
+    let notice = notice.filter(|_| envelope["success"] == false);
+    notice.unwrap_or(ToolAnswer::Envelope(envelope))
 }
 
 fn limited(text: &str) -> Option<ToolAnswer> {
@@ -445,11 +421,8 @@ pub fn with_ids(mut envelope: Value) -> Value {
 pub fn one_pool(mut envelope: Value, pool_id: &str) -> Option<Value> {
     let data = envelope.get_mut("data")?;
     if let Value::Array(pools) = data {
-        let found = pools
-            .iter()
-            .find(|p| record_id(p).as_deref() == Some(pool_id))
-            .cloned()?;
-        *data = found;
+        let wanted = |p: &&Value| record_id(p).as_deref() == Some(pool_id);
+        *data = pools.iter().find(wanted)?.clone();
     }
     add_id(data)?;
     Some(envelope)
@@ -465,12 +438,9 @@ fn id_and_name(record: &Value, keys: [&str; 3]) -> Option<(String, String)> {
 
 /// A project of Loomi's `list_projects`: its id (`id`, else `project_id`,
 /// else `_id`), name and workspace name, in `organization` (a name).
-pub fn project_entry(
-    record: &Value,
-    organization: Option<&str>,
-) -> Option<crate::backend::ProjectEntry> {
+pub fn project_entry(record: &Value, organization: Option<&str>) -> Option<ProjectEntry> {
     let (id, name) = id_and_name(record, ["id", "project_id", "_id"])?;
-    Some(crate::backend::ProjectEntry {
+    Some(ProjectEntry {
         id,
         name,
         organization: organization.map(str::to_owned),
