@@ -223,9 +223,7 @@ impl ConfigError {
 /// `BLOOMREACH_DEMO` / `--demo`: on for `true`, `1`, `yes`, `on`; off for
 /// `false`, `0`, `no`, `off` or not set.
 pub fn parse_demo(raw: Option<&str>) -> Result<bool, ConfigError> {
-    let Some(raw) = given(raw) else {
-        return Ok(false);
-    };
+    let raw = given(raw).unwrap_or("false");
     match raw.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
@@ -282,31 +280,23 @@ impl Config {
         };
         let key_id = given(s.api_key_id.as_deref());
         let secret = given(s.api_secret.as_deref());
-        let half_missing = |variable, flag, other: &str, add: &str, clear: &str| {
+        let [id, sec] = [env::KEY_ID, env::SECRET];
+        let half_missing = match (key_id, secret) {
+            _ if demo => None,
+            (Some(_), None) => Some((sec, "api-secret", id, "key's secret", "key ID")),
+            (None, Some(_)) => Some((id, "api-key-id", sec, "key ID", "secret")),
+            _ => None,
+        };
+        if let Some((variable, flag, other, add, clear)) = half_missing {
             let problem = format!(
                 "is not set, but {other} is: an API key needs both halves, so add the {add} (or clear the {clear} to use Loomi Connect instead)"
             );
-            Err(ConfigError::new(variable, flag, problem))
-        };
-        let credentials = match (key_id, secret) {
-            (Some(key_id), Some(secret)) => Some(Credentials {
-                key_id: key_id.to_owned(),
-                secret: Secret::new(secret),
-            }),
-            (Some(_), None) if !demo => {
-                return half_missing(
-                    env::SECRET,
-                    "api-secret",
-                    env::KEY_ID,
-                    "key's secret",
-                    "key ID",
-                )
-            }
-            (None, Some(_)) if !demo => {
-                return half_missing(env::KEY_ID, "api-key-id", env::SECRET, "key ID", "secret")
-            }
-            _ => None,
-        };
+            return Err(ConfigError::new(variable, flag, problem));
+        }
+        let credentials = key_id.zip(secret).map(|(key_id, secret)| Credentials {
+            key_id: key_id.to_owned(),
+            secret: Secret::new(secret),
+        });
         let projects = parse_projects(given(s.project_token.as_deref()).unwrap_or(""))?;
         let loomi_identity = ClientIdentity {
             client_id: given(s.loomi_client_id.as_deref()).map(str::to_owned),
@@ -340,16 +330,16 @@ impl Config {
                 ),
             ));
         }
-        let credentials_file = match given(s.credentials_file.as_deref()) {
-            Some(path) => Some(CredentialsPath {
-                path: path.into(),
-                default: false,
-            }),
-            None => user_config_folder().map(|dir| CredentialsPath {
-                path: dir.join(CREDENTIALS_FOLDER).join(CREDENTIALS_FILE_NAME),
-                default: true,
-            }),
-        };
+        let credentials_file = given(s.credentials_file.as_deref())
+            .map(|path| (Path::new(path).to_owned(), false))
+            .or_else(|| {
+                let dir = user_config_folder()?;
+                Some((
+                    dir.join(CREDENTIALS_FOLDER).join(CREDENTIALS_FILE_NAME),
+                    true,
+                ))
+            })
+            .map(|(path, default)| CredentialsPath { path, default });
         if loomi.is_some() && credentials_file.is_none() && !demo {
             return Err(ConfigError::new(
                 env::CREDENTIALS_FILE,
@@ -559,17 +549,13 @@ fn is_loopback(host: &str) -> bool {
 
 /// Parses the per-attempt timeout: whole seconds, 1 to [`MAX_TIMEOUT_SECS`].
 pub fn parse_timeout(raw: &str) -> Result<Duration, ConfigError> {
-    let err = |problem: String| Err(ConfigError::new(env::TIMEOUT, "timeout-secs", problem));
     let trimmed = raw.trim();
-    match trimmed.parse::<u64>() {
-        Ok(secs @ 1..=MAX_TIMEOUT_SECS) => Ok(Duration::from_secs(secs)),
-        Ok(secs) => err(format!(
-            "must be between 1 and {MAX_TIMEOUT_SECS} seconds (got {secs})"
-        )),
-        Err(_) => err(format!(
-            "must be a whole number of seconds (got {trimmed:?})"
-        )),
-    }
+    let problem = match trimmed.parse::<u64>() {
+        Ok(secs @ 1..=MAX_TIMEOUT_SECS) => return Ok(Duration::from_secs(secs)),
+        Ok(secs) => format!("must be between 1 and {MAX_TIMEOUT_SECS} seconds (got {secs})"),
+        Err(_) => format!("must be a whole number of seconds (got {trimmed:?})"),
+    };
+    Err(ConfigError::new(env::TIMEOUT, "timeout-secs", problem))
 }
 
 /// Parses `token[=Display name]` entries, comma-separated. Blank entries are

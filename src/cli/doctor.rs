@@ -67,8 +67,7 @@ impl Report {
 
 /// The settings that are set, by variable; secrets and paths only as
 /// "set", URLs and numbers as given.
-fn settings_set(settings: &Settings) -> Vec<String> {
-    let s = settings;
+fn settings_set(s: &Settings) -> Vec<String> {
     let base_url =
         Some(s.api_base_url.clone()).filter(|u| given(Some(u)) != Some(DEFAULT_BASE_URL));
     let value = |v: &str, raw: &Option<String>| {
@@ -128,11 +127,7 @@ pub async fn run_doctor(settings: &Settings, config: &Config, as_json: bool) -> 
             "A step failed; what it says is what to fix. To report it, run `bloomreach-vouchers-mcp doctor --json` and attach its output: it holds no token, secret or voucher code."
         );
     }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    ExitCode::from(u8::from(!ok))
 }
 
 async fn check(report: &mut Report, settings: &Settings, config: &Config, backend: &Backend) {
@@ -302,10 +297,8 @@ async fn call(
     if envelope["success"] == true {
         return Ok(envelope);
     }
-    let error = envelope["error"]
-        .as_str()
-        .unwrap_or("failed without a reason");
-    Err(error.to_owned())
+    let error = envelope["error"].as_str();
+    Err(error.unwrap_or("failed without a reason").to_owned())
 }
 
 async fn data_steps(report: &mut Report, backend: &Backend, config: &Config) {

@@ -406,30 +406,23 @@ pub fn integer(args: &RawArgs, rule: IntRule) -> IntArg {
 
 fn read_integer(value: &Value) -> IntRead {
     match value {
-        Value::Number(n) => {
-            if let Some(v) = n.as_i64() {
-                IntRead::Value(v)
-            } else if n.is_u64() {
-                IntRead::Huge(n.to_string())
-            } else {
-                float_read(n.as_f64().unwrap_or(f64::NAN), value)
-            }
-        }
+        Value::Number(n) => match n.as_i64() {
+            Some(v) => IntRead::Value(v),
+            None if n.is_u64() => IntRead::Huge(n.to_string()),
+            None => float_read(n.as_f64().unwrap_or(f64::NAN), value),
+        },
         Value::String(text) => {
             let t = text.trim();
             let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
             if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-                match t.parse::<i64>() {
-                    Ok(v) => IntRead::Value(v),
-                    Err(_) => IntRead::Huge(shorten(t, SHOWN_CHARS)),
+                let huge = |_| IntRead::Huge(shorten(t, SHOWN_CHARS));
+                return t.parse::<i64>().map_or_else(huge, IntRead::Value);
+            }
+            match t.parse::<f64>() {
+                Ok(f) if f.is_finite() && t.bytes().any(|b| b.is_ascii_digit()) => {
+                    float_read(f, value)
                 }
-            } else {
-                match t.parse::<f64>() {
-                    Ok(f) if f.is_finite() && t.bytes().any(|b| b.is_ascii_digit()) => {
-                        float_read(f, value)
-                    }
-                    _ => IntRead::Unreadable(show(value)),
-                }
+                _ => IntRead::Unreadable(show(value)),
             }
         }
         other => IntRead::Unreadable(show(other)),

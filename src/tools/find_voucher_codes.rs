@@ -196,13 +196,10 @@ pub async fn call(context: &CallContext<'_>, args: &RawArgs) -> Output {
 async fn find(context: &CallContext<'_>, args: &RawArgs) -> Result<Output, (u64, Failure)> {
     let fail = |e: ArgError| (0, Failure::from(e));
     let (project_id, pool_id) = args::pool_ids(args).map_err(fail)?;
+    let lowered = |arg: TextArg| args::text(args, arg.name).map(|t| t.map(|c| lower(&c).collect()));
     let filter = Filter {
-        code: args::text(args, CODE.name)
-            .map_err(fail)?
-            .map(|c| lower(&c).collect()),
-        code_prefix: args::text(args, CODE_PREFIX.name)
-            .map_err(fail)?
-            .map(|c| lower(&c).collect()),
+        code: lowered(CODE).map_err(fail)?,
+        code_prefix: lowered(CODE_PREFIX).map_err(fail)?,
         assigned: Bounds::read(args, &ASSIGNED_AFTER, &ASSIGNED_BEFORE).map_err(fail)?,
         redeemed: Bounds::read(args, &REDEEMED_AFTER, &REDEEMED_BEFORE).map_err(fail)?,
         status: None,
