@@ -704,6 +704,52 @@ mod tests {
     }
 
     #[test]
+    fn each_service_keeps_its_own_words_for_the_merged_faults() {
+        let words = |service| {
+            [
+                BackendError::Status {
+                    service,
+                    status: 409,
+                    excerpt: Some("busy".into()),
+                },
+                BackendError::Redirect {
+                    service,
+                    host: "h.example".into(),
+                    location: "https://other.example/".into(),
+                },
+                BackendError::Failed {
+                    service,
+                    message: "locked".into(),
+                },
+                BackendError::Unexpected {
+                    service,
+                    problem: AnswerProblem::NoData,
+                    excerpt: None,
+                },
+            ]
+            .map(|e| backend_error(&e))
+        };
+        assert_eq!(
+            words(Service::Api),
+            [
+                "The Bloomreach API answered with unexpected HTTP status 409: busy".to_owned(),
+                "The Bloomreach API redirected to another host (https://other.example/); the redirect was not followed so that credentials stay with h.example. Check BLOOMREACH_API_BASE_URL (\"API base URL\" in the extension's settings)".to_owned(),
+                "Bloomreach could not complete the request: locked".to_owned(),
+                "The Bloomreach API answered unexpectedly: the answer has no data field".to_owned(),
+            ]
+        );
+        assert_eq!(
+            words(Service::Loomi),
+            [
+                "Loomi Connect answered HTTP 409: busy".to_owned(),
+                "Loomi Connect redirected the request to https://other.example/, which was not followed, so the login's token stays with Loomi; check BLOOMREACH_LOOMI_URL (\"Loomi Connect URL\" in the extension's settings) against the address on Bloomreach's setup page".to_owned(),
+                "Loomi Connect answered with an error: locked".to_owned(),
+                "Loomi Connect answered unexpectedly: the answer has no data field".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
     fn unexpected_answers_say_what_was_wrong() {
         let e = BackendError::Unexpected {
             service: Service::Api,
